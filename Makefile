@@ -1,0 +1,81 @@
+# ollama-fcgi: Anthropic Messages and OpenAI Chat Completions served from Ollama by a FastCGI worker pool.
+CC      ?= cc
+PKGS    := fcgi json-c libcurl
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Isrc
+CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lfcgi -ljson-c -lcurl)
+PREFIX  ?= /usr/local
+PORT    ?= 4000
+VERSION := 0.1.0
+
+# The translation core: pure functions and state machines, no FastCGI and no libcurl.
+CORE_SRC := src/buf.c src/jsonx.c src/config.c src/apierr.c src/ollama.c src/chat.c \
+            src/anthropic.c src/openai.c src/models.c src/tokens.c src/stopseq.c src/sse.c
+# The rooms with I/O around it.
+IO_SRC   := src/upstream.c src/reply.c src/worker.c src/pool.c src/accesslog.c src/main.c
+
+BIN      := build/ollama-fcgi
+MOCK     := build/mock-ollama
+UNIT     := build/unit-tests
+UNIT_SAN := build/unit-tests-san
+
+.PHONY: all test unit unit-san e2e clients run bench fuzz install clean deps-build deps-test deps-run
+
+all: $(BIN) $(MOCK)
+
+build:
+	@mkdir -p build
+
+$(BIN): $(CORE_SRC) $(IO_SRC) $(wildcard src/*.h) | build
+	$(CC) $(CFLAGS) -DOF_VERSION='"$(VERSION)"' -o $@ $(CORE_SRC) $(IO_SRC) $(LDFLAGS) $(LDLIBS)
+
+$(MOCK): tests/mock_ollama.c | build
+	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS) $(shell pkg-config --libs json-c) -lpthread
+
+$(UNIT): $(CORE_SRC) $(wildcard src/*.h) $(wildcard tests/unit/*.c) | build
+	$(CC) $(CFLAGS) -o $@ $(CORE_SRC) tests/unit/*.c $(LDFLAGS) $(shell pkg-config --libs json-c criterion)
+
+# The same unit tests under AddressSanitizer and UndefinedBehaviorSanitizer.
+$(UNIT_SAN): $(CORE_SRC) $(wildcard src/*.h) $(wildcard tests/unit/*.c) | build
+	$(CC) $(CFLAGS) -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
+	  -o $@ $(CORE_SRC) tests/unit/*.c $(LDFLAGS) $(shell pkg-config --libs json-c criterion)
+
+deps-build:
+	@sh scripts/deps.sh build
+deps-run:
+	@sh scripts/deps.sh run
+deps-test:
+	@sh scripts/deps.sh test
+
+unit: $(UNIT)
+	cd tests && ../$(UNIT) -j2
+
+unit-san: $(UNIT_SAN)
+	cd tests && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ../$(UNIT_SAN) -j2
+
+e2e: all
+	cd tests && node --test --test-concurrency=1 e2e/
+
+clients: all
+	cd tests && npm ci --no-audit --no-fund --loglevel=error && node --test --test-concurrency=1 clients/
+
+test: deps-test
+	$(MAKE) all $(UNIT) $(UNIT_SAN)
+	$(MAKE) unit
+	$(MAKE) unit-san
+	$(MAKE) e2e
+	$(MAKE) clients
+
+run: deps-run
+	$(MAKE) $(BIN)
+	PORT=$(PORT) ./scripts/run.sh
+
+install: $(BIN)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/ollama-fcgi
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/ollama-fcgi
+	install -m 644 lighttpd.conf nginx-fastcgi.conf $(DESTDIR)$(PREFIX)/share/ollama-fcgi/
+	install -m 755 spawn-fcgi.sh $(DESTDIR)$(PREFIX)/share/ollama-fcgi/
+
+clean:
+	rm -rf build

@@ -1,0 +1,27 @@
+#!/bin/sh
+# Installs the Debian packages the build, the tests and `make run` need, only when one is missing.
+# Usage: scripts/deps.sh build|run|test
+set -eu
+need_build="pkg-config gcc make libfcgi-dev libjson-c-dev libcurl4-openssl-dev"
+need_run="$need_build lighttpd spawn-fcgi"
+need_test="$need_run libcriterion-dev nginx-light curl clang libclang-rt-14-dev valgrind"
+case "${1:-build}" in
+  build) want=$need_build ;;
+  run) want=$need_run ;;
+  test) want=$need_test ;;
+  *) echo "usage: $0 build|run|test" >&2; exit 2 ;;
+esac
+missing=""
+for p in $want; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+# The client tests need node and npm; one from elsewhere (nvm, a tarball) serves as well as Debian's.
+if [ "${1:-build}" = test ] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
+  missing="$missing nodejs npm"
+fi
+[ -z "$missing" ] && exit 0
+sudo=""
+[ "$(id -u)" = 0 ] || sudo="sudo"
+echo "installing:$missing" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >&2

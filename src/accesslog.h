@@ -1,0 +1,23 @@
+/* accesslog.h -- one line per request, to stderr (the web server's error log) or LOG_FILE. */
+#ifndef OF_ACCESSLOG_H
+#define OF_ACCESSLOG_H
+
+struct access_entry {
+    const char *request_id;
+    const char *method;
+    const char *path;
+    const char *model;            /* as the client asked, or "-" */
+    const char *upstream_model;   /* as sent to Ollama, or "-" */
+    int status;
+    double duration_ms;
+    double ttft_ms;               /* time to the first token, -1 when none */
+    long long input_tokens;
+    long long output_tokens;
+    const char *outcome;          /* ok, client_gone, upstream_error, rejected */
+};
+
+/* Returns 0, or -1 when LOG_FILE cannot be opened. */
+int accesslog_open(const char *path);
+void accesslog_write(const struct access_entry *e);
+
+#endif

@@ -1,0 +1,29 @@
+/* buf.h -- a growable byte buffer; allocation failure aborts, as in redis' zmalloc. */
+#ifndef OF_BUF_H
+#define OF_BUF_H
+
+#include <stddef.h>
+
+struct buf {
+    char *data;   /* always NUL-terminated when cap > 0 */
+    size_t len;
+    size_t cap;
+};
+
+void buf_init(struct buf *b);
+void buf_free(struct buf *b);
+void buf_reset(struct buf *b);
+void buf_append(struct buf *b, const void *p, size_t n);
+void buf_puts(struct buf *b, const char *s);
+void buf_putc(struct buf *b, char c);
+void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Gives the bytes to the caller, who frees them; the buffer is left empty. */
+char *buf_steal(struct buf *b);
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+#endif

@@ -1,0 +1,44 @@
+/* config.h -- every setting in one struct, read from the environment once at start and validated. */
+#ifndef OF_CONFIG_H
+#define OF_CONFIG_H
+
+#include <stddef.h>
+
+struct model_alias {
+    char *pattern;   /* a glob: '*' matches any run of characters */
+    char *target;
+};
+
+struct config {
+    char *ollama_url;            /* OLLAMA_BASE_URL without a trailing slash */
+    char **think_models;         /* THINK_MODELS */
+    size_t n_think_models;
+    struct model_alias *aliases; /* MODEL_MAP, first match wins */
+    size_t n_aliases;
+    long num_ctx;                /* NUM_CTX */
+    char *keep_alive;            /* KEEP_ALIVE or NULL: a duration string, or a number of seconds */
+    char *api_key;               /* ADAPTER_API_KEY or NULL */
+    long ping_interval;          /* PING_INTERVAL, seconds */
+    long upstream_timeout;       /* UPSTREAM_TIMEOUT, seconds, 0 = none */
+    long connect_timeout;        /* CONNECT_TIMEOUT, seconds */
+    long grace_timeout;          /* GRACE_TIMEOUT, seconds a stopping worker may finish its stream */
+    size_t max_body;             /* MAX_BODY_BYTES */
+    char *log_file;              /* LOG_FILE or NULL (stderr) */
+    char *listen;                /* FCGI_LISTEN or NULL (inherit fd 0) */
+    long workers;                /* WORKERS */
+};
+
+/* Where settings come from: getenv, or a table in tests. */
+typedef const char *(*config_getter)(const char *name, void *ctx);
+
+/* Fills cfg from the getter; returns 0, or -1 with a message naming the bad setting in err. */
+int config_load(struct config *cfg, config_getter get, void *ctx, char *err, size_t errlen);
+int config_from_env(struct config *cfg, char *err, size_t errlen);
+void config_free(struct config *cfg);
+
+/* The Ollama model to use for what the client asked for: the first matching MODEL_MAP target, or the name. */
+const char *config_map_model(const struct config *cfg, const char *requested);
+int config_is_think_model(const struct config *cfg, const char *model);
+int config_glob_match(const char *pattern, const char *s);
+
+#endif

@@ -1,0 +1,269 @@
+/* jsonx.c -- strict JSON parsing with limits, typed field access that names the field on error, plain output. */
+#include "jsonx.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+struct json_tokener *jsonx_tokener_new(void)
+{
+    struct json_tokener *tok = json_tokener_new_ex(JSONX_MAX_DEPTH);
+
+    if (tok)
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    return tok;
+}
+
+static int only_space(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n')
+            return 0;
+    return 1;
+}
+
+struct json_object *jsonx_parse_with(struct json_tokener *tok, const char *text, size_t len)
+{
+    struct json_object *o;
+    size_t end;
+
+    if (len > 0x7ffffff0u)
+        return NULL;
+    json_tokener_reset(tok);
+    o = json_tokener_parse_ex(tok, text, (int)len);
+    if (!o && json_tokener_get_error(tok) == json_tokener_continue) {
+        /* A bare number at the very end needs the terminator to be complete. */
+        o = json_tokener_parse_ex(tok, "", 1);
+        if (!o)
+            return NULL;
+        return o;
+    }
+    if (!o)
+        return NULL;
+    end = json_tokener_get_parse_end(tok);
+    if (end < len && !only_space(text + end, len - end)) {
+        json_object_put(o);
+        return NULL;
+    }
+    return o;
+}
+
+struct json_object *jsonx_parse(const char *text, size_t len, struct apierr *err)
+{
+    struct json_tokener *tok = jsonx_tokener_new();
+    struct json_object *o = NULL;
+    enum json_tokener_error jerr;
+
+    if (!tok) {
+        apierr_set(err, APIERR_API, 500, "out of memory");
+        return NULL;
+    }
+    if (len == 0) {
+        apierr_set(err, APIERR_INVALID_REQUEST, 400, "request body is empty; expected a JSON object");
+        goto out;
+    }
+    if (memchr(text, '\0', len)) {
+        apierr_set(err, APIERR_INVALID_REQUEST, 400, "request body is not valid JSON: it contains a NUL byte");
+        goto out;
+    }
+    o = jsonx_parse_with(tok, text, len);
+    if (!o) {
+        jerr = json_tokener_get_error(tok);
+        if (jerr == json_tokener_success || jerr == json_tokener_continue)
+            apierr_set(err, APIERR_INVALID_REQUEST, 400,
+                       "request body is not valid JSON: %s at byte %zu",
+                       jerr == json_tokener_continue ? "unexpected end of data" : "unexpected data after the value",
+                       json_tokener_get_parse_end(tok));
+        else
+            apierr_set(err, APIERR_INVALID_REQUEST, 400, "request body is not valid JSON: %s at byte %zu",
+                       json_tokener_error_desc(jerr), json_tokener_get_parse_end(tok));
+    }
+out:
+    json_tokener_free(tok);
+    return o;
+}
+
+const char *jsonx_type_name(enum json_type t)
+{
+    switch (t) {
+    case json_type_null: return "null";
+    case json_type_boolean: return "boolean";
+    case json_type_double:
+    case json_type_int: return "number";
+    case json_type_object: return "object";
+    case json_type_array: return "array";
+    case json_type_string: return "string";
+    }
+    return "value";
+}
+
+const char *jsonx_path(char *buf, size_t size, const char *path, const char *key)
+{
+    if (path && *path)
+        snprintf(buf, size, "%s.%s", path, key);
+    else
+        snprintf(buf, size, "%s", key);
+    return buf;
+}
+
+const char *jsonx_path_idx(char *buf, size_t size, const char *path, size_t idx)
+{
+    snprintf(buf, size, "%s.%zu", path, idx);
+    return buf;
+}
+
+static int type_matches(struct json_object *v, enum json_type want)
+{
+    enum json_type t = json_object_get_type(v);
+
+    if (want == json_type_double)
+        return t == json_type_double || t == json_type_int;
+    return t == want;
+}
+
+int jsonx_opt(struct json_object *obj, const char *key, enum json_type type, const char *path,
+              struct json_object **out, struct apierr *err)
+{
+    struct json_object *v = NULL;
+    char name[256];
+
+    *out = NULL;
+    if (!json_object_object_get_ex(obj, key, &v) || v == NULL)
+        return 0;
+    if (!type_matches(v, type)) {
+        apierr_field(err, jsonx_path(name, sizeof name, path, key), "expected %s, got %s",
+                     type == json_type_double ? "a number" : jsonx_type_name(type),
+                     jsonx_type_name(json_object_get_type(v)));
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int jsonx_req(struct json_object *obj, const char *key, enum json_type type, const char *path,
+              struct json_object **out, struct apierr *err)
+{
+    char name[256];
+
+    if (jsonx_opt(obj, key, type, path, out, err) < 0)
+        return -1;
+    if (!*out) {
+        apierr_field(err, jsonx_path(name, sizeof name, path, key), "Field required");
+        return -1;
+    }
+    return 0;
+}
+
+int jsonx_opt_string(struct json_object *obj, const char *key, const char *path, const char **out,
+                     struct apierr *err)
+{
+    struct json_object *v;
+
+    if (jsonx_opt(obj, key, json_type_string, path, &v, err) < 0)
+        return -1;
+    *out = v ? json_object_get_string(v) : NULL;
+    return 0;
+}
+
+int jsonx_opt_number(struct json_object *obj, const char *key, const char *path, struct json_object **out,
+                     struct apierr *err)
+{
+    char name[256];
+    double d;
+
+    if (jsonx_opt(obj, key, json_type_double, path, out, err) < 0)
+        return -1;
+    if (*out && json_object_is_type(*out, json_type_double)) {
+        d = json_object_get_double(*out);
+        if (!isfinite(d)) {
+            apierr_field(err, jsonx_path(name, sizeof name, path, key), "expected a finite number");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int jsonx_opt_int(struct json_object *obj, const char *key, const char *path, long long *out, int *present,
+                  struct apierr *err)
+{
+    struct json_object *v;
+    char name[256];
+    double d;
+
+    if (present)
+        *present = 0;
+    if (jsonx_opt(obj, key, json_type_double, path, &v, err) < 0)
+        return -1;
+    if (!v)
+        return 0;
+    if (json_object_is_type(v, json_type_int)) {
+        *out = (long long)json_object_get_int64(v);
+    } else {
+        d = json_object_get_double(v);
+        if (!isfinite(d) || d != floor(d) || fabs(d) > 9.0e15) {
+            apierr_field(err, jsonx_path(name, sizeof name, path, key), "expected an integer");
+            return -1;
+        }
+        *out = (long long)d;
+    }
+    if (present)
+        *present = 1;
+    return 0;
+}
+
+int jsonx_opt_bool(struct json_object *obj, const char *key, const char *path, int *out, struct apierr *err)
+{
+    struct json_object *v;
+
+    if (jsonx_opt(obj, key, json_type_boolean, path, &v, err) < 0)
+        return -1;
+    if (v)
+        *out = json_object_get_boolean(v) ? 1 : 0;
+    return 0;
+}
+
+const char *jsonx_text(struct json_object *obj, size_t *len)
+{
+    return json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, len);
+}
+
+struct json_object *jsonx_string(const char *s, size_t len)
+{
+    return json_object_new_string_len(s, (int)len);
+}
+
+void jsonx_put_string(struct buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t start = 0;
+
+    buf_putc(b, '"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *rep = NULL;
+        char u[6];
+
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        switch (c) {
+        case '"': rep = "\\\""; break;
+        case '\\': rep = "\\\\"; break;
+        case '\n': rep = "\\n"; break;
+        case '\r': rep = "\\r"; break;
+        case '\t': rep = "\\t"; break;
+        case '\b': rep = "\\b"; break;
+        case '\f': rep = "\\f"; break;
+        default:
+            u[0] = '\\'; u[1] = 'u'; u[2] = '0'; u[3] = '0'; u[4] = hex[c >> 4]; u[5] = hex[c & 15];
+            break;
+        }
+        buf_append(b, s + start, i - start);
+        if (rep)
+            buf_puts(b, rep);
+        else
+            buf_append(b, u, 6);
+        start = i + 1;
+    }
+    buf_append(b, s + start, n - start);
+    buf_putc(b, '"');
+}

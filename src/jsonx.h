@@ -1,0 +1,50 @@
+/* jsonx.h -- strict JSON parsing with limits, typed field access that names the field on error, plain output. */
+#ifndef OF_JSONX_H
+#define OF_JSONX_H
+
+#include <json-c/json.h>
+#include <stddef.h>
+
+#include "apierr.h"
+
+#define JSONX_MAX_DEPTH 64
+
+/* Parses one complete JSON text, strictly (no comments, no trailing garbage) and with valid UTF-8 only.
+ * Returns a new reference the caller puts, or NULL with a 400 set in err. */
+struct json_object *jsonx_parse(const char *text, size_t len, struct apierr *err);
+
+/* A reusable strict parser, for many small documents (Ollama's NDJSON lines). */
+struct json_tokener *jsonx_tokener_new(void);
+struct json_object *jsonx_parse_with(struct json_tokener *tok, const char *text, size_t len);
+
+/* Field access. All return borrowed references. The "opt" variants accept an absent key or JSON null
+ * (returning NULL, or leaving *out untouched); every variant rejects a wrong type with a 400 naming
+ * "path.key". Return 0 on success, -1 with err set. */
+int jsonx_opt(struct json_object *obj, const char *key, enum json_type type, const char *path,
+              struct json_object **out, struct apierr *err);
+int jsonx_req(struct json_object *obj, const char *key, enum json_type type, const char *path,
+              struct json_object **out, struct apierr *err);
+int jsonx_opt_string(struct json_object *obj, const char *key, const char *path, const char **out,
+                     struct apierr *err);
+int jsonx_opt_number(struct json_object *obj, const char *key, const char *path, struct json_object **out,
+                     struct apierr *err);
+int jsonx_opt_int(struct json_object *obj, const char *key, const char *path, long long *out, int *present,
+                  struct apierr *err);
+int jsonx_opt_bool(struct json_object *obj, const char *key, const char *path, int *out, struct apierr *err);
+
+/* "path.key" or "path.N" into buf. */
+const char *jsonx_path(char *buf, size_t size, const char *path, const char *key);
+const char *jsonx_path_idx(char *buf, size_t size, const char *path, size_t idx);
+
+const char *jsonx_type_name(enum json_type t);
+
+/* Compact output, "/" unescaped. The string belongs to obj. */
+const char *jsonx_text(struct json_object *obj, size_t *len);
+
+/* A string object that copies len bytes (strings may hold NUL). */
+struct json_object *jsonx_string(const char *s, size_t len);
+
+#include "buf.h"
+/* Appends s as a quoted JSON string, for frames written by hand on the per-event path. */
+void jsonx_put_string(struct buf *b, const char *s, size_t n);
+#endif

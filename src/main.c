@@ -1,0 +1,99 @@
+/* main.c -- flags and environment into a config; then the pool, or a single worker for a supervisor. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "accesslog.h"
+#include "buf.h"
+#include "config.h"
+#include "pool.h"
+#include "worker.h"
+
+#ifndef OF_VERSION
+#define OF_VERSION "dev"
+#endif
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: ollama-fcgi [--listen ADDR] [--workers N] [--single]\n"
+            "\n"
+            "Serves Anthropic Messages (/v1/messages) and OpenAI Chat Completions (/v1/chat/completions)\n"
+            "from Ollama's /api/chat, as a FastCGI worker pool behind nginx, lighttpd or any web server.\n"
+            "\n"
+            "  --listen ADDR   host:port or a unix socket path (default: FCGI_LISTEN, else the socket on\n"
+            "                  stdin, as spawn-fcgi and lighttpd's bin-path hand it over)\n"
+            "  --workers N     worker processes (default: WORKERS, else 4)\n"
+            "  --single        one worker and no master, for a supervisor that restarts it (multiwatch)\n"
+            "  --help, --version\n"
+            "\n"
+            "Environment: OLLAMA_BASE_URL THINK_MODELS MODEL_MAP NUM_CTX KEEP_ALIVE ADAPTER_API_KEY\n"
+            "PING_INTERVAL UPSTREAM_TIMEOUT CONNECT_TIMEOUT GRACE_TIMEOUT MAX_BODY_BYTES LOG_FILE\n"
+            "FCGI_LISTEN WORKERS (see the README).\n");
+}
+
+static int stdin_is_listening_socket(void)
+{
+    int listening = 0;
+    socklen_t len = sizeof listening;
+
+    return getsockopt(0, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening;
+}
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    char err[512];
+    const char *listen_addr = NULL;
+    long workers = 0;
+    int single = 0, fd, status;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("ollama-fcgi %s\n", OF_VERSION);
+            return 0;
+        } else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
+            listen_addr = argv[++i];
+        } else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
+            workers = strtol(argv[++i], NULL, 10);
+            if (workers < 1 || workers > 1024) {
+                fprintf(stderr, "ollama-fcgi: --workers: expected 1 to 1024\n");
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--single") == 0) {
+            single = 1;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (config_from_env(&cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "ollama-fcgi: %s\n", err);
+        return 2;
+    }
+    if (workers)
+        cfg.workers = workers;
+    if (accesslog_open(cfg.log_file) < 0)
+        fprintf(stderr, "ollama-fcgi: cannot open LOG_FILE=%s; logging to stderr\n", cfg.log_file);
+    if (!listen_addr)
+        listen_addr = cfg.listen;
+    if (listen_addr) {
+        fd = pool_listen(listen_addr);
+        if (fd < 0)
+            return 1;
+    } else if (stdin_is_listening_socket()) {
+        fd = 0;
+    } else {
+        fprintf(stderr, "ollama-fcgi: nothing to listen on: set FCGI_LISTEN or --listen, or start it under "
+                        "spawn-fcgi\n");
+        return 2;
+    }
+    status = single ? worker_run(&cfg, fd) : pool_run(&cfg, fd);
+    config_free(&cfg);
+    return status;
+}

@@ -1,0 +1,220 @@
+/* models.c -- what each worker learns about Ollama's models: capabilities, context length, and how far
+ * the token estimate is from the model's real counts; and Ollama's model list in each dialect. */
+#include "models.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "jsonx.h"
+
+void models_cache_free(struct models_cache *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        free(c->entries[i].name);
+    free(c->entries);
+    c->entries = NULL;
+    c->n = 0;
+}
+
+struct models_entry *models_find(struct models_cache *c, const char *name)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->entries[i].name, name) == 0)
+            return &c->entries[i];
+    return NULL;
+}
+
+struct models_entry *models_put(struct models_cache *c, const char *name, const struct model_facts *f)
+{
+    struct models_entry *e = models_find(c, name);
+
+    if (!e) {
+        c->entries = xrealloc(c->entries, (c->n + 1) * sizeof *c->entries);
+        e = &c->entries[c->n++];
+        e->name = xstrdup(name);
+        e->correction = 1.0;
+    }
+    e->facts = *f;
+    return e;
+}
+
+int models_parse_show(const char *body, size_t len, struct model_facts *f)
+{
+    struct apierr ignored;
+    struct json_object *o = jsonx_parse(body, len, &ignored), *caps, *info, *arch, *ctx;
+    char key[160];
+
+    memset(f, 0, sizeof *f);
+    if (!o || !json_object_is_type(o, json_type_object)) {
+        json_object_put(o);
+        return -1;
+    }
+    f->known = 1;
+    if (json_object_object_get_ex(o, "capabilities", &caps) && json_object_is_type(caps, json_type_array)) {
+        for (size_t i = 0; i < json_object_array_length(caps); i++) {
+            struct json_object *c = json_object_array_get_idx(caps, i);
+
+            if (json_object_is_type(c, json_type_string) && strcmp(json_object_get_string(c), "thinking") == 0)
+                f->can_think = 1;
+        }
+    }
+    /* The model's own context length is model_info["<architecture>.context_length"]. */
+    if (json_object_object_get_ex(o, "model_info", &info) && json_object_is_type(info, json_type_object) &&
+        json_object_object_get_ex(info, "general.architecture", &arch) &&
+        json_object_is_type(arch, json_type_string)) {
+        snprintf(key, sizeof key, "%s.context_length", json_object_get_string(arch));
+        if (json_object_object_get_ex(info, key, &ctx) && json_object_is_type(ctx, json_type_int))
+            f->context_length = (long long)json_object_get_int64(ctx);
+    }
+    json_object_put(o);
+    return 0;
+}
+
+long long models_scaled_estimate(const struct models_entry *e, long long raw)
+{
+    return e ? (long long)((double)raw * e->correction + 0.5) : raw;
+}
+
+void models_learn(struct models_entry *e, long long raw, long long real)
+{
+    double ratio;
+
+    if (!e || raw <= 0 || real <= 0)
+        return;
+    ratio = (double)real / (double)raw;
+    /* Older Ollama counts only uncached prompt tokens; a wild ratio says nothing about the estimate. */
+    if (ratio < 0.25 || ratio > 4.0)
+        return;
+    e->correction = 0.5 * e->correction + 0.5 * ratio;
+}
+
+static const char *model_name(struct json_object *m)
+{
+    struct json_object *v;
+
+    if ((json_object_object_get_ex(m, "name", &v) || json_object_object_get_ex(m, "model", &v)) &&
+        json_object_is_type(v, json_type_string))
+        return json_object_get_string(v);
+    return NULL;
+}
+
+static const char *model_modified(struct json_object *m)
+{
+    struct json_object *v;
+
+    if (json_object_object_get_ex(m, "modified_at", &v) && json_object_is_type(v, json_type_string))
+        return json_object_get_string(v);
+    return "1970-01-01T00:00:00Z";
+}
+
+/* Unix time of an RFC 3339 stamp such as "2025-05-04T17:37:44.7-07:00". */
+static long long rfc3339_unix(const char *s)
+{
+    struct tm tm;
+    int y, mo, d, h, mi, sec, oh = 0, om = 0, n = 0;
+    const char *p;
+
+    memset(&tm, 0, sizeof tm);
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6)
+        return 0;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    p = s + n;
+    while (*p == '.' || (*p >= '0' && *p <= '9'))
+        p++;
+    if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d", &oh, &om) == 2)
+        return (long long)timegm(&tm) - (*p == '+' ? 1 : -1) * (oh * 3600LL + om * 60LL);
+    return (long long)timegm(&tm);
+}
+
+static struct json_object *tags_models(struct json_object *tags)
+{
+    struct json_object *models;
+
+    if (tags && json_object_object_get_ex(tags, "models", &models) && json_object_is_type(models, json_type_array))
+        return models;
+    return NULL;
+}
+
+static struct json_object *openai_model(struct json_object *m)
+{
+    struct json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "id", json_object_new_string(model_name(m)));
+    json_object_object_add(o, "object", json_object_new_string("model"));
+    json_object_object_add(o, "created", json_object_new_int64(rfc3339_unix(model_modified(m))));
+    json_object_object_add(o, "owned_by", json_object_new_string("ollama"));
+    return o;
+}
+
+static struct json_object *anthropic_model(struct json_object *m)
+{
+    struct json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "type", json_object_new_string("model"));
+    json_object_object_add(o, "id", json_object_new_string(model_name(m)));
+    json_object_object_add(o, "display_name", json_object_new_string(model_name(m)));
+    json_object_object_add(o, "created_at", json_object_new_string(model_modified(m)));
+    return o;
+}
+
+static struct json_object *list(struct json_object *tags, const char *id, int anthropic)
+{
+    struct json_object *models = tags_models(tags), *data = json_object_new_array(), *o;
+    size_t n = models ? json_object_array_length(models) : 0;
+
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *m = json_object_array_get_idx(models, i);
+        const char *name = json_object_is_type(m, json_type_object) ? model_name(m) : NULL;
+
+        if (!name)
+            continue;
+        /* "llama3" names "llama3:latest" in Ollama's own lookups. */
+        if (id && strcmp(id, name) != 0 &&
+            !(strncmp(name, id, strlen(id)) == 0 && strcmp(name + strlen(id), ":latest") == 0))
+            continue;
+        if (id) {
+            o = anthropic ? anthropic_model(m) : openai_model(m);
+            json_object_put(data);
+            return o;
+        }
+        json_object_array_add(data, anthropic ? anthropic_model(m) : openai_model(m));
+    }
+    if (id) {
+        json_object_put(data);
+        return NULL;
+    }
+    o = json_object_new_object();
+    if (anthropic) {
+        size_t k = json_object_array_length(data);
+        struct json_object *first = k ? json_object_array_get_idx(data, 0) : NULL;
+        struct json_object *last = k ? json_object_array_get_idx(data, k - 1) : NULL, *v;
+
+        json_object_object_add(o, "data", data);
+        json_object_object_add(o, "has_more", json_object_new_boolean(0));
+        json_object_object_add(o, "first_id",
+                               first && json_object_object_get_ex(first, "id", &v) ? json_object_get(v) : NULL);
+        json_object_object_add(o, "last_id",
+                               last && json_object_object_get_ex(last, "id", &v) ? json_object_get(v) : NULL);
+    } else {
+        json_object_object_add(o, "object", json_object_new_string("list"));
+        json_object_object_add(o, "data", data);
+    }
+    return o;
+}
+
+struct json_object *models_list_openai(struct json_object *tags, const char *id)
+{
+    return list(tags, id, 0);
+}
+
+struct json_object *models_list_anthropic(struct json_object *tags, const char *id)
+{
+    return list(tags, id, 1);
+}

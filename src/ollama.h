@@ -1,0 +1,31 @@
+/* ollama.h -- one line of Ollama's /api/chat NDJSON, parsed into a neutral chunk. */
+#ifndef OF_OLLAMA_H
+#define OF_OLLAMA_H
+
+#include <json-c/json.h>
+#include <stddef.h>
+
+struct ollama_chunk {
+    struct json_object *root;   /* owned: the parsed line; the fields below borrow from it */
+    const char *content;
+    size_t content_len;
+    const char *thinking;
+    size_t thinking_len;
+    struct json_object *tool_calls;  /* array or NULL */
+    int done;
+    const char *done_reason;    /* "" when absent */
+    long long prompt_eval_count; /* -1 when absent */
+    long long eval_count;        /* -1 when absent */
+    const char *error;          /* a top-level "error" (Ollama's mid-stream failure), or NULL */
+};
+
+/* Parses one line with tok (see jsonx_tokener_new). Returns 0, or -1 for a line that is not an
+ * Ollama chat chunk. On success the caller calls ollama_chunk_release. */
+int ollama_chunk_parse(struct json_tokener *tok, const char *line, size_t len, struct ollama_chunk *c);
+void ollama_chunk_release(struct ollama_chunk *c);
+
+/* The message of an Ollama error body ({"error":"..."}), or the body itself when it is not that shape.
+ * Writes at most size bytes into out. */
+void ollama_error_message(const char *body, size_t len, char *out, size_t size);
+
+#endif

@@ -1,0 +1,350 @@
+/* pool.c -- the master process: the listening socket, a prefork pool of workers, supervision, signals.
+ *
+ * php-fpm's model: the master owns the socket and forks the workers, which all accept() on it. Signals
+ * reach the master's loop through a self-pipe, so nothing but write() runs in a handler. */
+#include "pool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "worker.h"
+
+#define BACKLOG 1024
+#define RESPAWN_DELAY_MS 1000     /* after a worker died within a second of its start */
+
+struct slot {
+    pid_t pid;                    /* 0: empty */
+    int generation;
+    struct timespec started;
+    struct timespec kill_at;      /* SIGKILL deadline once asked to stop; tv_sec 0 when not asked */
+};
+
+struct pool {
+    const struct config *cfg;
+    int listen_fd;
+    struct slot *slots;
+    size_t n_slots;
+    int generation;
+    int stopping;
+    int respawn_pending;          /* workers to start once the delay passes */
+    struct timespec respawn_at;
+};
+
+static int signal_pipe[2] = { -1, -1 };
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    unsigned char c = (unsigned char)sig;
+
+    if (write(signal_pipe[1], &c, 1) < 0) {
+        /* The pipe is full: the loop has signals enough to read. */
+    }
+    errno = saved;
+}
+
+static int listen_unix(const char *path)
+{
+    struct sockaddr_un sa;
+    struct stat st;
+    int fd;
+
+    if (strlen(path) >= sizeof sa.sun_path) {
+        fprintf(stderr, "ollama-fcgi: socket path too long: %s\n", path);
+        return -1;
+    }
+    /* A socket left by an earlier run is replaced; any other file is not ours to remove. */
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+        unlink(path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || chmod(path, 0666) < 0 || listen(fd, BACKLOG) < 0) {
+        fprintf(stderr, "ollama-fcgi: cannot listen on %s: %s\n", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int listen_tcp(const char *addr)
+{
+    struct addrinfo hints, *res = NULL, *ai;
+    char host[256];
+    const char *colon = strrchr(addr, ':'), *h = addr;
+    size_t hl;
+    int fd = -1, one = 1, rc;
+
+    hl = (size_t)(colon - addr);
+    if (*h == '[' && hl >= 2 && addr[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    if (hl >= sizeof host) {
+        fprintf(stderr, "ollama-fcgi: bad listen address %s\n", addr);
+        return -1;
+    }
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    rc = getaddrinfo(hl ? host : NULL, colon + 1, &hints, &res);
+    if (rc != 0) {
+        fprintf(stderr, "ollama-fcgi: cannot resolve %s: %s\n", addr, gai_strerror(rc));
+        return -1;
+    }
+    for (ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0)
+            continue;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, BACKLOG) == 0)
+            break;
+        close(fd);
+        fd = -1;
+    }
+    if (fd < 0)
+        fprintf(stderr, "ollama-fcgi: cannot listen on %s: %s\n", addr, strerror(errno));
+    freeaddrinfo(res);
+    return fd;
+}
+
+int pool_listen(const char *addr)
+{
+    if (addr[0] == '/' || addr[0] == '.' || !strchr(addr, ':'))
+        return listen_unix(addr);
+    return listen_tcp(addr);
+}
+
+static void add_ms(struct timespec *t, long ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, t);
+    t->tv_sec += ms / 1000;
+    t->tv_nsec += (ms % 1000) * 1000000L;
+    if (t->tv_nsec >= 1000000000L) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000L;
+    }
+}
+
+static int passed(const struct timespec *t)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
+static struct slot *free_slot(struct pool *p)
+{
+    for (size_t i = 0; i < p->n_slots; i++)
+        if (p->slots[i].pid == 0)
+            return &p->slots[i];
+    p->slots = xrealloc(p->slots, (p->n_slots + 1) * sizeof *p->slots);
+    memset(&p->slots[p->n_slots], 0, sizeof *p->slots);
+    return &p->slots[p->n_slots++];
+}
+
+static void child_signals(void)
+{
+    struct sigaction sa;
+    sigset_t none;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGCHLD, &sa, NULL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static int spawn(struct pool *p)
+{
+    struct slot *s;
+    pid_t pid = fork();
+
+    if (pid < 0) {
+        fprintf(stderr, "ollama-fcgi: fork: %s\n", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        close(signal_pipe[0]);
+        close(signal_pipe[1]);
+        child_signals();
+        _exit(worker_run(p->cfg, p->listen_fd));
+    }
+    s = free_slot(p);
+    s->pid = pid;
+    s->generation = p->generation;
+    clock_gettime(CLOCK_MONOTONIC, &s->started);
+    s->kill_at.tv_sec = 0;
+    return 0;
+}
+
+static void ask_to_stop(struct pool *p, struct slot *s)
+{
+    if (s->pid == 0 || s->kill_at.tv_sec != 0)
+        return;
+    kill(s->pid, SIGTERM);
+    add_ms(&s->kill_at, p->cfg->grace_timeout * 1000);
+}
+
+static size_t live(const struct pool *p)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < p->n_slots; i++)
+        n += p->slots[i].pid != 0;
+    return n;
+}
+
+static void reap(struct pool *p)
+{
+    pid_t pid;
+    int status;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (size_t i = 0; i < p->n_slots; i++) {
+            struct slot *s = &p->slots[i];
+            struct timespec young;
+
+            if (s->pid != pid)
+                continue;
+            s->pid = 0;
+            if (p->stopping || s->generation != p->generation || s->kill_at.tv_sec != 0)
+                break;
+            if (WIFSIGNALED(status))
+                fprintf(stderr, "ollama-fcgi: worker %d killed by signal %d; starting another\n", (int)pid,
+                        WTERMSIG(status));
+            else
+                fprintf(stderr, "ollama-fcgi: worker %d exited with status %d; starting another\n", (int)pid,
+                        WEXITSTATUS(status));
+            /* A worker that dies at once would die again: wait a little rather than spin. */
+            young = s->started;
+            young.tv_sec += 1;
+            if (!passed(&young)) {
+                if (p->respawn_pending++ == 0)
+                    add_ms(&p->respawn_at, RESPAWN_DELAY_MS);
+            } else {
+                spawn(p);
+            }
+            break;
+        }
+    }
+}
+
+static void on_tick(struct pool *p)
+{
+    for (size_t i = 0; i < p->n_slots; i++) {
+        struct slot *s = &p->slots[i];
+
+        if (s->pid && s->kill_at.tv_sec != 0 && passed(&s->kill_at)) {
+            fprintf(stderr, "ollama-fcgi: worker %d did not finish within GRACE_TIMEOUT; killing it\n", (int)s->pid);
+            kill(s->pid, SIGKILL);
+            s->kill_at.tv_sec = 0x7fffffff;
+        }
+    }
+    if (p->respawn_pending && !p->stopping && passed(&p->respawn_at))
+        for (; p->respawn_pending > 0; p->respawn_pending--)
+            spawn(p);
+}
+
+static void reload(struct pool *p)
+{
+    int old = p->generation++;
+
+    fprintf(stderr, "ollama-fcgi: SIGHUP: replacing the workers\n");
+    p->respawn_pending = 0;
+    for (long i = 0; i < p->cfg->workers; i++)
+        spawn(p);
+    for (size_t i = 0; i < p->n_slots; i++)
+        if (p->slots[i].generation == old)
+            ask_to_stop(p, &p->slots[i]);
+}
+
+static void stop(struct pool *p)
+{
+    if (p->stopping)
+        return;
+    p->stopping = 1;
+    fprintf(stderr, "ollama-fcgi: stopping: %zu workers finish what they serve\n", live(p));
+    for (size_t i = 0; i < p->n_slots; i++)
+        ask_to_stop(p, &p->slots[i]);
+}
+
+static void install(void)
+{
+    static const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP };
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+        sigaction(sigs[i], &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sa.sa_flags = 0;
+    sigaction(SIGPIPE, &sa, NULL);
+}
+
+int pool_run(const struct config *cfg, int listen_fd)
+{
+    struct pool p;
+    unsigned char sigbuf[64];
+    ssize_t n;
+
+    memset(&p, 0, sizeof p);
+    p.cfg = cfg;
+    p.listen_fd = listen_fd;
+    if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+        fprintf(stderr, "ollama-fcgi: pipe: %s\n", strerror(errno));
+        return 1;
+    }
+    install();
+    fprintf(stderr, "ollama-fcgi: master %d: %ld workers, Ollama at %s\n", (int)getpid(), cfg->workers,
+            cfg->ollama_url);
+    for (long i = 0; i < cfg->workers; i++)
+        spawn(&p);
+    while (!p.stopping || live(&p) > 0) {
+        struct pollfd pfd = { signal_pipe[0], POLLIN, 0 };
+
+        if (poll(&pfd, 1, 200) > 0) {
+            while ((n = read(signal_pipe[0], sigbuf, sizeof sigbuf)) > 0) {
+                for (ssize_t i = 0; i < n; i++) {
+                    if (sigbuf[i] == SIGCHLD)
+                        continue;
+                    if (sigbuf[i] == SIGHUP && !p.stopping)
+                        reload(&p);
+                    else if (sigbuf[i] != SIGHUP)
+                        stop(&p);
+                }
+            }
+        }
+        reap(&p);
+        on_tick(&p);
+    }
+    fprintf(stderr, "ollama-fcgi: master %d: stopped\n", (int)getpid());
+    free(p.slots);
+    close(signal_pipe[0]);
+    close(signal_pipe[1]);
+    return 0;
+}
