@@ -67,6 +67,16 @@ void chat_apply_facts(struct chat_request *req, const struct model_facts *f, con
         req->window = f->context_length;
 }
 
+int chat_check_window(const struct chat_request *req, struct apierr *err)
+{
+    if (req->window > 0 && req->estimated_tokens > req->window) {
+        apierr_set(err, APIERR_INVALID_REQUEST, 400, "prompt is too long: %lld tokens > %lld maximum",
+                   req->estimated_tokens, req->window);
+        return -1;
+    }
+    return 0;
+}
+
 struct json_object *chat_ollama_body(const struct chat_request *req, const struct config *cfg)
 {
     struct json_object *o = json_object_new_object(), *opts = json_object_new_object();

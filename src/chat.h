@@ -51,6 +51,9 @@ void chat_default_think(struct chat_request *req, const struct config *cfg);
  * the same for every request to that model. */
 void chat_apply_facts(struct chat_request *req, const struct model_facts *f, const struct config *cfg);
 void chat_drop_think(struct chat_request *req);
+/* Ollama would silently drop the start of a conversation longer than its window; refuse it instead,
+ * in the words Claude Code answers by compacting. Returns 0, or -1 with a 400 in err. */
+int chat_check_window(const struct chat_request *req, struct apierr *err);
 int chat_think_requested(const struct chat_request *req);
 /* The /api/chat body, always streamed from Ollama (even for a whole reply: stop sequences and client
  * disconnects can then end the generation early). Keys in one fixed order, so the same conversation

@@ -22,6 +22,34 @@ static int only_space(const char *p, size_t n)
     return 1;
 }
 
+/* What json-c's strict mode still lets through: single quotes, NaN and Infinity, raw control characters
+ * in strings, "1." -- rejected before parsing. Returns the offset of the first bad byte, or len. */
+static size_t first_non_json(const char *s, size_t len)
+{
+    int in_string = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (in_string) {
+            if (c < 0x20)
+                return i;
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = 0;
+            continue;
+        }
+        if (c == '"')
+            in_string = 1;
+        else if (c == '.' && (i + 1 >= len || s[i + 1] < '0' || s[i + 1] > '9'))
+            return i;
+        else if (!strchr(" \t\r\n{}[]:,0123456789+-.eEtrufalsn", c) || c == '\0')
+            return i;
+    }
+    return len;
+}
+
 struct json_object *jsonx_parse_with(struct json_tokener *tok, const char *text, size_t len)
 {
     struct json_object *o;
@@ -53,6 +81,7 @@ struct json_object *jsonx_parse(const char *text, size_t len, struct apierr *err
     struct json_tokener *tok = jsonx_tokener_new();
     struct json_object *o = NULL;
     enum json_tokener_error jerr;
+    size_t bad;
 
     if (!tok) {
         apierr_set(err, APIERR_API, 500, "out of memory");
@@ -64,6 +93,12 @@ struct json_object *jsonx_parse(const char *text, size_t len, struct apierr *err
     }
     if (memchr(text, '\0', len)) {
         apierr_set(err, APIERR_INVALID_REQUEST, 400, "request body is not valid JSON: it contains a NUL byte");
+        goto out;
+    }
+    bad = first_non_json(text, len);
+    if (bad < len) {
+        apierr_set(err, APIERR_INVALID_REQUEST, 400, "request body is not valid JSON: unexpected character at byte %zu",
+                   bad);
         goto out;
     }
     o = jsonx_parse_with(tok, text, len);

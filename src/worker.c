@@ -425,13 +425,7 @@ static int prepare_chat(struct rctx *rc, const struct dialect *d, struct chat_re
     chat_apply_facts(req, *entry ? &(*entry)->facts : &(struct model_facts){ 0, 0, 0 }, rc->w->cfg);
     *raw = tokens_estimate(req);
     req->estimated_tokens = models_scaled_estimate(*entry, *raw);
-    /* Ollama would silently drop the start of the conversation; Claude Code compacts on these words. */
-    if (req->window > 0 && req->estimated_tokens > req->window) {
-        apierr_set(e, APIERR_INVALID_REQUEST, 400, "prompt is too long: %lld tokens > %lld maximum",
-                   req->estimated_tokens, req->window);
-        return -1;
-    }
-    return 0;
+    return chat_check_window(req, e);
 }
 
 static void serve_chat(struct rctx *rc, const struct dialect *d)

@@ -1,0 +1,256 @@
+/* test_core.c -- the core's rules that are not request/response mappings: strict JSON, globs, settings,
+ * stop-sequence matching across chunks, model facts and lists, the token estimate. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "jsonx.h"
+#include "models.h"
+#include "stopseq.h"
+#include "tokens.h"
+
+static const char *no_env(const char *name, void *ctx)
+{
+    (void)name;
+    (void)ctx;
+    return NULL;
+}
+
+static int rejects(const char *text, size_t len, const char *needle)
+{
+    struct apierr e;
+    struct json_object *o = jsonx_parse(text, len, &e);
+
+    if (o) {
+        json_object_put(o);
+        return 0;
+    }
+    return e.status == 400 && strstr(e.message, needle) != NULL;
+}
+
+Test(jsonx, rejects_what_json_does_not_allow)
+{
+    char deep[400];
+
+    cr_expect(rejects("", 0, "empty"));
+    cr_expect(rejects("{\"a\":1,}", 8, "not valid JSON"));
+    cr_expect(rejects("{\"a\":1} x", 9, "not valid JSON"));
+    cr_expect(rejects("{\"a\":\"\xff\"}", 9, "not valid JSON"));
+    cr_expect(rejects("{'a':1}", 7, "not valid JSON"));
+    cr_expect(rejects("{\"a\":1}\0", 8, "NUL"));
+    cr_expect(rejects("{\"a\":", 5, "unexpected end"));
+    memset(deep, '[', sizeof deep);
+    cr_expect(rejects(deep, sizeof deep, "not valid JSON"));
+}
+
+Test(jsonx, accepts_json_with_trailing_space_and_bare_numbers)
+{
+    struct apierr e;
+    struct json_object *o = jsonx_parse("{\"a\":[1,2.5,\"\\u00e9\"]}\n  ", 24, &e);
+
+    cr_assert_not_null(o, "%s", e.message);
+    json_object_put(o);
+    o = jsonx_parse("42", 2, &e);
+    cr_assert_not_null(o);
+    cr_expect_eq(json_object_get_int(o), 42);
+    json_object_put(o);
+}
+
+Test(jsonx, escapes_every_control_character)
+{
+    struct buf b;
+
+    buf_init(&b);
+    jsonx_put_string(&b, "a\"b\\c\n\x01\x1f/\xc3\xa9", 11);
+    cr_expect_str_eq(b.data, "\"a\\\"b\\\\c\\n\\u0001\\u001f/\xc3\xa9\"");
+    buf_free(&b);
+}
+
+Test(config, glob_patterns)
+{
+    cr_expect(config_glob_match("claude-*haiku*", "claude-haiku-4-5-20251001"));
+    cr_expect(config_glob_match("claude-*haiku*", "claude-3-5-haiku-20241022"));
+    cr_expect(!config_glob_match("claude-*haiku*", "claude-opus-4-8"));
+    cr_expect(config_glob_match("*", "anything"));
+    cr_expect(config_glob_match("a*b*c", "aXXbYYc"));
+    cr_expect(!config_glob_match("a*b*c", "aXXbYY"));
+    cr_expect(config_glob_match("exact", "exact"));
+    cr_expect(!config_glob_match("exact", "exactly"));
+}
+
+static const char *map_env(const char *name, void *ctx)
+{
+    (void)ctx;
+    if (strcmp(name, "MODEL_MAP") == 0)
+        return "claude-*haiku*=qwen3:4b, claude-*=qwen3-coder:30b";
+    if (strcmp(name, "THINK_MODELS") == 0)
+        return "qwen3:4b, deepseek-r1";
+    if (strcmp(name, "OLLAMA_BASE_URL") == 0)
+        return "http://gpu:11434/";
+    return NULL;
+}
+
+Test(config, model_map_first_match_wins_and_defaults)
+{
+    struct config cfg;
+    char err[256];
+
+    cr_assert_eq(config_load(&cfg, map_env, NULL, err, sizeof err), 0, "%s", err);
+    cr_expect_str_eq(config_map_model(&cfg, "claude-haiku-4-5-20251001"), "qwen3:4b");
+    cr_expect_str_eq(config_map_model(&cfg, "claude-opus-4-8"), "qwen3-coder:30b");
+    cr_expect_str_eq(config_map_model(&cfg, "llama3"), "llama3");
+    cr_expect(config_is_think_model(&cfg, "deepseek-r1"));
+    cr_expect(!config_is_think_model(&cfg, "llama3"));
+    cr_expect_str_eq(cfg.ollama_url, "http://gpu:11434");
+    cr_expect_eq(cfg.num_ctx, 65536);
+    cr_expect_eq(cfg.ping_interval, 10);
+    cr_expect_eq(cfg.max_body, 32u * 1024 * 1024);
+    config_free(&cfg);
+    cr_assert_eq(config_load(&cfg, no_env, NULL, err, sizeof err), 0);
+    cr_expect_str_eq(cfg.ollama_url, "http://localhost:11434");
+    config_free(&cfg);
+}
+
+static const char *bad_env(const char *name, void *ctx)
+{
+    return strcmp(name, (const char *)ctx) == 0 ? "nonsense" : NULL;
+}
+
+Test(config, bad_settings_are_named)
+{
+    static const char *const names[] = { "NUM_CTX", "PING_INTERVAL", "MAX_BODY_BYTES", "MODEL_MAP",
+                                         "OLLAMA_BASE_URL", "WORKERS" };
+    struct config cfg;
+    char err[256];
+
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        cr_expect_eq(config_load(&cfg, bad_env, (void *)names[i], err, sizeof err), -1, "%s accepted", names[i]);
+        cr_expect(strstr(err, names[i]) != NULL, "error does not name %s: %s", names[i], err);
+        config_free(&cfg);
+    }
+}
+
+/* Feeds chunks; returns everything emitted, with "|STOP:<seq>" where a sequence matched. */
+static char *run_stop(char *const *seqs, size_t n, const char *const *chunks, size_t k)
+{
+    struct stopseq m;
+    struct buf out;
+    const char *s;
+    size_t len;
+
+    buf_init(&out);
+    stopseq_init(&m, seqs, n);
+    for (size_t i = 0; i < k; i++) {
+        int hit = stopseq_feed(&m, chunks[i], strlen(chunks[i]), &s, &len);
+
+        buf_append(&out, s, len);
+        if (hit >= 0) {
+            buf_printf(&out, "|STOP:%s", seqs[hit]);
+            goto done;
+        }
+    }
+    stopseq_flush(&m, &s, &len);
+    buf_append(&out, s, len);
+done:
+    stopseq_free(&m);
+    return buf_steal(&out);
+}
+
+Test(stopseq, matches_across_chunks_and_releases_false_starts)
+{
+    char *seqs[] = { "END", "\n\nHuman:" };
+    const char *a[] = { "Hello E", "N", "D and more" };
+    const char *b[] = { "Hello E", "NX", " world" };
+    const char *c[] = { "text\n", "\nHum", "an: hi" };
+    const char *d[] = { "no stop at all" };
+    char *r;
+
+    r = run_stop(seqs, 2, a, 3);
+    cr_expect_str_eq(r, "Hello |STOP:END");
+    free(r);
+    r = run_stop(seqs, 2, b, 3);
+    cr_expect_str_eq(r, "Hello ENX world");
+    free(r);
+    r = run_stop(seqs, 2, c, 3);
+    cr_expect_str_eq(r, "text|STOP:\n\nHuman:");
+    free(r);
+    r = run_stop(seqs, 2, d, 1);
+    cr_expect_str_eq(r, "no stop at all");
+    free(r);
+}
+
+Test(stopseq, holds_back_only_a_possible_start)
+{
+    char *seqs[] = { "STOP" };
+    struct stopseq m;
+    const char *s;
+    size_t len;
+
+    stopseq_init(&m, seqs, 1);
+    cr_expect_eq(stopseq_feed(&m, "abcST", 5, &s, &len), -1);
+    cr_expect_eq(len, 3);
+    cr_expect_eq(strncmp(s, "abc", 3), 0);
+    cr_expect_eq(stopseq_feed(&m, "x", 1, &s, &len), -1);
+    cr_expect_eq(len, 3);
+    cr_expect_eq(strncmp(s, "STx", 3), 0);
+    stopseq_free(&m);
+}
+
+Test(models, facts_from_api_show)
+{
+    const char *show = "{\"capabilities\":[\"completion\",\"tools\",\"thinking\"],\"model_info\":"
+                       "{\"general.architecture\":\"qwen3\",\"qwen3.context_length\":40960}}";
+    struct model_facts f;
+
+    cr_assert_eq(models_parse_show(show, strlen(show), &f), 0);
+    cr_expect(f.known);
+    cr_expect(f.can_think);
+    cr_expect_eq(f.context_length, 40960);
+    cr_expect_eq(models_parse_show("nope", 4, &f), -1);
+}
+
+Test(models, estimate_learns_from_real_counts)
+{
+    struct models_cache c = { NULL, 0 };
+    struct model_facts f = { 1, 0, 0 };
+    struct models_entry *e = models_put(&c, "m", &f);
+
+    cr_expect_eq(models_scaled_estimate(e, 1000), 1000);
+    models_learn(e, 1000, 1500);
+    cr_expect_eq(models_scaled_estimate(e, 1000), 1250);
+    models_learn(e, 1000, 1500);
+    cr_expect_eq(models_scaled_estimate(e, 1000), 1375);
+    models_learn(e, 1000, 10);   /* a cache-hit count from an older Ollama teaches nothing */
+    cr_expect_eq(models_scaled_estimate(e, 1000), 1375);
+    cr_expect_eq(models_scaled_estimate(NULL, 1000), 1000);
+    models_cache_free(&c);
+}
+
+Test(models, lists_in_both_shapes)
+{
+    const char *tags = "{\"models\":[{\"name\":\"llama3:latest\",\"modified_at\":\"2025-05-04T17:37:44.7-07:00\"},"
+                       "{\"name\":\"qwen3:4b\",\"modified_at\":\"2026-01-01T00:00:00Z\"}]}";
+    struct apierr e;
+    struct json_object *t = jsonx_parse(tags, strlen(tags), &e), *o;
+
+    cr_assert_not_null(t);
+    o = models_list_openai(t, NULL);
+    cr_expect_str_eq(jsonx_text(o, NULL),
+                     "{\"object\":\"list\",\"data\":[{\"id\":\"llama3:latest\",\"object\":\"model\",\"created\":1746405464,"
+                     "\"owned_by\":\"ollama\"},{\"id\":\"qwen3:4b\",\"object\":\"model\",\"created\":1767225600,"
+                     "\"owned_by\":\"ollama\"}]}");
+    json_object_put(o);
+    o = models_list_anthropic(t, NULL);
+    cr_expect_str_eq(jsonx_text(o, NULL),
+                     "{\"data\":[{\"type\":\"model\",\"id\":\"llama3:latest\",\"display_name\":\"llama3:latest\","
+                     "\"created_at\":\"2025-05-04T17:37:44.7-07:00\"},{\"type\":\"model\",\"id\":\"qwen3:4b\","
+                     "\"display_name\":\"qwen3:4b\",\"created_at\":\"2026-01-01T00:00:00Z\"}],\"has_more\":false,"
+                     "\"first_id\":\"llama3:latest\",\"last_id\":\"qwen3:4b\"}");
+    json_object_put(o);
+    o = models_list_openai(t, "llama3");
+    cr_assert_not_null(o, "llama3 is llama3:latest");
+    json_object_put(o);
+    cr_expect_null(models_list_anthropic(t, "missing"));
+    json_object_put(t);
+}
