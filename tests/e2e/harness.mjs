@@ -123,7 +123,10 @@ export async function startStack(opts = {}) {
     LOG_FILE: path.join(dir, 'access.log'),
     ...opts.env,
   };
-  const pool = startProcess(BIN, [], { env }, path.join(dir, 'pool.log'));
+  // opts.launcher 'spawn-fcgi': the pool as deployments run it, through the repository's spawn-fcgi.sh.
+  const pool = opts.launcher === 'spawn-fcgi'
+    ? startProcess(path.join(ROOT, 'spawn-fcgi.sh'), [], { env }, path.join(dir, 'pool.log'))
+    : startProcess(BIN, [], { env }, path.join(dir, 'pool.log'));
   await waitFor(() => fs.existsSync(socket), 'the pool socket');
   const servers = [];
   const procs = [];

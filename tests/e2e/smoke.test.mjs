@@ -18,3 +18,18 @@ test('streams a text answer through lighttpd and nginx', async () => {
     assert.match(text, /event: message_stop/, s.name);
   }
 });
+
+test('spawn-fcgi.sh runs the pool on a unix socket behind both servers', async () => {
+  const other = await startStack({ launcher: 'spawn-fcgi', workers: 2 });
+  try {
+    await other.mock.scenario('m-spawn', ollamaLines('m-spawn', [{ content: 'via spawn-fcgi' }]));
+    for (const s of other.servers) {
+      const r = await post(`${s.url}/v1/chat/completions`, { model: 'm-spawn', messages: [{ role: 'user', content: 'hi' }] });
+      assert.equal(r.status, 200, s.name);
+      const body = await r.json();
+      assert.equal(body.choices[0].message.content, 'via spawn-fcgi', s.name);
+    }
+  } finally {
+    await other.stop();
+  }
+});
