@@ -41,6 +41,16 @@ $(UNIT_SAN): $(CORE_SRC) $(wildcard src/*.h) $(wildcard tests/unit/*.c) | build
 	$(CC) $(CFLAGS) -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
 	  -o $@ $(CORE_SRC) tests/unit/*.c $(LDFLAGS) $(shell pkg-config --libs json-c criterion)
 
+# libFuzzer harnesses over the request translators and the NDJSON-to-SSE translation.
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -Isrc $(shell pkg-config --cflags json-c) \
+               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_SRC) $(wildcard src/*.h) | build
+	@mkdir -p build/fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRC) $(shell pkg-config --libs json-c)
+
+fuzz: deps-test build/fuzz/fuzz_request build/fuzz/fuzz_stream
+	FUZZ_SECONDS=$(or $(FUZZ_SECONDS),60) sh tests/fuzz/run.sh
+
 deps-build:
 	@sh scripts/deps.sh build
 deps-run:
