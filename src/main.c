@@ -8,6 +8,7 @@
 #include "accesslog.h"
 #include "buf.h"
 #include "config.h"
+#include "metrics.h"
 #include "pool.h"
 #include "worker.h"
 
@@ -93,6 +94,8 @@ int main(int argc, char **argv)
                         "spawn-fcgi\n");
         return 2;
     }
+    if (single)
+        metrics_init(1);
     status = single ? worker_run(&cfg, fd) : pool_run(&cfg, fd);
     config_free(&cfg);
     return status;

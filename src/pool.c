@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "metrics.h"
 #include "worker.h"
 
 #define BACKLOG 1024
@@ -178,7 +179,8 @@ static void child_signals(void)
 
 static int spawn(struct pool *p)
 {
-    struct slot *s;
+    struct slot *s = free_slot(p);
+    size_t index = (size_t)(s - p->slots);
     pid_t pid = fork();
 
     if (pid < 0) {
@@ -189,9 +191,9 @@ static int spawn(struct pool *p)
         close(signal_pipe[0]);
         close(signal_pipe[1]);
         child_signals();
+        metrics_use_slot(index);
         _exit(worker_run(p->cfg, p->listen_fd));
     }
-    s = free_slot(p);
     s->pid = pid;
     s->generation = p->generation;
     clock_gettime(CLOCK_MONOTONIC, &s->started);
@@ -229,6 +231,7 @@ static void reap(struct pool *p)
             if (s->pid != pid)
                 continue;
             s->pid = 0;
+            metrics_slot_released(i);
             if (p->stopping || s->generation != p->generation || s->kill_at.tv_sec != 0)
                 break;
             if (WIFSIGNALED(status))
@@ -320,6 +323,9 @@ int pool_run(const struct config *cfg, int listen_fd)
         return 1;
     }
     install();
+    /* Room for a whole second generation while SIGHUP replaces the first. */
+    if (metrics_init((size_t)cfg->workers * 2 + 4) < 0)
+        fprintf(stderr, "ollama-fcgi: no shared memory for /metrics: %s\n", strerror(errno));
     fprintf(stderr, "ollama-fcgi: master %d: %ld workers, Ollama at %s\n", (int)getpid(), cfg->workers,
             cfg->ollama_url);
     for (long i = 0; i < cfg->workers; i++)

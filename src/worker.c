@@ -16,6 +16,7 @@
 #include "accesslog.h"
 #include "anthropic.h"
 #include "jsonx.h"
+#include "metrics.h"
 #include "models.h"
 #include "ollama.h"
 #include "openai.h"
@@ -455,7 +456,9 @@ static void serve_chat(struct rctx *rc, const struct dialect *d)
     } else {
         chat_stream_init(&c.cs, &req, &chat_collect_ops, &c.collected, d->tool_prefix);
     }
+    metrics_stream_started();
     run_chat(&c, entry, raw);
+    metrics_stream_ended();
     chat_stream_free(&c.cs);
 out:
     if (st)
@@ -610,9 +613,20 @@ static void serve_no_content(struct rctx *rc)
     reply_headers(&rc->reply, 204, NULL, NULL);
 }
 
+static void serve_metrics(struct rctx *rc)
+{
+    struct buf out;
+
+    buf_init(&out);
+    metrics_render(&out);
+    reply_body(&rc->reply, 200, "text/plain; version=0.0.4; charset=utf-8", out.data ? out.data : "", out.len);
+    buf_free(&out);
+}
+
 /* ---- routing ---- */
 
 struct route {
+    enum metrics_route label;
     const char *method;           /* GET routes answer HEAD too */
     const char *path;
     int prefix;                   /* path is a prefix ("/v1/models/") */
@@ -621,16 +635,17 @@ struct route {
 };
 
 static const struct route routes[] = {
-    { "POST", "/v1/messages", 0, 0, serve_messages },
-    { "POST", "/v1/messages/count_tokens", 0, 0, serve_count_tokens },
-    { "POST", "/v1/chat/completions", 0, 0, serve_chat_completions },
-    { "GET", "/v1/models", 0, 0, serve_models },
-    { "GET", "/v1/models/", 1, 0, serve_models },
-    { "GET", "/health", 0, 1, serve_health },
-    { "GET", "/", 0, 0, serve_root },
-    { "GET", "/api/hello", 0, 0, serve_root },
-    { "POST", "/api/event_logging/batch", 0, 0, serve_no_content },
-    { "POST", "/api/event_logging/v2/batch", 0, 0, serve_no_content },
+    { METRICS_MESSAGES, "POST", "/v1/messages", 0, 0, serve_messages },
+    { METRICS_COUNT_TOKENS, "POST", "/v1/messages/count_tokens", 0, 0, serve_count_tokens },
+    { METRICS_CHAT_COMPLETIONS, "POST", "/v1/chat/completions", 0, 0, serve_chat_completions },
+    { METRICS_MODELS, "GET", "/v1/models", 0, 0, serve_models },
+    { METRICS_MODELS, "GET", "/v1/models/", 1, 0, serve_models },
+    { METRICS_HEALTH, "GET", "/health", 0, 1, serve_health },
+    { METRICS_METRICS, "GET", "/metrics", 0, 0, serve_metrics },
+    { METRICS_PROBE, "GET", "/", 0, 0, serve_root },
+    { METRICS_PROBE, "GET", "/api/hello", 0, 0, serve_root },
+    { METRICS_EVENT_LOGGING, "POST", "/api/event_logging/batch", 0, 0, serve_no_content },
+    { METRICS_EVENT_LOGGING, "POST", "/api/event_logging/v2/batch", 0, 0, serve_no_content },
 };
 
 static int path_matches(const struct route *r, const char *path)
@@ -654,7 +669,7 @@ static const struct dialect *path_dialect(const char *path)
     return &anthropic_dialect;
 }
 
-static void route(struct rctx *rc)
+static enum metrics_route route(struct rctx *rc)
 {
     const struct route *found = NULL;
     const char *allowed = NULL;
@@ -673,13 +688,13 @@ static void route(struct rctx *rc)
         drain(rc);
         apierr_set(&e, APIERR_INVALID_REQUEST, 405, "%s %s is not supported; use %s", rc->method, rc->path, allowed);
         send_error(rc, path_dialect(rc->path), &e);
-        return;
+        return METRICS_OTHER;
     }
     if (!found) {
         drain(rc);
         apierr_set(&e, APIERR_NOT_FOUND, 404, "no route for %s %s", rc->method, rc->path);
         send_error(rc, path_dialect(rc->path), &e);
-        return;
+        return METRICS_OTHER;
     }
     if (!found->open && !authorized(rc)) {
         drain(rc);
@@ -687,9 +702,10 @@ static void route(struct rctx *rc)
                    "Authorization: Bearer");
         e.code = "invalid_api_key";
         send_error(rc, path_dialect(rc->path), &e);
-        return;
+        return found->label;
     }
     found->serve(rc);
+    return found->label;
 }
 
 static void request_path(struct rctx *rc)
@@ -715,6 +731,7 @@ static void request_path(struct rctx *rc)
 static void handle(struct worker *w)
 {
     struct rctx rc;
+    enum metrics_route label;
 
     memset(&rc, 0, sizeof rc);
     rc.w = w;
@@ -727,7 +744,7 @@ static void handle(struct worker *w)
         rc.method = "GET";
     request_path(&rc);
     rc.log.ttft_ms = -1;
-    route(&rc);
+    label = route(&rc);
     if (!rc.reply.headers_sent) {
         struct apierr e;
 
@@ -742,6 +759,9 @@ static void handle(struct worker *w)
     if (rc.reply.gone)
         rc.log.outcome = "client_gone";
     accesslog_write(&rc.log);
+    metrics_request(label, rc.log.status, rc.log.duration_ms / 1e3, rc.log.ttft_ms / 1e3, rc.log.input_tokens,
+                    rc.log.output_tokens, rc.log.outcome && strcmp(rc.log.outcome, "upstream_error") == 0,
+                    rc.reply.gone);
 }
 
 /* ---- the loop and its signals ---- */

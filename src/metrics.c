@@ -1,0 +1,184 @@
+/* metrics.c -- Prometheus counters for the whole pool, in memory shared by the master and its workers.
+ *
+ * One slot per worker in an anonymous shared mapping made before the fork: a worker writes only its
+ * own slot, with relaxed atomic stores, and /metrics sums every slot, so any worker answers for the
+ * whole pool. A replacement worker inherits its predecessor's slot, keeping the counters monotonic. */
+#include "metrics.h"
+
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+
+static const int status_codes[] = { 200, 204, 400, 401, 404, 405, 413, 429, 500, 502, 503, 504, 529, 0 };
+#define N_STATUS (sizeof status_codes / sizeof *status_codes)   /* the last is "any other" */
+
+static const double buckets[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300 };
+#define N_BUCKETS (sizeof buckets / sizeof *buckets)
+
+static const char *const route_names[METRICS_N_ROUTES] = {
+    "/v1/messages", "/v1/messages/count_tokens", "/v1/chat/completions", "/v1/models", "/health",
+    "/metrics", "probe", "/api/event_logging", "other",
+};
+
+struct histogram {
+    uint64_t counts[N_BUCKETS + 1];   /* the last is +Inf */
+    uint64_t sum_us;
+};
+
+struct slot {
+    uint64_t requests[METRICS_N_ROUTES][N_STATUS];
+    uint64_t in_flight;
+    uint64_t upstream_errors;
+    uint64_t client_disconnects;
+    uint64_t input_tokens;
+    uint64_t output_tokens;
+    struct histogram duration;
+    struct histogram ttft;
+};
+
+static struct slot *slots;
+static size_t n_slots;
+static struct slot *mine;
+
+int metrics_init(size_t n)
+{
+    void *p = mmap(NULL, n * sizeof *slots, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+    if (p == MAP_FAILED)
+        return -1;
+    slots = p;
+    n_slots = n;
+    mine = &slots[0];
+    return 0;
+}
+
+void metrics_use_slot(size_t slot)
+{
+    if (slots && slot < n_slots)
+        mine = &slots[slot];
+}
+
+static void add(uint64_t *v, uint64_t n)
+{
+    __atomic_store_n(v, __atomic_load_n(v, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+
+static uint64_t get(const uint64_t *v)
+{
+    return __atomic_load_n(v, __ATOMIC_RELAXED);
+}
+
+void metrics_slot_released(size_t slot)
+{
+    if (slots && slot < n_slots)
+        __atomic_store_n(&slots[slot].in_flight, 0, __ATOMIC_RELAXED);
+}
+
+void metrics_stream_started(void)
+{
+    if (mine)
+        add(&mine->in_flight, 1);
+}
+
+void metrics_stream_ended(void)
+{
+    if (mine && get(&mine->in_flight) > 0)
+        add(&mine->in_flight, (uint64_t)-1);
+}
+
+static void observe(struct histogram *h, double seconds)
+{
+    size_t i = 0;
+
+    while (i < N_BUCKETS && seconds > buckets[i])
+        i++;
+    add(&h->counts[i], 1);
+    add(&h->sum_us, (uint64_t)(seconds * 1e6));
+}
+
+void metrics_request(enum metrics_route route, int status, double duration_s, double ttft_s,
+                     long long input_tokens, long long output_tokens, int upstream_error, int client_gone)
+{
+    size_t s = 0;
+
+    if (!mine)
+        return;
+    while (s + 1 < N_STATUS && status_codes[s] != status)
+        s++;
+    add(&mine->requests[route][s], 1);
+    add(&mine->upstream_errors, upstream_error ? 1 : 0);
+    add(&mine->client_disconnects, client_gone ? 1 : 0);
+    add(&mine->input_tokens, input_tokens > 0 ? (uint64_t)input_tokens : 0);
+    add(&mine->output_tokens, output_tokens > 0 ? (uint64_t)output_tokens : 0);
+    observe(&mine->duration, duration_s);
+    if (ttft_s >= 0)
+        observe(&mine->ttft, ttft_s);
+}
+
+static uint64_t sum(size_t offset)
+{
+    uint64_t total = 0;
+
+    for (size_t i = 0; i < n_slots; i++)
+        total += get((const uint64_t *)((const char *)&slots[i] + offset));
+    return total;
+}
+
+static void render_histogram(struct buf *out, const char *name, const char *help, size_t offset)
+{
+    uint64_t cumulative = 0;
+
+    buf_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    for (size_t b = 0; b <= N_BUCKETS; b++) {
+        cumulative += sum(offset + offsetof(struct histogram, counts) + b * sizeof(uint64_t));
+        if (b < N_BUCKETS)
+            buf_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name, buckets[b], (unsigned long long)cumulative);
+        else
+            buf_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cumulative);
+    }
+    buf_printf(out, "%s_sum %.6f\n%s_count %llu\n", name,
+               (double)sum(offset + offsetof(struct histogram, sum_us)) / 1e6, name, (unsigned long long)cumulative);
+}
+
+static void render_counter(struct buf *out, const char *name, const char *type, const char *help, size_t offset)
+{
+    buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
+               (unsigned long long)sum(offset));
+}
+
+void metrics_render(struct buf *out)
+{
+    if (!slots)
+        return;
+    buf_puts(out, "# HELP ollama_fcgi_requests_total Requests answered, by route and HTTP status.\n"
+                  "# TYPE ollama_fcgi_requests_total counter\n");
+    for (size_t r = 0; r < METRICS_N_ROUTES; r++)
+        for (size_t s = 0; s < N_STATUS; s++) {
+            uint64_t n = sum(offsetof(struct slot, requests) + (r * N_STATUS + s) * sizeof(uint64_t));
+
+            if (!n)
+                continue;
+            if (status_codes[s])
+                buf_printf(out, "ollama_fcgi_requests_total{route=\"%s\",status=\"%d\"} %llu\n", route_names[r],
+                           status_codes[s], (unsigned long long)n);
+            else
+                buf_printf(out, "ollama_fcgi_requests_total{route=\"%s\",status=\"other\"} %llu\n", route_names[r],
+                           (unsigned long long)n);
+        }
+    render_counter(out, "ollama_fcgi_streams_in_flight", "gauge", "Requests being answered from Ollama now.",
+                   offsetof(struct slot, in_flight));
+    render_counter(out, "ollama_fcgi_upstream_errors_total", "counter",
+                   "Requests that failed because of Ollama (unreachable, an error status or a broken stream).",
+                   offsetof(struct slot, upstream_errors));
+    render_counter(out, "ollama_fcgi_client_disconnects_total", "counter",
+                   "Requests whose client went away before the answer was complete.",
+                   offsetof(struct slot, client_disconnects));
+    render_counter(out, "ollama_fcgi_input_tokens_total", "counter", "Prompt tokens, as Ollama counted them.",
+                   offsetof(struct slot, input_tokens));
+    render_counter(out, "ollama_fcgi_output_tokens_total", "counter", "Generated tokens, as Ollama counted them.",
+                   offsetof(struct slot, output_tokens));
+    render_histogram(out, "ollama_fcgi_request_duration_seconds", "Time from request to the end of the answer.",
+                     offsetof(struct slot, duration));
+    render_histogram(out, "ollama_fcgi_time_to_first_token_seconds", "Time from request to Ollama's first output.",
+                     offsetof(struct slot, ttft));
+}

@@ -1,0 +1,29 @@
+/* metrics.h -- Prometheus counters for the whole pool, in memory shared by the master and its workers. */
+#ifndef OF_METRICS_H
+#define OF_METRICS_H
+
+#include <stddef.h>
+
+#include "buf.h"
+
+enum metrics_route {
+    METRICS_MESSAGES, METRICS_COUNT_TOKENS, METRICS_CHAT_COMPLETIONS, METRICS_MODELS, METRICS_HEALTH,
+    METRICS_METRICS, METRICS_PROBE, METRICS_EVENT_LOGGING, METRICS_OTHER, METRICS_N_ROUTES
+};
+
+/* Before the workers are forked: room for n workers (each writes only its own slot, so no locks). */
+int metrics_init(size_t n_slots);
+/* In a worker: which slot is its own. */
+void metrics_use_slot(size_t slot);
+/* In the master, once a worker is reaped: what it had in flight is no longer. */
+void metrics_slot_released(size_t slot);
+
+void metrics_stream_started(void);
+void metrics_stream_ended(void);
+/* One finished request. ttft_s < 0 when there was no first token. */
+void metrics_request(enum metrics_route route, int status, double duration_s, double ttft_s,
+                     long long input_tokens, long long output_tokens, int upstream_error, int client_gone);
+/* The Prometheus text exposition, summed over every slot. */
+void metrics_render(struct buf *out);
+
+#endif
