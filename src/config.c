@@ -191,10 +191,25 @@ const char *config_map_model(const struct config *cfg, const char *requested)
     return requested;
 }
 
+/* "qwen3" names "qwen3:latest" in Ollama; an entry with '*' is a glob ("qwen3*", "deepseek-r1:*"). */
+static int same_model(const char *entry, const char *model)
+{
+    size_t n = strlen(entry);
+
+    if (strchr(entry, '*'))
+        return config_glob_match(entry, model);
+    if (strcmp(entry, model) == 0)
+        return 1;
+    if (strncmp(entry, model, n) == 0 && strcmp(model + n, ":latest") == 0)
+        return 1;
+    n = strlen(model);
+    return strncmp(entry, model, n) == 0 && strcmp(entry + n, ":latest") == 0;
+}
+
 int config_is_think_model(const struct config *cfg, const char *model)
 {
     for (size_t i = 0; i < cfg->n_think_models; i++)
-        if (strcmp(cfg->think_models[i], model) == 0)
+        if (same_model(cfg->think_models[i], model))
             return 1;
     return 0;
 }

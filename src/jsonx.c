@@ -132,18 +132,25 @@ const char *jsonx_type_name(enum json_type t)
     return "value";
 }
 
+/* buf may also be path: the result is built aside first. */
 const char *jsonx_path(char *buf, size_t size, const char *path, const char *key)
 {
+    char tmp[512];
+
     if (path && *path)
-        snprintf(buf, size, "%s.%s", path, key);
+        snprintf(tmp, sizeof tmp, "%s.%s", path, key);
     else
-        snprintf(buf, size, "%s", key);
+        snprintf(tmp, sizeof tmp, "%s", key);
+    snprintf(buf, size, "%s", tmp);
     return buf;
 }
 
 const char *jsonx_path_idx(char *buf, size_t size, const char *path, size_t idx)
 {
-    snprintf(buf, size, "%s.%zu", path, idx);
+    char tmp[512];
+
+    snprintf(tmp, sizeof tmp, "%s.%zu", path, idx);
+    snprintf(buf, size, "%s", tmp);
     return buf;
 }
 

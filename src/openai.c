@@ -348,13 +348,18 @@ static int translate_options(struct json_object *body, struct chat_request *req,
     long long n;
     int present;
 
-    if (jsonx_opt_int(body, "max_completion_tokens", "", &n, &present, err) < 0)
+    const char *max_field = "max_completion_tokens";
+
+    if (jsonx_opt_int(body, max_field, "", &n, &present, err) < 0)
         return -1;
-    if (!present && jsonx_opt_int(body, "max_tokens", "", &n, &present, err) < 0)
-        return -1;
+    if (!present) {
+        max_field = "max_tokens";
+        if (jsonx_opt_int(body, max_field, "", &n, &present, err) < 0)
+            return -1;
+    }
     if (present) {
         if (n < 1) {
-            apierr_field(err, "max_completion_tokens", "must be at least 1, got %lld", n);
+            apierr_field(err, max_field, "must be at least 1, got %lld", n);
             return -1;
         }
         json_object_object_add(req->parts.options, "num_predict", json_object_new_int64(n));

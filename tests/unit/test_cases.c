@@ -178,6 +178,8 @@ static void expect_json(const char *dir, const char *file, const char *got, size
     free(g);
 }
 
+static int error_compared;   /* one case per test process: Criterion forks each */
+
 static void expect_error(const char *dir, const struct dialect *d, const struct apierr *e)
 {
     struct buf body, full;
@@ -188,6 +190,7 @@ static void expect_error(const char *dir, const struct dialect *d, const struct 
     d->error_body(e, "req_test", &body);
     buf_printf(&full, "{\"status\":%d,\"body\":%s}", status, body.data);
     expect_json(dir, "error.json", full.data, full.len);
+    error_compared = 1;
     buf_free(&body);
     buf_free(&full);
 }
@@ -322,6 +325,13 @@ ParameterizedTest(struct case_param *p, cases, translate)
         free(ndjson);
     }
 out:
+    {
+        char *refusal = read_file(p->dir, "error.json", NULL);
+
+        /* A request that must be refused but was accepted fails here. */
+        cr_expect(!refusal || error_compared, "%s: error.json says the client gets an error, but it did not", p->dir);
+        free(refusal);
+    }
     free(request);
     free(env.text);
     chat_request_free(&req);

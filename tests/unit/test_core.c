@@ -85,7 +85,7 @@ static const char *map_env(const char *name, void *ctx)
     if (strcmp(name, "MODEL_MAP") == 0)
         return "claude-*haiku*=qwen3:4b, claude-*=qwen3-coder:30b";
     if (strcmp(name, "THINK_MODELS") == 0)
-        return "qwen3:4b, deepseek-r1";
+        return "qwen3:4b, deepseek-r1, gpt-oss*";
     if (strcmp(name, "OLLAMA_BASE_URL") == 0)
         return "http://gpu:11434/";
     return NULL;
@@ -101,7 +101,10 @@ Test(config, model_map_first_match_wins_and_defaults)
     cr_expect_str_eq(config_map_model(&cfg, "claude-opus-4-8"), "qwen3-coder:30b");
     cr_expect_str_eq(config_map_model(&cfg, "llama3"), "llama3");
     cr_expect(config_is_think_model(&cfg, "deepseek-r1"));
+    cr_expect(config_is_think_model(&cfg, "deepseek-r1:latest"), "deepseek-r1 names deepseek-r1:latest");
+    cr_expect(!config_is_think_model(&cfg, "deepseek-r1:70b"));
     cr_expect(!config_is_think_model(&cfg, "llama3"));
+    cr_expect(config_is_think_model(&cfg, "gpt-oss:20b"), "globs in THINK_MODELS");
     cr_expect_str_eq(cfg.ollama_url, "http://gpu:11434");
     cr_expect_eq(cfg.num_ctx, 65536);
     cr_expect_eq(cfg.ping_interval, 10);
