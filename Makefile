@@ -82,10 +82,13 @@ run: deps-run
 	PORT=$(PORT) ./scripts/run.sh
 
 install: $(BIN)
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/ollama-fcgi
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/ollama-fcgi $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/ollama-fcgi
-	install -m 644 lighttpd.conf nginx-fastcgi.conf $(DESTDIR)$(PREFIX)/share/ollama-fcgi/
-	install -m 755 spawn-fcgi.sh $(DESTDIR)$(PREFIX)/share/ollama-fcgi/
+	install -m 644 lighttpd.conf nginx-fastcgi.conf deploy/nginx-scale-out.conf deploy/litellm-config.yaml \
+	  $(DESTDIR)$(PREFIX)/share/ollama-fcgi/
+	sed 's|/usr/local/|$(PREFIX)/|g' deploy/ollama-fcgi.service > $(DESTDIR)$(PREFIX)/share/ollama-fcgi/ollama-fcgi.service
+	install -m 755 spawn-fcgi.sh deploy/entrypoint.sh $(DESTDIR)$(PREFIX)/share/ollama-fcgi/
+	install -m 644 deploy/ollama-fcgi.8 $(DESTDIR)$(PREFIX)/share/man/man8/ollama-fcgi.8
 
 clean:
 	rm -rf build

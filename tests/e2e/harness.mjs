@@ -43,7 +43,7 @@ function startProcess(cmd, args, opts, logFile) {
   return p;
 }
 
-async function startMock(dir, scenarios) {
+export async function startMock(dir, scenarios) {
   const log = path.join(dir, 'mock.log');
   const p = spawn(MOCK, ['0', scenarios ?? path.join(dir, 'scenarios')], { stdio: ['ignore', 'pipe', fs.openSync(log, 'a')] });
   const port = await new Promise((resolve, reject) => {
@@ -73,8 +73,8 @@ async function startMock(dir, scenarios) {
   };
 }
 
-function nginxConfig(dir, port, socket) {
-  const site = fs.readFileSync(path.join(ROOT, 'nginx-fastcgi.conf'), 'utf8')
+function nginxConfig(dir, port, socket, siteText) {
+  const site = (siteText ?? fs.readFileSync(path.join(ROOT, 'nginx-fastcgi.conf'), 'utf8'))
     .replace('unix:/run/ollama-fcgi/fcgi.sock', `unix:${socket}`)
     .replace('listen 127.0.0.1:8080;', `listen 127.0.0.1:${port};`);
   fs.writeFileSync(path.join(dir, 'site.conf'), site);
@@ -98,6 +98,16 @@ http {
   fs.writeFileSync(file, conf);
   return file;
 }
+
+// nginx with a site configuration of the caller's (listen 127.0.0.1:8080 becomes the port given).
+export async function startNginx(dir, port, siteText) {
+  const conf = nginxConfig(dir, port, '/nonexistent', siteText);
+  const p = startProcess('nginx', ['-c', conf, '-p', dir], {}, path.join(dir, 'nginx.log'));
+  await waitFor(() => fs.existsSync(path.join(dir, 'nginx.pid')), 'nginx');
+  return p;
+}
+
+export { startProcess, waitFor };
 
 // The pool's children (its workers), from /proc.
 export function workerPids(masterPid) {
