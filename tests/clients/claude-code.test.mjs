@@ -1,0 +1,324 @@
+// claude-code.test.mjs -- Claude Code itself (@anthropic-ai/claude-code, pinned in ../package-lock.json) in -p
+// mode, pointed at the adapter through the real lighttpd, with the scripted mock as Ollama: it receives a tool
+// call, runs the tool, sends the result back and prints the mock's final answer. Also replays the captured
+// Claude Code requests in /work/shared/fixtures/claude-code/ (when present) through the adapter.
+//
+// The mock cannot branch on the request, so each run is two scenarios on one model: the first turn's reply
+// (the tool call) ends with an @hold before its done line; once the mock has recorded that request and is
+// holding, the test installs the final answer as the model's scenario and releases the hold. No race: the
+// second request cannot arrive before the first reply has finished.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startStack, script, ollamaToolCall, assertAnthropicStream, parseSSE, until } from './lib.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const CLAUDE = path.resolve(HERE, '../node_modules/.bin/claude');
+const FIXTURES = process.env.CLAUDE_CODE_FIXTURES ?? '/work/shared/fixtures/claude-code';
+const RUN_TIMEOUT_MS = 120000;
+const isRoot = process.getuid?.() === 0;
+
+let stack;
+let base;
+before(async () => {
+  stack = await startStack({ servers: ['lighttpd'] });
+  base = stack.servers[0].url;
+});
+after(async () => {
+  await stack?.stop();
+});
+
+// A fresh HOME, CLAUDE_CONFIG_DIR and working directory for one run.
+function sandbox() {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ofcgi-cc-'));
+  const dirs = { root, home: path.join(root, 'home'), config: path.join(root, 'config'), work: path.join(root, 'work') };
+  for (const d of [dirs.home, dirs.config, dirs.work]) fs.mkdirSync(d);
+  return dirs;
+}
+
+// The environment Claude Code gets: only what it needs, nothing from the developer's own configuration.
+function claudeEnv(box, model, extra = {}) {
+  return {
+    PATH: process.env.PATH,
+    LANG: 'C.UTF-8',
+    HOME: box.home,
+    CLAUDE_CONFIG_DIR: box.config,
+    TMPDIR: box.root,
+    ANTHROPIC_BASE_URL: base,
+    ANTHROPIC_MODEL: model,
+    ANTHROPIC_DEFAULT_HAIKU_MODEL: model,
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+    DISABLE_TELEMETRY: '1',
+    DISABLE_AUTOUPDATER: '1',
+    CLAUDE_CODE_MAX_RETRIES: '0',
+    ...extra,
+  };
+}
+
+// Runs Claude Code; resolves with {code, signal, stdout, stderr, ms} (never rejects; a timeout kills it).
+function runClaude(args, { env, cwd, timeout = RUN_TIMEOUT_MS }) {
+  const t0 = Date.now();
+  const p = spawn(CLAUDE, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  p.stdout.on('data', (d) => { stdout += d; });
+  p.stderr.on('data', (d) => { stderr += d; });
+  const timer = setTimeout(() => p.kill('SIGKILL'), timeout);
+  const done = new Promise((resolve) => {
+    p.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, ms: Date.now() - t0, timedOut: signal === 'SIGKILL' });
+    });
+    p.on('error', (err) => {
+      clearTimeout(timer);
+      resolve({ code: -1, signal: null, stdout, stderr: stderr + String(err), ms: Date.now() - t0 });
+    });
+  });
+  done.proc = p;
+  return done;
+}
+
+// What to show when a run goes wrong: the process's output, the adapter's access log, what Ollama was sent.
+async function diagnostics(run, box) {
+  let chats = [];
+  try { chats = await stack.mock.chats(); } catch { /* the mock is gone */ }
+  const tail = (s, n = 6000) => (s.length > n ? '…' + s.slice(-n) : s);
+  return [
+    `exit code ${run?.code} signal ${run?.signal} after ${run?.ms} ms${run?.timedOut ? ' (timed out)' : ''}`,
+    `--- stdout ---\n${tail(run?.stdout ?? '')}`,
+    `--- stderr ---\n${tail(run?.stderr ?? '')}`,
+    `--- access log ---\n${tail(stack.log(), 4000)}`,
+    `--- /api/chat requests: ${chats.length} ---`,
+    ...chats.map((c, i) => `#${i} messages: ${JSON.stringify((c.body?.messages ?? []).map((m) => ({ role: m.role,
+      content: String(m.content ?? '').slice(0, 200), tool_name: m.tool_name, tool_calls: m.tool_calls,
+      thinking: m.thinking })))}`),
+    `--- sandbox ${box?.root} ---`,
+  ].join('\n');
+}
+
+// One Claude Code -p run against a model whose first reply is `first` (a script ending in a hold) and whose
+// second reply is `second`. Returns the run, the /api/chat requests and the sandbox.
+async function toolRoundTrip({ model, first, second, args, env, box }) {
+  await stack.mock.reset();
+  await stack.mock.scenario(model, first);
+  const run = runClaude(args, { env, cwd: box.work });
+  let exited = null;
+  run.then((r) => { exited = r; });
+  try {
+    // The first turn: Claude Code's request reached Ollama and the reply is held before its end.
+    await until(async () => {
+      if (exited) throw new Error('Claude Code exited before its first request reached the mock');
+      const [chats, stats] = await Promise.all([stack.mock.chats(), stack.mock.stats()]);
+      return chats.length >= 1 && stats.holding >= 1;
+    }, 'the first /api/chat request', RUN_TIMEOUT_MS);
+    await stack.mock.scenario(model, second);
+    await stack.mock.release(true);
+  } catch (err) {
+    run.proc.kill('SIGKILL');
+    await stack.mock.release(true).catch(() => {});
+    const r = await run;
+    err.message += '\n' + await diagnostics(r, box);
+    throw err;
+  }
+  const r = await run;
+  const chats = await stack.mock.chats();
+  await explain(() => {
+    // Claude Code took the streamed answers: no non-streaming fallback, no retry, no failed route.
+    for (const c of chats) assert.equal(c.body.stream, true, 'streamed /api/chat (no non-streaming fallback)');
+    const bad = stack.log().split('\n').filter((l) => /status=(?!2)\d+/.test(l));
+    assert.deepEqual(bad, [], 'every request Claude Code made was answered 2xx');
+  }, r, box);
+  return { run: r, chats };
+}
+
+async function explain(fn, run, box) {
+  try {
+    await fn();
+  } catch (err) {
+    err.message += '\n' + await diagnostics(run, box);
+    throw err;
+  }
+}
+
+describe('Claude Code', () => {
+  test('the pinned CLI runs: claude --version', () => {
+    const out = execFileSync(CLAUDE, ['--version'], { encoding: 'utf8', timeout: 60000,
+      env: { PATH: process.env.PATH, HOME: os.tmpdir(), DISABLE_AUTOUPDATER: '1' } });
+    assert.match(out, /^\d+\.\d+\.\d+ \(Claude Code\)/);
+    const lock = JSON.parse(fs.readFileSync(path.resolve(HERE, '../package-lock.json'), 'utf8'));
+    assert.ok(out.startsWith(lock.packages['node_modules/@anthropic-ai/claude-code'].version + ' '), out);
+  });
+
+  test('-p: Write tool call, runs it, sends the result back, prints the final answer', { timeout: RUN_TIMEOUT_MS + 30000 },
+    async (t) => {
+      const box = sandbox();
+      const model = 'cc-writer';
+      const file = path.join(box.work, 'hello.txt');
+      const content = 'Written by Claude Code through ollama-fcgi.\nSecond line.\n';
+      const answer = 'I wrote hello.txt for you. All done.';
+      const first = script(model, [
+        { content: 'I will create the file.' },
+        { tool_calls: [ollamaToolCall('Write', { file_path: file, content })] },
+        '@hold',
+      ], { prompt_eval_count: 900, eval_count: 30 });
+      const second = script(model, [{ content: 'I wrote hello.txt' }, { content: ' for you. All done.' }],
+        { prompt_eval_count: 950, eval_count: 12 });
+      const env = claudeEnv(box, model, { ANTHROPIC_API_KEY: 'test' });
+      const { run, chats } = await toolRoundTrip({ model, first, second, box, env,
+        args: ['-p', 'Create hello.txt with a greeting.', '--allowedTools', 'Write,Bash'] });
+      t.diagnostic(`Claude Code (Write) took ${run.ms} ms, ${chats.length} /api/chat requests`);
+      await explain(() => {
+        assert.equal(run.code, 0, 'Claude Code exits 0');
+        assert.equal(fs.readFileSync(file, 'utf8'), content, 'the file Claude Code wrote');
+        assert.equal(chats.length, 2, 'two model calls: the tool call and the final answer');
+        const [req1, req2] = chats.map((c) => c.body);
+        assert.equal(req1.model, model);
+        assert.ok(Array.isArray(req1.tools) && req1.tools.some((x) => x.function?.name === 'Write'), 'Write offered');
+        const asst = req2.messages.findLast((m) => m.role === 'assistant');
+        assert.equal(asst.tool_calls?.[0]?.function?.name, 'Write');
+        assert.deepEqual(asst.tool_calls[0].function.arguments, { file_path: file, content });
+        const tool = req2.messages.at(-1).role === 'tool' ? req2.messages.at(-1) : req2.messages.findLast((m) => m.role === 'tool');
+        assert.ok(tool, 'the second request carries a role "tool" message');
+        assert.equal(tool.tool_name, 'Write');
+        assert.equal(tool.tool_call_id, asst.tool_calls[0].id, 'the result answers the call');
+        assert.match(asst.tool_calls[0].id, /^toolu_/, 'a generated toolu_ id (the mock sent none)');
+        assert.match(tool.content, /hello\.txt/, 'the tool result names the file');
+        assert.doesNotMatch(tool.content, /error|InputValidationError/i, 'the tool succeeded');
+        // The prompt cache stays warm: the second request's messages start with the first one's.
+        assert.deepEqual(req2.messages.slice(0, req1.messages.length), req1.messages, 'the first turn is a prefix');
+        assert.equal(run.stdout.trim(), answer, 'Claude Code prints the final answer');
+      }, run, box);
+      const log = stack.log();
+      assert.equal((log.match(/POST \/v1\/messages .*status=200/g) ?? []).length, 2, log);
+      fs.rmSync(box.root, { recursive: true, force: true });
+    });
+
+  test('-p with thinking: Bash tool call, runs it, sends the output back, prints the final answer',
+    { timeout: RUN_TIMEOUT_MS + 30000 }, async (t) => {
+      const box = sandbox();
+      const model = 'cc-thinker'; // the mock grants "thinking" to model names containing "think"
+      const marker = 'bash-ran-' + process.pid;
+      const command = `printf '%s' ${marker} > marker.txt && echo ${marker}-stdout`;
+      const answer = `The command printed ${marker}-stdout.`;
+      const first = script(model, [
+        { thinking: 'I should run the command.' },
+        { tool_calls: [ollamaToolCall('Bash', { command, description: 'Write a marker file' })] },
+        '@hold',
+      ], { prompt_eval_count: 900, eval_count: 30 });
+      const second = script(model, [{ thinking: 'It worked.' }, { content: answer }],
+        { prompt_eval_count: 950, eval_count: 12 });
+      // ANTHROPIC_AUTH_TOKEN this time, and the skip-permissions flag (which needs IS_SANDBOX=1 as root).
+      const env = claudeEnv(box, model, { ANTHROPIC_AUTH_TOKEN: 'test', ...(isRoot ? { IS_SANDBOX: '1' } : {}) });
+      const { run, chats } = await toolRoundTrip({ model, first, second, box, env,
+        args: ['-p', 'Run the marker command.', '--dangerously-skip-permissions'] });
+      t.diagnostic(`Claude Code (Bash, thinking) took ${run.ms} ms, ${chats.length} /api/chat requests`);
+      await explain(() => {
+        assert.equal(run.code, 0, 'Claude Code exits 0');
+        assert.equal(fs.readFileSync(path.join(box.work, 'marker.txt'), 'utf8'), marker, 'the Bash command ran');
+        assert.equal(chats.length, 2, 'two model calls');
+        const [req1, req2] = chats.map((c) => c.body);
+        assert.equal(req1.think, true, 'Claude Code asks for thinking; the model can think');
+        const asst = req2.messages.findLast((m) => m.role === 'assistant');
+        assert.equal(asst.thinking, 'I should run the command.', 'the thinking block came back in the history');
+        assert.deepEqual(asst.tool_calls[0].function.arguments, { command, description: 'Write a marker file' });
+        const tool = req2.messages.findLast((m) => m.role === 'tool');
+        assert.ok(tool, 'the second request carries a role "tool" message');
+        assert.equal(tool.tool_name, 'Bash');
+        assert.equal(tool.tool_call_id, asst.tool_calls[0].id, 'the result answers the call');
+        assert.equal(tool.content.trim(), `${marker}-stdout`, 'the tool result is the command output');
+        assert.equal(run.stdout.trim(), answer, 'Claude Code prints the final answer');
+      }, run, box);
+      fs.rmSync(box.root, { recursive: true, force: true });
+    });
+});
+
+// The captured requests of Claude Code 2.1.197, replayed as raw HTTP through the adapter.
+const fixtures = fs.existsSync(FIXTURES)
+  ? fs.readdirSync(FIXTURES).filter((f) => f.endsWith('_request.json')).sort() : [];
+
+describe('captured Claude Code requests replay through the adapter', { skip: fixtures.length ? false
+  : `no fixtures in ${FIXTURES}` }, () => {
+  const model = 'cc-replay';
+  before(async () => {
+    await stack.mock.scenario(model, script(model, [{ content: 'Replayed' }, { content: ' fine.' }],
+      { prompt_eval_count: 20000, eval_count: 2 }));
+  });
+
+  // The recorded headers, minus those that belong to the connection.
+  function headersFor(name) {
+    const file = path.join(FIXTURES, name.replace(/_request\.json$/, '_headers.json'));
+    const h = {};
+    if (fs.existsSync(file)) {
+      const rec = JSON.parse(fs.readFileSync(file, 'utf8'));
+      for (const [k, v] of rec.headers) {
+        if (!/^(host|content-length|connection|accept-encoding)$/i.test(k)) h[k.toLowerCase()] = v;
+      }
+      return { headers: h, path: rec.path };
+    }
+    return { headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01', 'x-api-key': 'test' } };
+  }
+
+  for (const name of fixtures) {
+    const body = JSON.parse(fs.readFileSync(path.join(FIXTURES, name), 'utf8'));
+    const isCount = /count_tokens/.test(name) || (!('max_tokens' in body) && !('stream' in body));
+    const rec = headersFor(name);
+    const route = isCount ? '/v1/messages/count_tokens?beta=true' : '/v1/messages?beta=true';
+
+    if (isCount) {
+      test(`${name}: count_tokens answers input_tokens`, async () => {
+        if (rec.path) assert.equal(rec.path, route, 'the recorded path');
+        const r = await fetch(base + route, { method: 'POST', headers: rec.headers,
+          body: JSON.stringify({ ...body, model }) });
+        const text = await r.text();
+        assert.equal(r.status, 200, text);
+        const j = JSON.parse(text);
+        assert.equal(typeof j.input_tokens, 'number', text);
+        assert.ok(j.input_tokens > 0, text);
+      });
+      continue;
+    }
+
+    test(`${name}: streamed as captured, a valid event sequence`, async () => {
+      if (rec.path) assert.equal(rec.path, route, 'the recorded path');
+      const r = await fetch(base + route, { method: 'POST', headers: rec.headers,
+        body: JSON.stringify({ ...body, model }) });
+      const text = await r.text();
+      assert.equal(r.status, 200, text.slice(0, 2000));
+      assert.match(r.headers.get('content-type'), /^text\/event-stream/);
+      const frames = parseSSE(text);
+      for (const f of frames) {
+        if (f.comment !== null && f.event === null && f.data === null) continue;
+        assert.ok(f.event, `every frame has its event: line: ${JSON.stringify(f)}`);
+        assert.equal(f.event, f.data?.type, 'event name and data type agree');
+      }
+      const events = frames.filter((f) => f.event).map((f) => f.data);
+      const { blocks, stop_reason } = assertAnthropicStream(events, name);
+      assert.equal(events[0].message.model, model);
+      assert.deepEqual(blocks.map((b) => b.type), ['text']);
+      assert.equal(blocks[0].text, 'Replayed fine.');
+      assert.equal(stop_reason, 'end_turn');
+      const sent = (await stack.mock.chats()).at(-1).body;
+      assert.equal(sent.model, model);
+      assert.ok(!JSON.stringify(sent).includes('x-anthropic-billing-header'), 'the billing header is not sent to Ollama');
+    });
+
+    test(`${name}: the non-streaming fallback (no stream key) answers one Message`, async () => {
+      const { stream, ...rest } = body;
+      const headers = { ...rec.headers, 'x-stainless-timeout': '300' };
+      const r = await fetch(base + route, { method: 'POST', headers, body: JSON.stringify({ ...rest, model }) });
+      const text = await r.text();
+      assert.equal(r.status, 200, text.slice(0, 2000));
+      const msg = JSON.parse(text);
+      assert.equal(msg.type, 'message');
+      assert.match(msg.id, /^msg_/);
+      assert.equal(msg.model, model);
+      assert.deepEqual(msg.content, [{ type: 'text', text: 'Replayed fine.' }]);
+      assert.equal(msg.stop_reason, 'end_turn');
+      assert.equal(msg.usage.output_tokens, 2);
+    });
+  }
+});

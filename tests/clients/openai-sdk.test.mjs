@@ -1,0 +1,226 @@
+// openai-sdk.test.mjs -- the official OpenAI SDK (openai, pinned in ../package-lock.json) against the adapter's
+// /v1/chat/completions and /v1/models, through the real lighttpd and the real nginx.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI, { APIError, NotFoundError } from 'openai';
+import { startStack, script, ollamaToolCall } from './lib.mjs';
+
+let stack;
+before(async () => {
+  stack = await startStack();
+  const m = stack.mock;
+  await m.scenario('oai-text', script('oai-text', [{ content: 'Hello' }, { content: ', world' }, { content: '!' }],
+    { prompt_eval_count: 9, eval_count: 3 }));
+  // Text, then two tool calls in two chunks; the second call has no id (the adapter makes one).
+  await m.scenario('oai-tools', script('oai-tools', [{ content: 'Checking ' }, { content: 'both.' },
+    { tool_calls: [ollamaToolCall('get_weather', { city: 'Tokyo', unit: 'c' }, 'call_aa11bb22')] },
+    { tool_calls: [ollamaToolCall('get_time', { tz: 'Asia/Tokyo', fmt: { h24: true } })] }],
+  { prompt_eval_count: 210, eval_count: 40 }));
+  // Two tool calls in one chunk, no text.
+  await m.scenario('oai-tools-one-chunk', script('oai-tools-one-chunk', [{ tool_calls: [
+    ollamaToolCall('get_weather', { city: 'Oslo' }, 'call_one'), ollamaToolCall('get_time', { tz: 'Europe/Oslo' }, 'call_two')] }],
+  { prompt_eval_count: 50, eval_count: 20 }));
+  await m.scenario('oai-think', script('oai-think', [{ thinking: 'Think' }, { thinking: ' first.' }, { content: 'Answer.' }],
+    { prompt_eval_count: 7, eval_count: 6 }));
+  await m.scenario('oai-midstream-error', script('oai-midstream-error', [{ content: 'Partial' },
+    '{"error":"an error was encountered while running the model: GGML_ASSERT failed"}'], null));
+});
+after(async () => { await stack?.stop(); });
+
+const tools = [
+  { type: 'function', function: { name: 'get_weather', description: 'Weather for a city',
+    parameters: { type: 'object', properties: { city: { type: 'string' }, unit: { type: 'string' } }, required: ['city'] } } },
+  { type: 'function', function: { name: 'get_time', description: 'Time in a zone',
+    parameters: { type: 'object', properties: { tz: { type: 'string' }, fmt: { type: 'object' } }, required: ['tz'] } } },
+];
+
+for (const server of ['lighttpd', 'nginx']) {
+  describe(`OpenAI SDK through ${server}`, () => {
+    let client;
+    before(() => {
+      const s = stack.servers.find((x) => x.name === server);
+      client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'test', maxRetries: 0, timeout: 30000 });
+    });
+
+    test('chat.completions.create({stream: true}) accumulates text and two tool calls by index', async () => {
+      const stream = await client.chat.completions.create({ model: 'oai-tools', stream: true, tools,
+        messages: [{ role: 'user', content: 'Weather and time in Tokyo?' }] });
+      let content = '';
+      let role = null;
+      let finish = null;
+      const ids = new Set();
+      const calls = [];
+      let chunks = 0;
+      for await (const chunk of stream) {
+        chunks++;
+        assert.equal(chunk.object, 'chat.completion.chunk');
+        assert.match(chunk.id, /^chatcmpl-/);
+        assert.equal(chunk.model, 'oai-tools');
+        assert.equal(typeof chunk.created, 'number');
+        ids.add(chunk.id);
+        const choice = chunk.choices[0];
+        if (!choice) continue;
+        const d = choice.delta;
+        if (d.role) role = d.role;
+        if (d.content) content += d.content;
+        for (const tc of d.tool_calls ?? []) {
+          assert.equal(typeof tc.index, 'number');
+          if (!calls[tc.index]) {
+            assert.ok(tc.id, 'the first fragment of a tool call carries its id');
+            assert.equal(tc.type, 'function');
+            assert.ok(tc.function?.name, 'the first fragment of a tool call carries its name');
+            calls[tc.index] = { id: tc.id, type: tc.type, name: tc.function.name, arguments: '' };
+          }
+          calls[tc.index].arguments += tc.function?.arguments ?? '';
+        }
+        if (choice.finish_reason) finish = choice.finish_reason;
+      }
+      assert.ok(chunks >= 4);
+      assert.equal(ids.size, 1, 'one id for the whole stream');
+      assert.equal(role, 'assistant');
+      assert.equal(content, 'Checking both.');
+      assert.equal(finish, 'tool_calls');
+      assert.equal(calls.length, 2);
+      assert.equal(calls[0].id, 'call_aa11bb22');
+      assert.equal(calls[0].name, 'get_weather');
+      assert.deepEqual(JSON.parse(calls[0].arguments), { city: 'Tokyo', unit: 'c' });
+      assert.equal(calls[1].name, 'get_time');
+      assert.deepEqual(JSON.parse(calls[1].arguments), { tz: 'Asia/Tokyo', fmt: { h24: true } });
+      assert.ok(calls[1].id && calls[1].id !== calls[0].id, `distinct generated id: ${calls[1].id}`);
+    });
+
+    test('the .stream() helper: finalChatCompletion() with text and two tool calls', async () => {
+      const runner = client.chat.completions.stream({ model: 'oai-tools', tools,
+        messages: [{ role: 'user', content: 'Weather and time in Tokyo?' }] });
+      const deltas = [];
+      const done = [];
+      runner.on('content.delta', ({ delta }) => deltas.push(delta));
+      runner.on('tool_calls.function.arguments.done', (e) => done.push(e));
+      const final = await runner.finalChatCompletion();
+      assert.equal(final.object, 'chat.completion');
+      assert.equal(final.model, 'oai-tools');
+      const choice = final.choices[0];
+      assert.equal(choice.finish_reason, 'tool_calls');
+      assert.equal(choice.message.role, 'assistant');
+      assert.equal(choice.message.content, 'Checking both.');
+      assert.deepEqual(deltas.join(''), 'Checking both.');
+      const tc = choice.message.tool_calls;
+      assert.equal(tc.length, 2);
+      assert.deepEqual(tc.map((c) => c.function.name), ['get_weather', 'get_time']);
+      assert.deepEqual(tc.map((c) => c.type), ['function', 'function']);
+      assert.deepEqual(JSON.parse(tc[0].function.arguments), { city: 'Tokyo', unit: 'c' });
+      assert.deepEqual(JSON.parse(tc[1].function.arguments), { tz: 'Asia/Tokyo', fmt: { h24: true } });
+      assert.deepEqual(done.map((e) => [e.index, e.name]), [[0, 'get_weather'], [1, 'get_time']]);
+
+      // Two calls arriving in one Ollama chunk, and a plain text answer.
+      const two = await client.chat.completions.stream({ model: 'oai-tools-one-chunk', tools,
+        messages: [{ role: 'user', content: 'Oslo?' }] }).finalChatCompletion();
+      assert.deepEqual(two.choices[0].message.tool_calls.map((c) => [c.id, c.function.name, JSON.parse(c.function.arguments)]),
+        [['call_one', 'get_weather', { city: 'Oslo' }], ['call_two', 'get_time', { tz: 'Europe/Oslo' }]]);
+      const text = await client.chat.completions.stream({ model: 'oai-text',
+        messages: [{ role: 'user', content: 'hi' }] }).finalChatCompletion();
+      assert.equal(text.choices[0].message.content, 'Hello, world!');
+      assert.equal(text.choices[0].finish_reason, 'stop');
+    });
+
+    test('a non-streamed call with tool calls and usage', async () => {
+      const r = await client.chat.completions.create({ model: 'oai-tools', tools,
+        messages: [{ role: 'user', content: 'Weather and time in Tokyo?' }] });
+      assert.equal(r.object, 'chat.completion');
+      assert.match(r.id, /^chatcmpl-/);
+      assert.equal(r.model, 'oai-tools');
+      const c = r.choices[0];
+      assert.equal(c.index, 0);
+      assert.equal(c.finish_reason, 'tool_calls');
+      assert.equal(c.message.role, 'assistant');
+      assert.equal(c.message.content, 'Checking both.');
+      assert.equal(c.message.tool_calls.length, 2);
+      assert.equal(c.message.tool_calls[0].id, 'call_aa11bb22');
+      assert.deepEqual(c.message.tool_calls.map((t) => JSON.parse(t.function.arguments)),
+        [{ city: 'Tokyo', unit: 'c' }, { tz: 'Asia/Tokyo', fmt: { h24: true } }]);
+      assert.deepEqual(r.usage, { prompt_tokens: 210, completion_tokens: 40, total_tokens: 250 });
+
+      const t = await client.chat.completions.create({ model: 'oai-think', reasoning_effort: 'low',
+        messages: [{ role: 'user', content: 'hi' }] });
+      assert.equal(t.choices[0].message.content, 'Answer.');
+      assert.equal(t.choices[0].message.reasoning_content, 'Think first.');
+      assert.equal(t.choices[0].finish_reason, 'stop');
+    });
+
+    test('stream_options.include_usage gives a last chunk with usage', async () => {
+      const stream = await client.chat.completions.create({ model: 'oai-text', stream: true,
+        stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hi' }] });
+      const chunks = [];
+      for await (const c of stream) chunks.push(c);
+      const last = chunks.at(-1);
+      assert.deepEqual(last.choices, []);
+      assert.deepEqual(last.usage, { prompt_tokens: 9, completion_tokens: 3, total_tokens: 12 });
+      assert.ok(chunks.slice(0, -1).every((c) => !c.usage), 'only the last chunk carries usage');
+      assert.equal(chunks.map((c) => c.choices[0]?.delta?.content ?? '').join(''), 'Hello, world!');
+      assert.equal(chunks.at(-2).choices[0].finish_reason, 'stop');
+
+      // The helper reports it too.
+      const final = await client.chat.completions.stream({ model: 'oai-text', stream_options: { include_usage: true },
+        messages: [{ role: 'user', content: 'hi' }] }).finalChatCompletion();
+      assert.deepEqual(final.usage, { prompt_tokens: 9, completion_tokens: 3, total_tokens: 12 });
+    });
+
+    test('reasoning streams as delta.reasoning_content', async () => {
+      const stream = await client.chat.completions.create({ model: 'oai-think', stream: true, reasoning_effort: 'medium',
+        messages: [{ role: 'user', content: 'hi' }] });
+      let reasoning = '';
+      let content = '';
+      for await (const c of stream) {
+        reasoning += c.choices[0]?.delta?.reasoning_content ?? '';
+        content += c.choices[0]?.delta?.content ?? '';
+      }
+      assert.equal(reasoning, 'Think first.');
+      assert.equal(content, 'Answer.');
+    });
+
+    test('an unknown model: NotFoundError', async () => {
+      await assert.rejects(
+        client.chat.completions.create({ model: 'no-such-model', messages: [{ role: 'user', content: 'hi' }] }),
+        (err) => {
+          assert.ok(err instanceof NotFoundError, `got ${err?.constructor?.name}: ${err?.message}`);
+          assert.equal(err.status, 404);
+          assert.equal(err.code, 'model_not_found');
+          return true;
+        });
+      await assert.rejects(
+        client.chat.completions.create({ model: 'no-such-model', stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+        (err) => err instanceof NotFoundError && err.status === 404);
+    });
+
+    test('an Ollama error mid-stream: the SDK throws instead of ending quietly', async () => {
+      const stream = await client.chat.completions.create({ model: 'oai-midstream-error', stream: true,
+        messages: [{ role: 'user', content: 'hi' }] });
+      let content = '';
+      await assert.rejects(async () => {
+        for await (const c of stream) content += c.choices[0]?.delta?.content ?? '';
+      }, (err) => {
+        assert.ok(err instanceof APIError, `got ${err?.constructor?.name}: ${err?.message}`);
+        assert.match(String(err.message), /GGML_ASSERT/);
+        return true;
+      });
+      assert.equal(content, 'Partial');
+    });
+
+    test('models.list() in OpenAI\'s shape', async () => {
+      const page = await client.models.list();
+      const ids = page.data.map((m) => m.id);
+      for (const id of ['oai-text', 'oai-tools', 'oai-think']) assert.ok(ids.includes(id), `${id} in ${ids}`);
+      for (const m of page.data) {
+        assert.equal(m.object, 'model');
+        assert.equal(typeof m.created, 'number');
+        assert.equal(typeof m.owned_by, 'string');
+      }
+      const all = [];
+      for await (const m of client.models.list()) all.push(m.id);
+      assert.deepEqual(all, ids);
+      const one = await client.models.retrieve('oai-text');
+      assert.equal(one.id, 'oai-text');
+      assert.equal(one.object, 'model');
+    });
+  });
+}
