@@ -524,6 +524,21 @@ static int translate_options(struct json_object *body, struct chat_request *req,
     return chat_set_stop(req, v, "stop_sequences", MAX_STOP_SEQUENCES, err);
 }
 
+/* Fields Ollama has no use for are still checked, as Anthropic checks them. */
+static int check_ignored_fields(struct json_object *body, struct apierr *err)
+{
+    struct json_object *metadata, *v;
+    const char *s;
+
+    if (jsonx_opt(body, "metadata", json_type_object, "", &metadata, err) < 0 ||
+        (metadata && jsonx_opt_string(metadata, "user_id", "metadata", &s, err) < 0) ||
+        jsonx_opt_string(body, "service_tier", "", &s, err) < 0 ||
+        jsonx_opt(body, "output_config", json_type_object, "", &v, err) < 0 ||
+        jsonx_opt(body, "context_management", json_type_object, "", &v, err) < 0)
+        return -1;
+    return 0;
+}
+
 static int translate(struct json_object *body, const struct config *cfg, struct chat_request *req,
                      int for_count, struct apierr *err)
 {
@@ -547,6 +562,8 @@ static int translate(struct json_object *body, const struct config *cfg, struct 
         apierr_field(err, "model", "must not be empty");
         goto out;
     }
+    if (check_ignored_fields(body, err) < 0)
+        goto out;
     req->client_model = xstrdup(json_object_get_string(model));
     req->ollama_model = xstrdup(config_map_model(cfg, req->client_model));
     if (translate_options(body, req, !for_count, err) < 0 || translate_thinking(body, req, err) < 0 ||

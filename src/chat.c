@@ -189,6 +189,7 @@ int chat_stream_fail(struct chat_stream *cs, const struct apierr *e)
     if (cs->ended)
         return 0;
     cs->ended = 1;
+    cs->failed = 1;
     return cs->ops->error(cs->st, e);
 }
 

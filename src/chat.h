@@ -94,6 +94,7 @@ struct chat_stream {
     int begun;
     int ended;                     /* finish or error sent */
     int saw_done;                  /* Ollama's last line came: nothing left to stop */
+    int failed;                    /* the reply ended with an error */
     int n_tools;
     long long output_tokens;
     long long prompt_tokens;       /* -1 until Ollama says */

@@ -22,8 +22,61 @@ static int only_space(const char *p, size_t n)
     return 1;
 }
 
+static int hex4(const char *s, size_t len, size_t at, unsigned *out)
+{
+    unsigned v = 0;
+
+    if (at + 4 > len)
+        return -1;
+    for (size_t i = at; i < at + 4; i++) {
+        char c = s[i];
+
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* The length of the well-formed UTF-8 character at s (RFC 3629: no overlong forms, no surrogates,
+ * nothing above U+10FFFF), or 0. */
+static size_t utf8_char(const unsigned char *s, size_t len)
+{
+    unsigned c = s[0], cp;
+    size_t n;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2, cp = c & 0x1f;
+    else if (c >= 0xe0 && c <= 0xef)
+        n = 3, cp = c & 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4)
+        n = 4, cp = c & 0x07;
+    else
+        return 0;
+    if (n > len)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
 /* What json-c's strict mode still lets through: single quotes, NaN and Infinity, raw control characters
- * in strings, "1." -- rejected before parsing. Returns the offset of the first bad byte, or len. */
+ * in strings, "1.", malformed UTF-8 (overlong forms, encoded surrogates) and unpaired \u surrogates --
+ * rejected before parsing. Returns the offset of the first bad byte, or len. */
 static size_t first_non_json(const char *s, size_t len)
 {
     int in_string = 0;
@@ -32,12 +85,33 @@ static size_t first_non_json(const char *s, size_t len)
         unsigned char c = (unsigned char)s[i];
 
         if (in_string) {
+            unsigned u, low;
+            size_t n;
+
             if (c < 0x20)
                 return i;
-            if (c == '\\')
-                i++;
-            else if (c == '"')
+            if (c >= 0x80) {
+                n = utf8_char((const unsigned char *)s + i, len - i);
+                if (n == 0)
+                    return i;
+                i += n - 1;
+            } else if (c == '"') {
                 in_string = 0;
+            } else if (c == '\\' && i + 1 < len && s[i + 1] == 'u') {
+                if (hex4(s, len, i + 2, &u) < 0)
+                    return i;
+                if (u >= 0xdc00 && u <= 0xdfff)
+                    return i;
+                if (u >= 0xd800 && u <= 0xdbff) {
+                    if (i + 12 > len || s[i + 6] != '\\' || s[i + 7] != 'u' || hex4(s, len, i + 8, &low) < 0 ||
+                        low < 0xdc00 || low > 0xdfff)
+                        return i;
+                    i += 6;
+                }
+                i += 5;
+            } else if (c == '\\') {
+                i++;
+            }
             continue;
         }
         if (c == '"')
@@ -97,7 +171,7 @@ struct json_object *jsonx_parse(const char *text, size_t len, struct apierr *err
     }
     bad = first_non_json(text, len);
     if (bad < len) {
-        apierr_set(err, APIERR_INVALID_REQUEST, 400, "request body is not valid JSON: unexpected character at byte %zu",
+        apierr_set(err, APIERR_INVALID_REQUEST, 400, "request body is not valid JSON or not valid UTF-8: unexpected byte at offset %zu",
                    bad);
         goto out;
     }

@@ -429,6 +429,29 @@ static int translate_reasoning(struct json_object *body, struct chat_request *re
     return 0;
 }
 
+/* Fields Ollama has no use for are still checked, as OpenAI checks them. */
+static int check_ignored_fields(struct json_object *body, struct apierr *err)
+{
+    static const char *const bools[] = { "parallel_tool_calls", "logprobs", "store" };
+    static const char *const strings[] = { "user", "service_tier", "safety_identifier", "prompt_cache_key" };
+    struct json_object *v;
+    const char *s;
+    long long n;
+    int b, present;
+
+    for (size_t i = 0; i < sizeof bools / sizeof *bools; i++)
+        if (jsonx_opt_bool(body, bools[i], "", &b, err) < 0)
+            return -1;
+    for (size_t i = 0; i < sizeof strings / sizeof *strings; i++)
+        if (jsonx_opt_string(body, strings[i], "", &s, err) < 0)
+            return -1;
+    if (jsonx_opt_int(body, "top_logprobs", "", &n, &present, err) < 0 ||
+        jsonx_opt(body, "metadata", json_type_object, "", &v, err) < 0 ||
+        jsonx_opt(body, "logit_bias", json_type_object, "", &v, err) < 0)
+        return -1;
+    return 0;
+}
+
 static int openai_translate(struct json_object *body, const struct config *cfg, struct chat_request *req,
                             struct apierr *err)
 {
@@ -457,7 +480,8 @@ static int openai_translate(struct json_object *body, const struct config *cfg, 
         apierr_field(err, "n", "only n=1 is supported: Ollama generates one choice per request");
         goto out;
     }
-    if (so && jsonx_opt_bool(so, "include_usage", "stream_options", &req->include_usage, err) < 0)
+    if ((so && jsonx_opt_bool(so, "include_usage", "stream_options", &req->include_usage, err) < 0) ||
+        check_ignored_fields(body, err) < 0)
         goto out;
     req->client_model = xstrdup(json_object_get_string(model));
     req->ollama_model = xstrdup(config_map_model(cfg, req->client_model));

@@ -28,6 +28,7 @@
 #define TAGS_TIMEOUT_MS 10000
 #define HEALTH_TIMEOUT_MS 2000
 #define DRAIN_LIMIT (256u * 1024 * 1024)
+#define KEEPALIVE_MS 1000.0
 
 struct worker {
     const struct config *cfg;
@@ -266,7 +267,8 @@ struct chat_call {
     struct chat_stream cs;
     struct sse_sink sink;
     struct chat_reply collected;
-    struct timespec last_frame;
+    struct timespec last_event;   /* the last SSE event sent: pings are due PING_INTERVAL after it */
+    struct timespec last_byte;    /* the last bytes sent, keep-alive comments included */
     int got_line;
 };
 
@@ -274,7 +276,8 @@ static int call_frame(void *ctx, const char *bytes, size_t len)
 {
     struct chat_call *c = ctx;
 
-    clock_gettime(CLOCK_MONOTONIC, &c->last_frame);
+    clock_gettime(CLOCK_MONOTONIC, &c->last_event);
+    c->last_byte = c->last_event;
     return reply_frame(&c->rc->reply, bytes, len);
 }
 
@@ -298,12 +301,24 @@ static int call_on_line(void *ctx, const char *line, size_t len)
 static int call_on_tick(void *ctx)
 {
     struct chat_call *c = ctx;
+    static const char keepalive[] = ": keep-alive\n\n";
 
     if (client_gone(c->rc))
         return 1;
+    if (!c->req->stream || c->cs.ended)
+        return 0;
     /* While Ollama is silent (a model loading, a long prompt), pings keep clients and proxies waiting. */
-    if (c->req->stream && ms_since(&c->last_frame) >= (double)c->rc->w->cfg->ping_interval * 1000.0)
+    if (ms_since(&c->last_event) >= (double)c->rc->w->cfg->ping_interval * 1000.0)
         return chat_stream_ping(&c->cs) < 0;
+    /* lighttpd keeps the FastCGI connection of a client that left open until a write to it fails, so
+     * after a second of silence the stream begins and a comment (which clients skip) goes out each
+     * second: a client that left is found within about a second through any web server. */
+    if (ms_since(&c->last_byte) >= KEEPALIVE_MS) {
+        if (!c->cs.begun)
+            return chat_stream_begin(&c->cs) < 0;
+        clock_gettime(CLOCK_MONOTONIC, &c->last_byte);
+        return reply_frame(&c->rc->reply, keepalive, sizeof keepalive - 1) < 0;
+    }
     return 0;
 }
 
@@ -398,7 +413,7 @@ static void run_chat(struct chat_call *c, struct models_entry *entry, long long 
         }
     }
     if (!rc->log.outcome)
-        rc->log.outcome = rc->reply.gone ? "client_gone" : c->collected.failed ? "upstream_error" : "ok";
+        rc->log.outcome = rc->reply.gone ? "client_gone" : c->cs.failed ? "upstream_error" : "ok";
 out:
     upstream_result_free(&r);
 }
@@ -449,7 +464,8 @@ static void serve_chat(struct rctx *rc, const struct dialect *d)
     c.rc = rc;
     c.d = d;
     c.req = &req;
-    clock_gettime(CLOCK_MONOTONIC, &c.last_frame);
+    clock_gettime(CLOCK_MONOTONIC, &c.last_event);
+    c.last_byte = c.last_event;
     if (req.stream) {
         st = d->stream_new(&req, &c.sink);
         chat_stream_init(&c.cs, &req, d->ops, st, d->tool_prefix);
@@ -745,7 +761,9 @@ static void handle(struct worker *w)
     request_path(&rc);
     rc.log.ttft_ms = -1;
     label = route(&rc);
-    if (!rc.reply.headers_sent) {
+    if (rc.reply.gone && !rc.reply.headers_sent)
+        rc.reply.status = 499;   /* nginx's word for a client that closed the connection first */
+    else if (!rc.reply.headers_sent) {
         struct apierr e;
 
         apierr_set(&e, APIERR_API, 500, "the adapter sent no reply");

@@ -164,7 +164,10 @@ export async function startStack(opts = {}) {
       pool.kill('SIGTERM');
       mock.proc.kill('SIGTERM');
       await Promise.all([...procs, pool, mock.proc].map((p) => (p.exitCode !== null || p.signalCode
-        ? null : new Promise((r) => { p.once('exit', r); setTimeout(() => { p.kill('SIGKILL'); r(); }, 5000); }))));
+        ? null : new Promise((r) => {
+          const t = setTimeout(() => { p.kill('SIGKILL'); r(); }, 5000);
+          p.once('exit', () => { clearTimeout(t); r(); });
+        }))));
       if (!process.env.KEEP_E2E) fs.rmSync(dir, { recursive: true, force: true });
     },
   };
