@@ -19,8 +19,9 @@ BIN      := build/ollama-fcgi
 MOCK     := build/mock-ollama
 UNIT     := build/unit-tests
 UNIT_SAN := build/unit-tests-san
+BENCH_TR := build/bench-translate
 
-.PHONY: all test unit unit-san e2e clients run bench fuzz install clean deps-build deps-test deps-run
+.PHONY: all test unit unit-san e2e e2e-valgrind clients run bench fuzz install clean deps-build deps-test deps-run deps-bench
 
 all: $(BIN) $(MOCK)
 
@@ -41,6 +42,10 @@ $(UNIT_SAN): $(CORE_SRC) $(wildcard src/*.h) $(wildcard tests/unit/*.c) | build
 	$(CC) $(CFLAGS) -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
 	  -o $@ $(CORE_SRC) tests/unit/*.c $(LDFLAGS) $(shell pkg-config --libs json-c criterion)
 
+# The translation microbenchmark: the core without I/O, built as the pool is.
+$(BENCH_TR): tests/bench/bench_translate.c $(CORE_SRC) $(wildcard src/*.h) | build
+	$(CC) $(CFLAGS) -o $@ tests/bench/bench_translate.c $(CORE_SRC) $(LDFLAGS) $(shell pkg-config --libs json-c)
+
 # libFuzzer harnesses over the request translators and the NDJSON-to-SSE translation.
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -Isrc $(shell pkg-config --cflags json-c) \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
@@ -57,6 +62,8 @@ deps-run:
 	@sh scripts/deps.sh run
 deps-test:
 	@sh scripts/deps.sh test
+deps-bench:
+	@sh scripts/deps.sh bench
 
 unit: $(UNIT)
 	cd tests && ../$(UNIT) -j2
@@ -67,6 +74,10 @@ unit-san: $(UNIT_SAN)
 e2e: all
 	cd tests && node --test --test-concurrency=1 e2e/
 
+# The same end-to-end suite with every pool process under valgrind: any memory error or leak fails it.
+e2e-valgrind: all
+	cd tests && OFCGI_VALGRIND=1 node --test --test-concurrency=1 e2e/
+
 clients: all
 	cd tests && npm ci --no-audit --no-fund --loglevel=error && node --test --test-concurrency=1 clients/
 
@@ -75,7 +86,13 @@ test: deps-test
 	$(MAKE) unit
 	$(MAKE) unit-san
 	$(MAKE) e2e
+	$(MAKE) e2e-valgrind
 	$(MAKE) clients
+
+# The mock Ollama, the pool behind nginx and a plain nginx hop under wrk; prints the table (BENCHMARKS.md).
+bench: deps-bench
+	$(MAKE) $(BIN) $(BENCH_TR)
+	node tests/bench/bench.mjs
 
 run: deps-run
 	$(MAKE) $(BIN)

@@ -134,10 +134,15 @@ export async function startStack(opts = {}) {
     ...opts.env,
   };
   // opts.launcher 'spawn-fcgi': the pool as deployments run it, through the repository's spawn-fcgi.sh.
+  // OFCGI_VALGRIND=1: every pool process runs under valgrind, and stop() fails on any error or leak.
+  const valgrind = process.env.OFCGI_VALGRIND && opts.launcher !== 'spawn-fcgi';
   const pool = opts.launcher === 'spawn-fcgi'
     ? startProcess(path.join(ROOT, 'spawn-fcgi.sh'), [], { env }, path.join(dir, 'pool.log'))
-    : startProcess(BIN, [], { env }, path.join(dir, 'pool.log'));
-  await waitFor(() => fs.existsSync(socket), 'the pool socket');
+    : valgrind
+      ? startProcess('valgrind', ['--quiet', '--leak-check=full', '--errors-for-leak-kinds=definite,indirect',
+        '--show-leak-kinds=definite,indirect', `--log-file=${dir}/valgrind.%p.log`, BIN], { env }, path.join(dir, 'pool.log'))
+      : startProcess(BIN, [], { env }, path.join(dir, 'pool.log'));
+  await waitFor(() => fs.existsSync(socket), 'the pool socket', valgrind ? 60000 : 10000);
   const servers = [];
   const procs = [];
   for (const name of opts.servers ?? ['lighttpd', 'nginx']) {
@@ -168,7 +173,10 @@ export async function startStack(opts = {}) {
           const t = setTimeout(() => { p.kill('SIGKILL'); r(); }, 5000);
           p.once('exit', () => { clearTimeout(t); r(); });
         }))));
+      const reports = fs.readdirSync(dir).filter((f) => f.startsWith('valgrind.'))
+        .map((f) => fs.readFileSync(path.join(dir, f), 'utf8')).filter((t) => t.trim() !== '');
       if (!process.env.KEEP_E2E) fs.rmSync(dir, { recursive: true, force: true });
+      if (reports.length) throw new Error(`valgrind found errors or leaks in the pool:\n${reports.join('\n')}`);
     },
   };
 }
