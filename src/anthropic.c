@@ -21,14 +21,6 @@ struct xlate {
     struct apierr *err;
 };
 
-static struct json_object *new_message(const char *role)
-{
-    struct json_object *m = json_object_new_object();
-
-    json_object_object_add(m, "role", json_object_new_string(role));
-    return m;
-}
-
 static int is_billing_block(const char *text)
 {
     return strncmp(text, BILLING_HEADER, sizeof BILLING_HEADER - 1) == 0;
@@ -104,13 +96,6 @@ static void add_image(struct json_object **images, struct json_object *data)
     json_object_array_add(*images, json_object_get(data));
 }
 
-static void join_text(struct buf *b, const char *s, size_t n)
-{
-    if (b->len > 0)
-        buf_putc(b, '\n');
-    buf_append(b, s, n);
-}
-
 /* A document block with text in it becomes text; PDFs and files cannot reach Ollama. */
 static int document_text(struct json_object *blk, const char *path, struct buf *text, struct apierr *err)
 {
@@ -126,12 +111,12 @@ static int document_text(struct json_object *blk, const char *path, struct buf *
     if (type && strcmp(type, "text") == 0) {
         if (jsonx_req(src, "data", json_type_string, name, &data, err) < 0)
             return -1;
-        join_text(text, json_object_get_string(data), (size_t)json_object_get_string_len(data));
+        chat_join_text(text, data);
         return 0;
     }
     if (type && strcmp(type, "content") == 0) {
         if (jsonx_req(src, "content", json_type_string, name, &data, err) == 0) {
-            join_text(text, json_object_get_string(data), (size_t)json_object_get_string_len(data));
+            chat_join_text(text, data);
             return 0;
         }
         return -1;
@@ -176,7 +161,7 @@ static int tool_result_message(struct xlate *x, struct json_object *blk, const c
             if (type && strcmp(type, "text") == 0) {
                 if (jsonx_req(part, "text", json_type_string, inner, &t, x->err) < 0)
                     goto out;
-                join_text(&text, json_object_get_string(t), (size_t)json_object_get_string_len(t));
+                chat_join_text(&text, t);
             } else if (type && strcmp(type, "image") == 0) {
                 if (image_data(part, inner, &data, x->err) < 0)
                     goto out;
@@ -191,7 +176,7 @@ static int tool_result_message(struct xlate *x, struct json_object *blk, const c
                      jsonx_type_name(json_object_get_type(content)));
         goto out;
     }
-    m = new_message("tool");
+    m = chat_message("tool");
     if (is_error) {
         /* Ollama has no error flag on tool messages: the model must read it. */
         struct buf marked;
@@ -264,7 +249,7 @@ static void place_system_entry(struct xlate *x, const struct buf *text)
         if (merged.len)
             buf_puts(&merged, "\n\n");
     } else {
-        last = new_message("user");
+        last = chat_message("user");
         json_object_array_add(x->out, last);
     }
     buf_puts(&merged, "<system-reminder>\n");
@@ -332,7 +317,7 @@ static int translate_message(struct xlate *x, struct json_object *msg, size_t id
             if (strcmp(type, "text") == 0) {
                 if (jsonx_req(blk, "text", json_type_string, bpath, &t, x->err) < 0)
                     goto out;
-                join_text(&text, json_object_get_string(t), (size_t)json_object_get_string_len(t));
+                chat_join_text(&text, t);
             } else if (strcmp(type, "image") == 0) {
                 if (image_data(blk, bpath, &data, x->err) < 0)
                     goto out;
@@ -372,7 +357,7 @@ static int translate_message(struct xlate *x, struct json_object *msg, size_t id
         rc = 0;
         goto out;
     }
-    m = new_message(assistant ? "assistant" : "user");
+    m = chat_message(assistant ? "assistant" : "user");
     json_object_object_add(m, "content", jsonx_string(text.data ? text.data : "", text.len));
     if (thinking.len)
         json_object_object_add(m, "thinking", jsonx_string(thinking.data, thinking.len));
@@ -422,7 +407,7 @@ static int translate_tools(struct json_object *body, struct chat_request *req, s
     n = json_object_array_length(tools);
     req->parts.tools = json_object_new_array();
     for (size_t i = 0; i < n; i++) {
-        struct json_object *tool = json_object_array_get_idx(tools, i), *name, *schema, *desc, *out, *fn;
+        struct json_object *tool = json_object_array_get_idx(tools, i), *name, *schema, *desc;
         const char *type;
 
         snprintf(path, sizeof path, "tools.%zu", i);
@@ -442,15 +427,7 @@ static int translate_tools(struct json_object *body, struct chat_request *req, s
         if (only && strcmp(only, json_object_get_string(name)) != 0)
             continue;
         found = 1;
-        out = json_object_new_object();
-        fn = json_object_new_object();
-        json_object_object_add(out, "type", json_object_new_string("function"));
-        json_object_object_add(fn, "name", json_object_get(name));
-        if (desc)
-            json_object_object_add(fn, "description", json_object_get(desc));
-        json_object_object_add(fn, "parameters", json_object_get(schema));
-        json_object_object_add(out, "function", fn);
-        json_object_array_add(req->parts.tools, out);
+        json_object_array_add(req->parts.tools, chat_function_tool(name, desc, json_object_get(schema)));
     }
     if (only && !found) {
         apierr_field(err, "tool_choice.name", "no tool named \"%s\" in tools", only);
@@ -573,7 +550,7 @@ static int translate(struct json_object *body, const struct config *cfg, struct 
         if (system_text(sys, "system", &stext, err) < 0)
             goto out;
         if (stext.len) {
-            struct json_object *m = new_message("system");
+            struct json_object *m = chat_message("system");
 
             json_object_object_add(m, "content", jsonx_string(stext.data, stext.len));
             json_object_array_add(x.out, m);

@@ -111,6 +111,35 @@ struct json_object *chat_ollama_body(const struct chat_request *req, const struc
     return o;
 }
 
+struct json_object *chat_message(const char *role)
+{
+    struct json_object *m = json_object_new_object();
+
+    json_object_object_add(m, "role", json_object_new_string(role));
+    return m;
+}
+
+void chat_join_text(struct buf *b, struct json_object *str)
+{
+    if (b->len > 0)
+        buf_putc(b, '\n');
+    buf_append(b, json_object_get_string(str), (size_t)json_object_get_string_len(str));
+}
+
+struct json_object *chat_function_tool(struct json_object *name, struct json_object *description,
+                                       struct json_object *parameters)
+{
+    struct json_object *tool = json_object_new_object(), *fn = json_object_new_object();
+
+    json_object_object_add(tool, "type", json_object_new_string("function"));
+    json_object_object_add(fn, "name", json_object_get(name));
+    if (description)
+        json_object_object_add(fn, "description", json_object_get(description));
+    json_object_object_add(fn, "parameters", parameters);
+    json_object_object_add(tool, "function", fn);
+    return tool;
+}
+
 int chat_set_stop(struct chat_request *req, struct json_object *v, const char *field, size_t max,
                   struct apierr *err)
 {

@@ -59,6 +59,13 @@ int chat_think_requested(const struct chat_request *req);
  * disconnects can then end the generation early). Keys in one fixed order, so the same conversation
  * prefix gives the same bytes. The caller puts the result. */
 struct json_object *chat_ollama_body(const struct chat_request *req, const struct config *cfg);
+/* A new Ollama message {"role": role}; the caller adds the content and owns it. */
+struct json_object *chat_message(const char *role);
+/* Appends a JSON string's text to b, after a newline when b holds text already. */
+void chat_join_text(struct buf *b, struct json_object *str);
+/* An Ollama function tool. Borrows name and description (may be NULL); takes parameters. */
+struct json_object *chat_function_tool(struct json_object *name, struct json_object *description,
+                                       struct json_object *parameters);
 /* Stop sequences from a JSON string or array of strings (empty strings ignored). */
 int chat_set_stop(struct chat_request *req, struct json_object *v, const char *field, size_t max,
                   struct apierr *err);

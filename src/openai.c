@@ -17,21 +17,6 @@ struct xlate {
     struct apierr *err;
 };
 
-static struct json_object *new_message(const char *role)
-{
-    struct json_object *m = json_object_new_object();
-
-    json_object_object_add(m, "role", json_object_new_string(role));
-    return m;
-}
-
-static void join_text(struct buf *b, const char *s, size_t n)
-{
-    if (b->len > 0)
-        buf_putc(b, '\n');
-    buf_append(b, s, n);
-}
-
 /* An image_url part: only data URIs reach Ollama, which takes bare base64. */
 static int image_part(struct json_object *part, const char *path, struct json_object **images, struct apierr *err)
 {
@@ -96,7 +81,7 @@ static int content_text(struct json_object *content, const char *path, struct bu
         if (strcmp(type, "text") == 0 || strcmp(type, "refusal") == 0) {
             if (jsonx_req(part, type, json_type_string, name, &t, err) < 0)
                 return -1;
-            join_text(text, json_object_get_string(t), (size_t)json_object_get_string_len(t));
+            chat_join_text(text, t);
         } else if (strcmp(type, "image_url") == 0) {
             if (!images) {
                 apierr_field(err, name, "images are only accepted in user messages");
@@ -221,7 +206,7 @@ static int translate_message(struct xlate *x, struct json_object *msg, size_t id
                      "expected \"system\", \"developer\", \"user\", \"assistant\" or \"tool\", got \"%s\"", role);
         goto out;
     }
-    m = new_message(out_role);
+    m = chat_message(out_role);
     json_object_object_add(m, "content", jsonx_string(text.data ? text.data : "", text.len));
     if (thinking.len)
         json_object_object_add(m, "thinking", jsonx_string(thinking.data, thinking.len));
@@ -294,7 +279,7 @@ static int translate_tools(struct json_object *body, struct chat_request *req, s
     n = json_object_array_length(tools);
     req->parts.tools = json_object_new_array();
     for (size_t i = 0; i < n; i++) {
-        struct json_object *tool = json_object_array_get_idx(tools, i), *fn, *name, *desc, *params, *out, *ofn;
+        struct json_object *tool = json_object_array_get_idx(tools, i), *fn, *name, *desc, *params;
         const char *type;
 
         snprintf(path, sizeof path, "tools.%zu", i);
@@ -319,16 +304,8 @@ static int translate_tools(struct json_object *body, struct chat_request *req, s
         if (only && strcmp(only, json_object_get_string(name)) != 0)
             continue;
         found = 1;
-        out = json_object_new_object();
-        ofn = json_object_new_object();
-        json_object_object_add(out, "type", json_object_new_string("function"));
-        json_object_object_add(ofn, "name", json_object_get(name));
-        if (desc)
-            json_object_object_add(ofn, "description", json_object_get(desc));
-        json_object_object_add(ofn, "parameters",
-                               params ? json_object_get(params) : empty_parameters());
-        json_object_object_add(out, "function", ofn);
-        json_object_array_add(req->parts.tools, out);
+        json_object_array_add(req->parts.tools,
+                              chat_function_tool(name, desc, params ? json_object_get(params) : empty_parameters()));
     }
     if (only && !found) {
         apierr_field(err, "tool_choice.function.name", "no tool named \"%s\" in tools", only);
