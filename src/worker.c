@@ -654,6 +654,8 @@ static const struct route routes[] = {
     { METRICS_MESSAGES, "POST", "/v1/messages", 0, 0, serve_messages },
     { METRICS_COUNT_TOKENS, "POST", "/v1/messages/count_tokens", 0, 0, serve_count_tokens },
     { METRICS_CHAT_COMPLETIONS, "POST", "/v1/chat/completions", 0, 0, serve_chat_completions },
+    /* OpenAI clients given a base URL without /v1. */
+    { METRICS_CHAT_COMPLETIONS, "POST", "/chat/completions", 0, 0, serve_chat_completions },
     { METRICS_MODELS, "GET", "/v1/models", 0, 0, serve_models },
     { METRICS_MODELS, "GET", "/v1/models/", 1, 0, serve_models },
     { METRICS_HEALTH, "GET", "/health", 0, 1, serve_health },
@@ -679,7 +681,8 @@ static int method_matches(const struct route *r, const char *method)
 /* Errors on paths no route serves are in the dialect the path belongs to. */
 static const struct dialect *path_dialect(const char *path)
 {
-    if (strncmp(path, "/v1/chat/", 9) == 0 || strncmp(path, "/v1/completions", 15) == 0 ||
+    if (strncmp(path, "/v1/chat/", 9) == 0 || strncmp(path, "/chat/", 6) == 0 ||
+        strncmp(path, "/v1/completions", 15) == 0 ||
         strncmp(path, "/v1/embeddings", 14) == 0 || strncmp(path, "/v1/responses", 13) == 0)
         return &openai_dialect;
     return &anthropic_dialect;
@@ -739,9 +742,16 @@ static void request_path(struct rctx *rc)
         n = sizeof rc->path - 1;
     memcpy(rc->path, uri, n);
     rc->path[n] = '\0';
-    /* "/v1/messages/" is "/v1/messages". */
+    /* "/v1/messages/" is "/v1/messages", "//v1//messages" too (a base URL ending in a slash). */
+    for (size_t i = 1, j = 1; i <= n; i++)
+        if (!(rc->path[i] == '/' && rc->path[j - 1] == '/'))
+            rc->path[j++] = rc->path[i];
+    n = strlen(rc->path);
     while (n > 1 && rc->path[n - 1] == '/')
         rc->path[--n] = '\0';
+    /* A base URL that already ends in /v1 (a common slip with Claude Code and OpenAI clients alike). */
+    if (strncmp(rc->path, "/v1/v1/", 7) == 0)
+        memmove(rc->path, rc->path + 3, n - 2);
 }
 
 static void handle(struct worker *w)

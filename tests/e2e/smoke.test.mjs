@@ -33,3 +33,27 @@ test('spawn-fcgi.sh runs the pool on a unix socket behind both servers', async (
     await other.stop();
   }
 });
+
+test('base URLs with a trailing slash, a doubled /v1 or no /v1 still reach their routes', async () => {
+  await stack.mock.scenario('m-path', ollamaLines('m-path', [{ content: 'found' }]));
+  const anthropic = { model: 'm-path', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] };
+  const openai = { model: 'm-path', messages: [{ role: 'user', content: 'hi' }] };
+  for (const s of stack.servers) {
+    for (const p of ['//v1/messages', '/v1/v1/messages?beta=true', '/v1/messages/']) {
+      const r = await post(`${s.url}${p}`, anthropic);
+      assert.equal(r.status, 200, `${s.name} ${p}`);
+      assert.equal((await r.json()).content[0].text, 'found');
+    }
+    for (const p of ['/chat/completions', '/v1/v1/chat/completions']) {
+      const r = await post(`${s.url}${p}`, openai);
+      assert.equal(r.status, 200, `${s.name} ${p}`);
+      assert.equal((await r.json()).choices[0].message.content, 'found');
+    }
+    const missing = await post(`${s.url}/v1/nothing/here`, anthropic);
+    assert.equal(missing.status, 404);
+    assert.equal((await missing.json()).error.type, 'not_found_error');
+    const wrongMethod = await fetch(`${s.url}/v1/messages`);
+    assert.equal(wrongMethod.status, 405);
+    assert.equal((await wrongMethod.json()).type, 'error');
+  }
+});
