@@ -237,13 +237,16 @@ static void reap(struct pool *p)
             if (WIFSIGNALED(status))
                 fprintf(stderr, "ollama-fcgi: worker %d killed by signal %d; starting another\n", (int)pid,
                         WTERMSIG(status));
-            else
+            else if (WEXITSTATUS(status) != 0)
                 fprintf(stderr, "ollama-fcgi: worker %d exited with status %d; starting another\n", (int)pid,
                         WEXITSTATUS(status));
-            /* A worker that dies at once would die again: wait a little rather than spin. */
+            /* A worker that dies at once would die again: wait a little rather than spin. A worker that
+             * stopped cleanly was told to by a signal, most likely the terminal's Ctrl-C reaching the
+             * whole process group just before the master's own stop: wait as long, so as not to start
+             * workers that are about to be stopped. */
             young = s->started;
             young.tv_sec += 1;
-            if (!passed(&young)) {
+            if (!passed(&young) || (WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
                 if (p->respawn_pending++ == 0)
                     add_ms(&p->respawn_at, RESPAWN_DELAY_MS);
             } else {

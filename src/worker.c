@@ -381,7 +381,7 @@ static void run_chat(struct chat_call *c, struct models_entry *entry, long long 
             struct model_facts f = entry ? entry->facts : (struct model_facts){ 1, 0, 0 };
 
             f.can_think = 0;
-            models_put(&rc->w->models, c->req->ollama_model, &f);
+            entry = models_put(&rc->w->models, c->req->ollama_model, &f);
             chat_drop_think(c->req);
             upstream_result_free(&r);
             continue;
