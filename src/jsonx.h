@@ -47,4 +47,8 @@ struct json_object *jsonx_string(const char *s, size_t len);
 #include "buf.h"
 /* Appends s as a quoted JSON string, for frames written by hand on the per-event path. */
 void jsonx_put_string(struct buf *b, const char *s, size_t n);
+/* The length jsonx_put_string would give s, without writing it. */
+size_t jsonx_string_len(const char *s, size_t n);
+/* Appends o as compact JSON, as jsonx_text would give it, several times faster. */
+void jsonx_write(struct buf *b, struct json_object *o);
 #endif

@@ -1,6 +1,9 @@
 /* tokens.c -- the prompt-size estimate shared by count_tokens and the context-window check. */
 #include "tokens.h"
 
+#include <stdio.h>
+#include <string.h>
+
 #include "jsonx.h"
 
 #define PROSE_BYTES_PER_TOKEN 4
@@ -17,13 +20,38 @@ static size_t string_len(struct json_object *obj, const char *key)
     return 0;
 }
 
+/* The length of v as compact JSON text (as jsonx_write gives it), counted without writing it: tool
+ * schemas are most of a coding agent's prompt, and serializing them twice per request would cost more
+ * than the rest of the translation. */
 static size_t json_len(struct json_object *v)
 {
-    size_t n = 0;
+    size_t n = 0, i = 0, k;
+    char num[32];
 
-    if (v)
-        jsonx_text(v, &n);
-    return n;
+    switch (json_object_get_type(v)) {
+    case json_type_string:
+        return jsonx_string_len(json_object_get_string(v), (size_t)json_object_get_string_len(v));
+    case json_type_array:
+        k = json_object_array_length(v);
+        for (n = 2; i < k; i++)
+            n += json_len(json_object_array_get_idx(v, i)) + (i ? 1 : 0);
+        return n;
+    case json_type_object:
+        n = 2;
+        json_object_object_foreach(v, key, val) {
+            n += jsonx_string_len(key, strlen(key)) + 1 + json_len(val) + (i++ ? 1 : 0);
+        }
+        return n;
+    case json_type_null:
+        return 4;
+    case json_type_boolean:
+        return json_object_get_boolean(v) ? 4 : 5;
+    case json_type_int:
+        return (size_t)snprintf(num, sizeof num, "%lld", (long long)json_object_get_int64(v));
+    case json_type_double:
+        return strlen(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+    }
+    return 0;
 }
 
 long long tokens_estimate(const struct chat_request *req)
@@ -41,7 +69,8 @@ long long tokens_estimate(const struct chat_request *req)
             tokens += TOKENS_PER_IMAGE * (long long)json_object_array_length(v);
         tokens += TOKENS_PER_MESSAGE;
     }
-    json += json_len(req->parts.tools);
+    if (req->parts.tools)
+        json += json_len(req->parts.tools);
     tokens += (long long)((prose + PROSE_BYTES_PER_TOKEN - 1) / PROSE_BYTES_PER_TOKEN);
     tokens += (long long)((json + JSON_BYTES_PER_TOKEN - 1) / JSON_BYTES_PER_TOKEN);
     return tokens;

@@ -36,6 +36,7 @@ struct worker {
     struct models_cache models;
     FCGX_Request fcgi;
     struct buf body;              /* the request body, reused from request to request */
+    struct buf out;               /* the Ollama request, likewise */
 };
 
 /* One request. */
@@ -360,14 +361,13 @@ static void run_chat(struct chat_call *c, struct models_entry *entry, long long 
     struct upstream_result r;
     struct json_object *body;
     struct apierr e;
-    const char *text;
-    size_t len;
 
     for (int attempt = 0;; attempt++) {
         upstream_result_init(&r);
         body = chat_ollama_body(c->req, rc->w->cfg);
-        text = jsonx_text(body, &len);
-        if (upstream_chat(&rc->w->up, text, len, &h, &r) < 0) {
+        buf_reset(&rc->w->out);
+        jsonx_write(&rc->w->out, body);
+        if (upstream_chat(&rc->w->up, rc->w->out.data, rc->w->out.len, &h, &r) < 0) {
             json_object_put(body);
             if (rc->reply.gone)
                 break;
@@ -833,6 +833,7 @@ int worker_run(const struct config *cfg, int listen_fd)
     memset(&w, 0, sizeof w);
     w.cfg = cfg;
     buf_init(&w.body);
+    buf_init(&w.out);
     listen_fd_global = listen_fd;
     dummy_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     /* Our handlers go in first: libfcgi then leaves them alone, and they restart interrupted writes. */
@@ -858,6 +859,7 @@ int worker_run(const struct config *cfg, int listen_fd)
     upstream_free(&w.up);
     models_cache_free(&w.models);
     buf_free(&w.body);
+    buf_free(&w.out);
     curl_global_cleanup();
     return status;
 }

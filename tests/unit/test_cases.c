@@ -270,10 +270,14 @@ ParameterizedTest(struct case_param *p, cases, translate)
     upstream = read_file(p->dir, "upstream.json", NULL);
     if (upstream) {
         struct json_object *o = chat_ollama_body(&req, &cfg);
-        size_t olen;
-        const char *text = jsonx_text(o, &olen);
+        struct buf sent;
 
-        expect_json(p->dir, "upstream.json", text, olen);
+        /* The bytes the worker sends, written as it writes them. */
+        buf_init(&sent);
+        jsonx_write(&sent, o);
+        expect_json(p->dir, "upstream.json", sent.data, sent.len);
+        cr_expect_str_eq(sent.data, jsonx_text(o, NULL), "%s: jsonx_write and json-c disagree", p->dir);
+        buf_free(&sent);
         json_object_put(o);
         free(upstream);
     }

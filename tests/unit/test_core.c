@@ -67,6 +67,28 @@ Test(jsonx, escapes_every_control_character)
     buf_free(&b);
 }
 
+Test(jsonx, write_gives_the_bytes_json_c_gives)
+{
+    const char *docs[] = {
+        "{\"a\":[1,-2,3.25,1e5,true,false,null],\"b\":{\"c\":\"q\\\"uote\\\\ \\n\\t\\u0001 /\\u00e9\"}}",
+        "[]", "{}", "\"\"", "[{\"x\":[[],{}]}]", "{\"k\\\"ey\":0.1}",
+    };
+    struct apierr e;
+    struct buf b;
+
+    buf_init(&b);
+    for (size_t i = 0; i < sizeof docs / sizeof *docs; i++) {
+        struct json_object *o = jsonx_parse(docs[i], strlen(docs[i]), &e);
+
+        cr_assert_not_null(o, "%s: %s", docs[i], e.message);
+        buf_reset(&b);
+        jsonx_write(&b, o);
+        cr_expect_str_eq(b.data, jsonx_text(o, NULL));
+        json_object_put(o);
+    }
+    buf_free(&b);
+}
+
 Test(config, glob_patterns)
 {
     cr_expect(config_glob_match("claude-*haiku*", "claude-haiku-4-5-20251001"));
