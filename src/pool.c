@@ -326,8 +326,8 @@ int pool_run(const struct config *cfg, int listen_fd)
         return 1;
     }
     install();
-    /* Room for a whole second generation while SIGHUP replaces the first. */
-    if (metrics_init((size_t)cfg->workers * 2 + 4) < 0)
+    /* Room for new generations while SIGHUPs replace old ones still finishing their streams. */
+    if (metrics_init((size_t)cfg->workers * 4 + 8) < 0)
         fprintf(stderr, "ollama-fcgi: no shared memory for /metrics: %s\n", strerror(errno));
     fprintf(stderr, "ollama-fcgi: master %d: %ld workers, Ollama at %s\n", (int)getpid(), cfg->workers,
             cfg->ollama_url);
