@@ -643,8 +643,9 @@ static int close_block(struct astream *s)
     if (s->open == BLOCK_THINKING) {
         /* Clients keep and send back a signature; Ollama has none, so a stable local one. */
         buf_reset(&s->data);
-        buf_printf(&s->data, "{\"type\":\"content_block_delta\",\"index\":%d,\"delta\":{\"type\":\"signature_delta\","
-                   "\"signature\":", index);
+        buf_puts(&s->data, "{\"type\":\"content_block_delta\",\"index\":");
+        buf_put_int(&s->data, index);
+        buf_puts(&s->data, ",\"delta\":{\"type\":\"signature_delta\",\"signature\":");
         jsonx_put_string(&s->data, "ollama-fcgi", 11);
         buf_puts(&s->data, "}}");
         if (send_data(s, "content_block_delta") < 0)
@@ -652,7 +653,9 @@ static int close_block(struct astream *s)
     }
     s->open = BLOCK_NONE;
     buf_reset(&s->data);
-    buf_printf(&s->data, "{\"type\":\"content_block_stop\",\"index\":%d}", index);
+    buf_puts(&s->data, "{\"type\":\"content_block_stop\",\"index\":");
+    buf_put_int(&s->data, index);
+    buf_putc(&s->data, '}');
     return send_data(s, "content_block_stop");
 }
 
@@ -664,9 +667,11 @@ static int open_block(struct astream *s, enum block kind)
         return -1;
     s->open = kind;
     buf_reset(&s->data);
-    buf_printf(&s->data, "{\"type\":\"content_block_start\",\"index\":%d,\"content_block\":%s}", s->next_index++,
-               kind == BLOCK_THINKING ? "{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}"
-                                      : "{\"type\":\"text\",\"text\":\"\"}");
+    buf_puts(&s->data, "{\"type\":\"content_block_start\",\"index\":");
+    buf_put_int(&s->data, s->next_index++);
+    buf_puts(&s->data, kind == BLOCK_THINKING
+                           ? ",\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}}"
+                           : ",\"content_block\":{\"type\":\"text\",\"text\":\"\"}}");
     return send_data(s, "content_block_start");
 }
 
@@ -675,8 +680,10 @@ static int delta(struct astream *s, enum block kind, const char *str, size_t n)
     if (open_block(s, kind) < 0)
         return -1;
     buf_reset(&s->data);
-    buf_printf(&s->data, "{\"type\":\"content_block_delta\",\"index\":%d,\"delta\":{\"type\":", s->next_index - 1);
-    buf_puts(&s->data, kind == BLOCK_THINKING ? "\"thinking_delta\",\"thinking\":" : "\"text_delta\",\"text\":");
+    buf_puts(&s->data, "{\"type\":\"content_block_delta\",\"index\":");
+    buf_put_int(&s->data, s->next_index - 1);
+    buf_puts(&s->data, kind == BLOCK_THINKING ? ",\"delta\":{\"type\":\"thinking_delta\",\"thinking\":"
+                                              : ",\"delta\":{\"type\":\"text_delta\",\"text\":");
     jsonx_put_string(&s->data, str, n);
     buf_puts(&s->data, "}}");
     return send_data(s, "content_block_delta");

@@ -17,6 +17,8 @@ void buf_append(struct buf *b, const void *p, size_t n);
 void buf_puts(struct buf *b, const char *s);
 void buf_putc(struct buf *b, char c);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A decimal integer, without printf: it runs for every streamed event. */
+void buf_put_int(struct buf *b, long long v);
 /* Gives the bytes to the caller, who frees them; the buffer is left empty. */
 char *buf_steal(struct buf *b);
 

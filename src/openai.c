@@ -512,7 +512,9 @@ static void chunk_head(struct ostream *s)
     buf_reset(&s->data);
     buf_puts(&s->data, "{\"id\":");
     jsonx_put_string(&s->data, s->req->id, strlen(s->req->id));
-    buf_printf(&s->data, ",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":", s->req->created);
+    buf_puts(&s->data, ",\"object\":\"chat.completion.chunk\",\"created\":");
+    buf_put_int(&s->data, s->req->created);
+    buf_puts(&s->data, ",\"model\":");
     jsonx_put_string(&s->data, s->req->client_model, strlen(s->req->client_model));
     buf_puts(&s->data, ",\"system_fingerprint\":\"fp_ollama_fcgi\",\"choices\":");
 }
@@ -535,7 +537,9 @@ static int ostream_begin(void *st)
 static int delta_text(struct ostream *s, const char *key, const char *str, size_t n)
 {
     chunk_head(s);
-    buf_printf(&s->data, "[{\"index\":0,\"delta\":{\"%s\":", key);
+    buf_puts(&s->data, "[{\"index\":0,\"delta\":{\"");
+    buf_puts(&s->data, key);
+    buf_puts(&s->data, "\":");
     jsonx_put_string(&s->data, str, n);
     buf_puts(&s->data, "},\"logprobs\":null,\"finish_reason\":null}]}");
     return send_chunk(s);

@@ -100,17 +100,14 @@ int reply_error(struct reply *r, const struct dialect *d, const struct apierr *e
     return rc;
 }
 
+/* The headers go out with the first frame, in the same flush. */
 int reply_sse_headers(struct reply *r)
 {
     if (r->headers_sent)
         return check(r);
     /* X-Accel-Buffering: nginx streams this response even where fastcgi_buffering is on. */
-    if (reply_headers(r, 200, "text/event-stream; charset=utf-8",
-                      "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n") < 0)
-        return -1;
-    if (FCGX_FFlush(r->out) < 0)
-        r->gone = 1;
-    return check(r);
+    return reply_headers(r, 200, "text/event-stream; charset=utf-8",
+                         "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
 }
 
 int reply_frame(void *ctx, const char *bytes, size_t len)

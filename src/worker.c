@@ -29,6 +29,7 @@
 #define HEALTH_TIMEOUT_MS 2000
 #define DRAIN_LIMIT (256u * 1024 * 1024)
 #define KEEPALIVE_MS 1000.0
+#define GONE_CHECK_MS 200.0
 
 struct worker {
     const struct config *cfg;
@@ -50,6 +51,7 @@ struct rctx {
     char model[256];              /* for the log: what the client asked for */
     char upstream_model[256];     /* and what Ollama was asked for */
     struct timespec start;
+    struct timespec gone_checked; /* when client_gone last looked */
     struct access_entry log;
 };
 
@@ -113,13 +115,17 @@ static int authorized(struct rctx *rc)
     return 0;
 }
 
-/* The client is gone when the web server closed our connection (or sent FCGI_ABORT_REQUEST). */
+/* The client is gone when the web server closed our connection (or sent FCGI_ABORT_REQUEST). libcurl's
+ * progress callback comes many times a second while data flows: look at most every GONE_CHECK_MS. */
 static int client_gone(struct rctx *rc)
 {
     struct pollfd p = { rc->fcgi->ipcFd, POLLIN | POLLRDHUP, 0 };
 
     if (rc->reply.gone)
         return 1;
+    if (ms_since(&rc->gone_checked) < GONE_CHECK_MS)
+        return 0;
+    clock_gettime(CLOCK_MONOTONIC, &rc->gone_checked);
     if (poll(&p, 1, 0) <= 0)
         return 0;
     if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))
