@@ -96,17 +96,21 @@ static void add_image(struct json_object **images, struct json_object *data)
     json_object_array_add(*images, json_object_get(data));
 }
 
-/* A document block with text in it becomes text; PDFs and files cannot reach Ollama. */
+/* A document block with text in it becomes text. A PDF or a file reference cannot reach Ollama; it is
+ * replaced by a note the model can read, so that the conversation (a Claude Code session that read a
+ * PDF, say) goes on instead of failing on every later turn. */
 static int document_text(struct json_object *blk, const char *path, struct buf *text, struct apierr *err)
 {
     struct json_object *src, *data;
-    const char *type;
-    char name[160];
+    const char *type, *media = NULL, *title = NULL;
+    char name[160], inner[200];
 
-    if (jsonx_req(blk, "source", json_type_object, path, &src, err) < 0)
+    if (jsonx_req(blk, "source", json_type_object, path, &src, err) < 0 ||
+        jsonx_opt_string(blk, "title", path, &title, err) < 0)
         return -1;
     jsonx_path(name, sizeof name, path, "source");
-    if (jsonx_opt_string(src, "type", name, &type, err) < 0)
+    if (jsonx_opt_string(src, "type", name, &type, err) < 0 ||
+        jsonx_opt_string(src, "media_type", name, &media, err) < 0)
         return -1;
     if (type && strcmp(type, "text") == 0) {
         if (jsonx_req(src, "data", json_type_string, name, &data, err) < 0)
@@ -115,15 +119,34 @@ static int document_text(struct json_object *blk, const char *path, struct buf *
         return 0;
     }
     if (type && strcmp(type, "content") == 0) {
-        if (jsonx_req(src, "content", json_type_string, name, &data, err) == 0) {
+        if (!json_object_object_get_ex(src, "content", &data) || !data) {
+            apierr_field(err, jsonx_path(inner, sizeof inner, name, "content"), "Field required");
+            return -1;
+        }
+        if (json_object_is_type(data, json_type_string)) {
             chat_join_text(text, data);
             return 0;
         }
-        return -1;
+        if (!json_object_is_type(data, json_type_array)) {
+            apierr_field(err, jsonx_path(inner, sizeof inner, name, "content"),
+                         "expected a string or an array of content blocks, got %s",
+                         jsonx_type_name(json_object_get_type(data)));
+            return -1;
+        }
+        for (size_t i = 0; i < json_object_array_length(data); i++) {
+            struct json_object *part = json_object_array_get_idx(data, i), *t;
+
+            if (json_object_is_type(part, json_type_object) && json_object_object_get_ex(part, "text", &t) &&
+                json_object_is_type(t, json_type_string))
+                chat_join_text(text, t);
+        }
+        return 0;
     }
-    apierr_field(err, jsonx_path(name, sizeof name, name, "type"),
-                 "document source \"%s\" is not supported: send the document's text", type ? type : "");
-    return -1;
+    if (text->len > 0)
+        buf_putc(text, '\n');
+    buf_printf(text, "[document%s%s%s not included: Ollama cannot read %s documents]", title ? " \"" : "",
+               title ? title : "", title ? "\"" : "", media ? media : type ? type : "such");
+    return 0;
 }
 
 /* tool_result content flattened to text: a string as is, a list's text blocks joined by newlines,
