@@ -246,43 +246,6 @@ static int tool_use_call(struct xlate *x, struct json_object *blk, const char *p
     return 0;
 }
 
-/* The system entries Claude Code puts inside messages stay where they stand (moving them would change
- * the prompt prefix Ollama caches), as text most chat templates accept: merged into the leading system
- * message or the user message before them, or as a user message of their own. */
-static void place_system_entry(struct xlate *x, const struct buf *text)
-{
-    size_t n = json_object_array_length(x->out);
-    struct json_object *last = n ? json_object_array_get_idx(x->out, n - 1) : NULL, *role, *content;
-    struct buf merged;
-
-    buf_init(&merged);
-    if (last && json_object_object_get_ex(last, "role", &role) &&
-        strcmp(json_object_get_string(role), "system") == 0 && n == 1) {
-        json_object_object_get_ex(last, "content", &content);
-        buf_append(&merged, json_object_get_string(content), (size_t)json_object_get_string_len(content));
-        if (merged.len)
-            buf_puts(&merged, "\n\n");
-        buf_append(&merged, text->data, text->len);
-        json_object_object_add(last, "content", jsonx_string(merged.data, merged.len));
-        goto out;
-    }
-    if (last && json_object_object_get_ex(last, "role", &role) && strcmp(json_object_get_string(role), "user") == 0) {
-        json_object_object_get_ex(last, "content", &content);
-        buf_append(&merged, json_object_get_string(content), (size_t)json_object_get_string_len(content));
-        if (merged.len)
-            buf_puts(&merged, "\n\n");
-    } else {
-        last = chat_message("user");
-        json_object_array_add(x->out, last);
-    }
-    buf_puts(&merged, "<system-reminder>\n");
-    buf_append(&merged, text->data, text->len);
-    buf_puts(&merged, "\n</system-reminder>");
-    json_object_object_add(last, "content", jsonx_string(merged.data, merged.len));
-out:
-    buf_free(&merged);
-}
-
 static int translate_message(struct xlate *x, struct json_object *msg, size_t idx)
 {
     struct json_object *content, *images = NULL, *calls = NULL, *m, *v;
@@ -313,7 +276,7 @@ static int translate_message(struct xlate *x, struct json_object *msg, size_t id
     if (strcmp(role, "system") == 0) {
         if (system_text(content, jsonx_path(name, sizeof name, path, "content"), &text, x->err) < 0)
             goto out;
-        place_system_entry(x, &text);
+        chat_place_system(x->out, text.data ? text.data : "", text.len);
         rc = 0;
         goto out;
     }

@@ -140,6 +140,56 @@ struct json_object *chat_function_tool(struct json_object *name, struct json_obj
     return tool;
 }
 
+static const char *message_role(struct json_object *m)
+{
+    struct json_object *role;
+
+    return m && json_object_object_get_ex(m, "role", &role) ? json_object_get_string(role) : "";
+}
+
+/* Appends "\n\n" and text to m's content. */
+static void append_content(struct json_object *m, const char *sep, const char *before, const char *text,
+                           size_t len, const char *after)
+{
+    struct json_object *content;
+    struct buf merged;
+
+    buf_init(&merged);
+    if (json_object_object_get_ex(m, "content", &content) && json_object_get_string_len(content) > 0) {
+        buf_append(&merged, json_object_get_string(content), (size_t)json_object_get_string_len(content));
+        buf_puts(&merged, sep);
+    }
+    buf_puts(&merged, before);
+    buf_append(&merged, text, len);
+    buf_puts(&merged, after);
+    json_object_object_add(m, "content", jsonx_string(merged.data, merged.len));
+    buf_free(&merged);
+}
+
+/* Before the conversation starts, system text joins the one leading system message. Later it stays where
+ * it stands -- moving it to the front would change the prompt prefix Ollama caches -- as text most chat
+ * templates accept, since many reject a system message after the first: inside <system-reminder> tags,
+ * merged into the user message before it, or as a user message of its own. */
+void chat_place_system(struct json_object *messages, const char *text, size_t len)
+{
+    size_t n = json_object_array_length(messages);
+    struct json_object *last = n ? json_object_array_get_idx(messages, n - 1) : NULL;
+
+    if (n == 0) {
+        last = chat_message("system");
+        json_object_object_add(last, "content", jsonx_string(text, len));
+        json_object_array_add(messages, last);
+    } else if (n == 1 && strcmp(message_role(last), "system") == 0) {
+        append_content(last, "\n\n", "", text, len, "");
+    } else if (strcmp(message_role(last), "user") == 0) {
+        append_content(last, "\n\n", "<system-reminder>\n", text, len, "\n</system-reminder>");
+    } else {
+        last = chat_message("user");
+        json_object_array_add(messages, last);
+        append_content(last, "", "<system-reminder>\n", text, len, "\n</system-reminder>");
+    }
+}
+
 int chat_set_stop(struct chat_request *req, struct json_object *v, const char *field, size_t max,
                   struct apierr *err)
 {

@@ -66,6 +66,9 @@ void chat_join_text(struct buf *b, struct json_object *str);
 /* An Ollama function tool. Borrows name and description (may be NULL); takes parameters. */
 struct json_object *chat_function_tool(struct json_object *name, struct json_object *description,
                                        struct json_object *parameters);
+/* Places a system text that comes in the middle of a conversation (Claude Code's role "system" entries,
+ * an OpenAI system or developer message after the first turn) where it stands. */
+void chat_place_system(struct json_object *messages, const char *text, size_t len);
 /* Stop sequences from a JSON string or array of strings (empty strings ignored). */
 int chat_set_stop(struct chat_request *req, struct json_object *v, const char *field, size_t max,
                   struct apierr *err);

@@ -172,9 +172,11 @@ static int translate_message(struct xlate *x, struct json_object *msg, size_t id
     json_object_object_get_ex(msg, "content", &content);
     jsonx_path(name, sizeof name, path, "content");
     if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0) {
-        out_role = "system";
         if (content_text(content, name, &text, NULL, x->err) < 0)
             goto out;
+        chat_place_system(x->out, text.data ? text.data : "", text.len);
+        rc = 0;
+        goto out;
     } else if (strcmp(role, "user") == 0) {
         out_role = "user";
         if (content_text(content, name, &text, &images, x->err) < 0)
