@@ -101,7 +101,7 @@ int reply_error(struct reply *r, const struct dialect *d, const struct apierr *e
 }
 
 /* The headers go out with the first frame, in the same flush. */
-int reply_sse_headers(struct reply *r)
+static int reply_sse_headers(struct reply *r)
 {
     if (r->headers_sent)
         return check(r);

@@ -23,7 +23,6 @@ int reply_headers(struct reply *r, int status, const char *content_type, const c
 int reply_body(struct reply *r, int status, const char *content_type, const char *body, size_t len);
 int reply_json(struct reply *r, int status, struct json_object *o);
 int reply_error(struct reply *r, const struct dialect *d, const struct apierr *e);
-int reply_sse_headers(struct reply *r);
 /* An sse_sink frame writer: write, flush, and notice a client that is gone. */
 int reply_frame(void *ctx, const char *bytes, size_t len);
 
