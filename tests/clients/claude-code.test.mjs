@@ -1,7 +1,7 @@
 // claude-code.test.mjs -- Claude Code itself (@anthropic-ai/claude-code, pinned in ../package-lock.json) in -p
 // mode, pointed at the adapter through the real lighttpd, with the scripted mock as Ollama: it receives a tool
 // call, runs the tool, sends the result back and prints the mock's final answer. Also replays the captured
-// Claude Code requests in /work/shared/fixtures/claude-code/ (when present) through the adapter.
+// Claude Code requests in ../shared/fixtures/claude-code/ beside the repository (when present) through the adapter.
 //
 // The mock cannot branch on the request, so each run is two scenarios on one model: the first turn's reply
 // (the tool call) ends with an @hold before its done line; once the mock has recorded that request and is
@@ -18,7 +18,7 @@ import { startStack, script, ollamaToolCall, assertAnthropicStream, parseSSE, un
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const CLAUDE = path.resolve(HERE, '../node_modules/.bin/claude');
-const FIXTURES = process.env.CLAUDE_CODE_FIXTURES ?? '/work/shared/fixtures/claude-code';
+const FIXTURES = process.env.CLAUDE_CODE_FIXTURES ?? path.resolve(HERE, '../../../shared/fixtures/claude-code');
 const RUN_TIMEOUT_MS = 120000;
 const isRoot = process.getuid?.() === 0;
 
