@@ -374,7 +374,10 @@ static int translate_tools(struct json_object *body, struct chat_request *req, s
         jsonx_opt(body, "tool_choice", json_type_object, "", &choice, err) < 0)
         return -1;
     if (choice) {
-        if (jsonx_req(choice, "type", json_type_string, "tool_choice", &v, err) < 0)
+        int parallel_off = 0;   /* Ollama cannot limit parallel calls: checked, not used */
+
+        if (jsonx_req(choice, "type", json_type_string, "tool_choice", &v, err) < 0 ||
+            jsonx_opt_bool(choice, "disable_parallel_tool_use", "tool_choice", &parallel_off, err) < 0)
             return -1;
         choice_type = json_object_get_string(v);
         if (strcmp(choice_type, "tool") == 0) {
@@ -431,12 +434,15 @@ static int translate_thinking(struct json_object *body, struct chat_request *req
 {
     struct json_object *thinking, *v;
     const char *type;
+    long long budget;   /* Ollama cannot bound thinking: checked, not used */
+    int present;
 
     if (jsonx_opt(body, "thinking", json_type_object, "", &thinking, err) < 0)
         return -1;
     if (!thinking)
         return 0;
-    if (jsonx_req(thinking, "type", json_type_string, "thinking", &v, err) < 0)
+    if (jsonx_req(thinking, "type", json_type_string, "thinking", &v, err) < 0 ||
+        jsonx_opt_int(thinking, "budget_tokens", "thinking", &budget, &present, err) < 0)
         return -1;
     type = json_object_get_string(v);
     if (strcmp(type, "enabled") == 0 || strcmp(type, "adaptive") == 0)
