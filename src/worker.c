@@ -252,6 +252,12 @@ static int model_entry(struct rctx *rc, const struct chat_request *req, struct m
     if (upstream_fetch(&w->up, "/api/show", jsonx_text(q, NULL), SHOW_TIMEOUT_MS, &body, &r) < 0) {
         upstream_unreachable(rc, &r, e);
         rc_ = -1;
+    } else if (r.status == 404 && (!body.data || !strstr(body.data, "\"error\""))) {
+        /* Ollama says {"error": ...}; a bare 404 is some other server, or a URL with a path in it. */
+        apierr_set(e, APIERR_API, 502, "OLLAMA_BASE_URL=%s does not look like Ollama: /api/show answered 404 "
+                   "(\"%.80s\"); it should be the server's root, e.g. http://localhost:11434",
+                   w->cfg->ollama_url, body.data ? body.data : "");
+        rc_ = -1;
     } else if (r.status == 404) {
         ollama_error_message(body.data ? body.data : "", body.len, msg, sizeof msg);
         model_not_found(req, msg, e);

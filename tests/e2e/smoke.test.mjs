@@ -1,7 +1,11 @@
-// smoke.test.mjs -- a streamed Anthropic answer through each web server.
+// smoke.test.mjs -- the basics through each web server: a streamed answer, spawn-fcgi.sh, forgiving paths,
+// and a misconfigured OLLAMA_BASE_URL.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, post, ollamaLines } from './harness.mjs';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startStack, startNginx, freePort, post, ollamaLines } from './harness.mjs';
 
 let stack;
 before(async () => { stack = await startStack(); });
@@ -55,5 +59,25 @@ test('base URLs with a trailing slash, a doubled /v1 or no /v1 still reach their
     const wrongMethod = await fetch(`${s.url}/v1/messages`);
     assert.equal(wrongMethod.status, 405);
     assert.equal((await wrongMethod.json()).type, 'error');
+  }
+});
+
+test('an OLLAMA_BASE_URL that is not Ollama gets an error that says so', async () => {
+  // nginx answering 404 with its own page stands in for a URL with a path in it, or another server.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ofcgi-notollama-'));
+  const port = await freePort();
+  const nginx = await startNginx(dir, port, 'server { listen 127.0.0.1:8080; location / { return 404; } }');
+  const other = await startStack({ ollamaUrl: `http://127.0.0.1:${port}/v1`, servers: ['lighttpd'] });
+  try {
+    const r = await post(`${other.servers[0].url}/v1/messages`, { model: 'm', max_tokens: 5,
+      messages: [{ role: 'user', content: 'hi' }] });
+    assert.equal(r.status, 502);
+    const body = await r.json();
+    assert.equal(body.error.type, 'api_error');
+    assert.match(body.error.message, /OLLAMA_BASE_URL=http:\/\/127\.0\.0\.1:\d+\/v1 does not look like Ollama/);
+  } finally {
+    await other.stop();
+    nginx.kill('SIGTERM');
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
