@@ -379,15 +379,14 @@ static void run_chat(struct chat_call *c, struct models_entry *entry, long long 
         body = chat_ollama_body(c->req, rc->w->cfg);
         buf_reset(&rc->w->out);
         jsonx_write(&rc->w->out, body);
+        json_object_put(body);
         if (upstream_chat(&rc->w->up, rc->w->out.data, rc->w->out.len, &h, &r) < 0) {
-            json_object_put(body);
             if (rc->reply.gone)
                 break;
             upstream_unreachable(rc, &r, &e);
             call_fail(c, &e);
             goto out;
         }
-        json_object_put(body);
         /* Thinking asked of a model that cannot think is not the client's fault: ask again without. */
         if (attempt == 0 && think_refused(&r) && chat_think_requested(c->req)) {
             struct model_facts f = entry ? entry->facts : (struct model_facts){ 1, 0, 0 };

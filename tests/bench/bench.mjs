@@ -24,6 +24,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { claudeCodeRequest } from './gen-request.mjs';
+import { freePort } from '../e2e/harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
@@ -126,17 +127,6 @@ function run(cmd, args, opts = {}) {
     p.stderr.on('data', (d) => { stderr += d; });
     p.on('error', reject);
     p.on('exit', (code) => { procs.delete(p); resolve({ code, stdout, stderr }); });
-  });
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
   });
 }
 

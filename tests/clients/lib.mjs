@@ -5,18 +5,8 @@ import { ollamaLines } from '../e2e/harness.mjs';
 
 export { startStack, ollamaLines, post, parseSSE, sleep, ROOT } from '../e2e/harness.mjs';
 
-// An Ollama reply script: NDJSON lines (as ollamaLines writes them) with mock directives spliced in.
-// parts: like ollamaLines' parts, plus strings kept as script lines ('@hold', '@sleep N', raw NDJSON).
-// done: fields for the final done line, or null for a reply that never sends one.
-export function script(model, parts, done = {}) {
-  const lines = [];
-  for (const p of parts) {
-    if (typeof p === 'string') lines.push(p);
-    else lines.push(ollamaLines(model, [p]).split('\n')[0]);
-  }
-  if (done !== null) lines.push(ollamaLines(model, [], done).trim());
-  return lines.join('\n') + '\n';
-}
+// An Ollama reply script: ollamaLines, which also takes directive lines and done: null.
+export const script = ollamaLines;
 
 // Ollama's tool call as /api/chat streams it: arguments are an object.
 export const ollamaToolCall = (name, args, id) => ({ ...(id ? { id } : {}), function: { name, arguments: args } });

@@ -2,7 +2,7 @@
 // what an Anthropic client receives (status, headers, SSE frames, JSON) and what Ollama is sent.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, post, parseSSE, frameReader, sleep } from './harness.mjs';
+import { startStack, post, parseSSE, frameReader, sleep, ollamaLines } from './harness.mjs';
 
 let stack;
 before(async () => { stack = await startStack(); });
@@ -10,14 +10,10 @@ after(async () => { await stack?.stop(); });
 
 // ---- helpers ----
 
-const chunk = (model, message) => JSON.stringify({ model, created_at: '2026-01-01T10:00:00Z',
-  message: { role: 'assistant', content: '', ...message }, done: false });
-const doneLine = (model, extra = {}) => JSON.stringify({ model, created_at: '2026-01-01T10:00:01Z',
-  message: { role: 'assistant', content: '' }, done: true, done_reason: 'stop', total_duration: 1000,
-  prompt_eval_count: 17, eval_count: 3, ...extra });
-// A scenario from lines: objects become chunks, strings are directives or raw lines.
-const script = (model, items, done = {}) => [...items.map((i) => (typeof i === 'string' ? i : chunk(model, i))),
-  ...(done === null ? [] : [doneLine(model, done)])].join('\n') + '\n';
+// A scenario from lines: objects become chunks, strings are directives or raw lines; done null omits
+// the done line. These tests' usage figures are 17 and 3.
+const script = (model, items, done = {}) =>
+  ollamaLines(model, items, done === null ? null : { prompt_eval_count: 17, eval_count: 3, ...done });
 
 const messages = (url, body, headers) => post(`${url}/v1/messages?beta=true`, body, headers);
 const chatsFor = async (model) => (await stack.mock.chats()).filter((c) => c.body && c.body.model === model);

@@ -241,11 +241,15 @@ export async function post(url, body, headers = {}) {
   });
 }
 
-// NDJSON lines as Ollama writes them.
+// A mock scenario: NDJSON lines as Ollama writes them, one per object in parts; strings in parts are kept
+// as script lines ('@hold', '@sleep N', raw text). done: fields for the final done line, or null for a
+// reply that never sends one.
 export function ollamaLines(model, parts, done = {}) {
-  const lines = parts.map((m) => JSON.stringify({ model, created_at: '2026-01-01T10:00:00Z',
-    message: { role: 'assistant', content: '', ...m }, done: false }));
-  lines.push(JSON.stringify({ model, created_at: '2026-01-01T10:00:01Z', message: { role: 'assistant', content: '' },
-    done: true, done_reason: 'stop', total_duration: 1000, prompt_eval_count: 10, eval_count: 5, ...done }));
+  const lines = parts.map((m) => (typeof m === 'string' ? m : JSON.stringify({ model, created_at: '2026-01-01T10:00:00Z',
+    message: { role: 'assistant', content: '', ...m }, done: false })));
+  if (done !== null) {
+    lines.push(JSON.stringify({ model, created_at: '2026-01-01T10:00:01Z', message: { role: 'assistant', content: '' },
+      done: true, done_reason: 'stop', total_duration: 1000, prompt_eval_count: 10, eval_count: 5, ...done }));
+  }
   return lines.join('\n') + '\n';
 }

@@ -2,19 +2,16 @@
 // real lighttpd and the real nginx: what an OpenAI client receives and what Ollama is sent.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, post, parseSSE } from './harness.mjs';
+import { startStack, post, parseSSE, ollamaLines } from './harness.mjs';
 
 let stack;
 before(async () => { stack = await startStack(); });
 after(async () => { await stack?.stop(); });
 
-const chunk = (model, message) => JSON.stringify({ model, created_at: '2026-01-01T10:00:00Z',
-  message: { role: 'assistant', content: '', ...message }, done: false });
-const doneLine = (model, extra = {}) => JSON.stringify({ model, created_at: '2026-01-01T10:00:01Z',
-  message: { role: 'assistant', content: '' }, done: true, done_reason: 'stop', total_duration: 1000,
-  prompt_eval_count: 20, eval_count: 7, ...extra });
-const script = (model, items, done = {}) => [...items.map((i) => (typeof i === 'string' ? i : chunk(model, i))),
-  ...(done === null ? [] : [doneLine(model, done)])].join('\n') + '\n';
+// A scenario from lines: objects become chunks, strings are directives or raw lines; done null omits
+// the done line. These tests' usage figures are 20 and 7.
+const script = (model, items, done = {}) =>
+  ollamaLines(model, items, done === null ? null : { prompt_eval_count: 20, eval_count: 7, ...done });
 
 const completions = (url, body, headers) => post(`${url}/v1/chat/completions`, body, headers);
 const chatsFor = async (model) => (await stack.mock.chats()).filter((c) => c.body && c.body.model === model);
