@@ -12,12 +12,13 @@
 
 /* ---- request translation ---- */
 
-/* State while translating the history: the Ollama messages being built and the name of every
- * tool_use id seen so far, which tool results need. */
+/* State while translating the history: the request being built and the name of every tool_use id seen so
+ * far, which tool results need. */
 struct xlate {
-    const struct config *cfg;
-    struct json_object *out;        /* borrowed: req->parts.messages */
+    struct chat_request *req;
     struct json_object *tool_names; /* owned: id -> name */
+    struct chat_msg *m;             /* the message whose blocks are being read */
+    struct buf *text;               /* where system text goes */
     struct apierr *err;
 };
 
@@ -26,52 +27,37 @@ static int is_billing_block(const char *text)
     return strncmp(text, BILLING_HEADER, sizeof BILLING_HEADER - 1) == 0;
 }
 
-/* The text of a system value: a string, or text blocks joined by newlines (cache_control ignored;
- * Claude Code's billing header dropped, since its hash changes every request and would defeat
- * Ollama's prompt cache). */
-static int system_text(struct json_object *sys, const char *path, struct buf *out, struct apierr *err)
+static int system_block(void *ctx, struct json_object *blk, const char *path)
 {
-    char name[160];
-    size_t n;
+    struct xlate *x = ctx;
+    struct json_object *text;
+    const char *type;
 
-    if (json_object_is_type(sys, json_type_string)) {
-        buf_append(out, json_object_get_string(sys), (size_t)json_object_get_string_len(sys));
-        return 0;
-    }
-    if (!json_object_is_type(sys, json_type_array)) {
-        apierr_field(err, path, "expected a string or an array of text blocks, got %s",
-                     jsonx_type_name(json_object_get_type(sys)));
+    if (jsonx_opt_string(blk, "type", path, &type, x->err) < 0 ||
+        jsonx_req(blk, "text", json_type_string, path, &text, x->err) < 0)
+        return -1;
+    if (type && strcmp(type, "text") != 0) {
+        apierr_field(x->err, path, "expected a block of type \"text\", got \"%s\"", type);
         return -1;
     }
-    n = json_object_array_length(sys);
-    for (size_t i = 0; i < n; i++) {
-        struct json_object *blk = json_object_array_get_idx(sys, i), *text;
-        const char *type;
-
-        jsonx_path_idx(name, sizeof name, path, i);
-        if (!json_object_is_type(blk, json_type_object)) {
-            apierr_field(err, name, "expected a text block, got %s", jsonx_type_name(json_object_get_type(blk)));
-            return -1;
-        }
-        if (jsonx_opt_string(blk, "type", name, &type, err) < 0 ||
-            jsonx_req(blk, "text", json_type_string, name, &text, err) < 0)
-            return -1;
-        if (type && strcmp(type, "text") != 0) {
-            apierr_field(err, name, "expected a block of type \"text\", got \"%s\"", type);
-            return -1;
-        }
-        if (is_billing_block(json_object_get_string(text)))
-            continue;
-        if (out->len > 0)
-            buf_putc(out, '\n');
-        buf_append(out, json_object_get_string(text), (size_t)json_object_get_string_len(text));
-    }
+    if (!is_billing_block(json_object_get_string(text)))
+        chat_join_text(x->text, text);
     return 0;
 }
 
-static int image_data(struct json_object *blk, const char *path, struct json_object **data, struct apierr *err)
+/* The text of a system value: a string, or text blocks joined by newlines (cache_control ignored;
+ * Claude Code's billing header dropped, since its hash changes every request and would defeat
+ * Ollama's prompt cache). */
+static int system_text(struct xlate *x, struct json_object *sys, const char *path, struct buf *out)
 {
-    struct json_object *src;
+    x->text = out;
+    return chat_each_block(sys, path, "text block", out, system_block, x, x->err);
+}
+
+/* A base64 image block's data, for the message's images. */
+static int add_image(struct chat_msg *m, struct json_object *blk, const char *path, struct apierr *err)
+{
+    struct json_object *src, *data;
     const char *type;
     char name[160];
 
@@ -86,14 +72,10 @@ static int image_data(struct json_object *blk, const char *path, struct json_obj
                      type ? type : "");
         return -1;
     }
-    return jsonx_req(src, "data", json_type_string, name, data, err);
-}
-
-static void add_image(struct json_object **images, struct json_object *data)
-{
-    if (!*images)
-        *images = json_object_new_array();
-    json_object_array_add(*images, json_object_get(data));
+    if (jsonx_req(src, "data", json_type_string, name, &data, err) < 0)
+        return -1;
+    chat_msg_image(m, data);
+    return 0;
 }
 
 /* A document block with text in it becomes text. A PDF or a file reference cannot reach Ollama; it is
@@ -149,118 +131,128 @@ static int document_text(struct json_object *blk, const char *path, struct buf *
     return 0;
 }
 
+/* One block of a tool result's content list: text and documents join the text, images attach. */
+static int tool_result_part(void *ctx, struct json_object *part, const char *path)
+{
+    struct xlate *x = ctx;
+    struct json_object *t;
+    const char *type;
+
+    if (jsonx_opt_string(part, "type", path, &type, x->err) < 0)
+        return -1;
+    if (type && strcmp(type, "text") == 0) {
+        if (jsonx_req(part, "text", json_type_string, path, &t, x->err) < 0)
+            return -1;
+        chat_join_text(&x->m->text, t);
+    } else if (type && strcmp(type, "image") == 0) {
+        return add_image(x->m, part, path, x->err);
+    } else if (type && strcmp(type, "document") == 0) {
+        return document_text(part, path, &x->m->text, x->err);
+    }
+    return 0;
+}
+
 /* tool_result content flattened to text: a string as is, a list's text blocks joined by newlines,
  * its images attached to the tool message. */
 static int tool_result_message(struct xlate *x, struct json_object *blk, const char *path)
 {
-    struct json_object *id, *content = NULL, *images = NULL, *name_obj = NULL, *m;
-    struct buf text;
+    struct json_object *id, *content = NULL, *name_obj = NULL;
+    struct chat_msg m, *outer = x->m;
     int is_error = 0, rc = -1;
-    char name[160], inner[200];
+    char name[160];
 
-    buf_init(&text);
+    chat_msg_init(&m, "tool");
+    x->m = &m;
     if (jsonx_req(blk, "tool_use_id", json_type_string, path, &id, x->err) < 0 ||
         jsonx_opt_bool(blk, "is_error", path, &is_error, x->err) < 0)
         goto out;
     json_object_object_get_ex(blk, "content", &content);
-    jsonx_path(name, sizeof name, path, "content");
-    if (content && json_object_is_type(content, json_type_string)) {
-        buf_append(&text, json_object_get_string(content), (size_t)json_object_get_string_len(content));
-    } else if (content && json_object_is_type(content, json_type_array)) {
-        size_t n = json_object_array_length(content);
-
-        for (size_t i = 0; i < n; i++) {
-            struct json_object *part = json_object_array_get_idx(content, i), *t, *data;
-            const char *type;
-
-            jsonx_path_idx(inner, sizeof inner, name, i);
-            if (!json_object_is_type(part, json_type_object)) {
-                apierr_field(x->err, inner, "expected a content block, got %s",
-                             jsonx_type_name(json_object_get_type(part)));
-                goto out;
-            }
-            if (jsonx_opt_string(part, "type", inner, &type, x->err) < 0)
-                goto out;
-            if (type && strcmp(type, "text") == 0) {
-                if (jsonx_req(part, "text", json_type_string, inner, &t, x->err) < 0)
-                    goto out;
-                chat_join_text(&text, t);
-            } else if (type && strcmp(type, "image") == 0) {
-                if (image_data(part, inner, &data, x->err) < 0)
-                    goto out;
-                add_image(&images, data);
-            } else if (type && strcmp(type, "document") == 0) {
-                if (document_text(part, inner, &text, x->err) < 0)
-                    goto out;
-            }
-        }
-    } else if (content) {
-        apierr_field(x->err, name, "expected a string or an array of content blocks, got %s",
-                     jsonx_type_name(json_object_get_type(content)));
+    if (content && chat_each_block(content, jsonx_path(name, sizeof name, path, "content"), "content block", &m.text,
+                                   tool_result_part, x, x->err) < 0)
         goto out;
-    }
-    m = chat_message("tool");
     if (is_error) {
         /* Ollama has no error flag on tool messages: the model must read it. */
         struct buf marked;
 
         buf_init(&marked);
         buf_puts(&marked, "Error: ");
-        buf_append(&marked, text.data ? text.data : "", text.len);
-        json_object_object_add(m, "content", jsonx_string(marked.data, marked.len));
-        buf_free(&marked);
-    } else {
-        json_object_object_add(m, "content", jsonx_string(text.data ? text.data : "", text.len));
+        buf_append(&marked, m.text.data ? m.text.data : "", m.text.len);
+        buf_free(&m.text);
+        m.text = marked;
     }
-    if (images)
-        json_object_object_add(m, "images", images);
-    images = NULL;
     if (json_object_object_get_ex(x->tool_names, json_object_get_string(id), &name_obj))
-        json_object_object_add(m, "tool_name", json_object_get(name_obj));
-    json_object_object_add(m, "tool_call_id", json_object_get(id));
-    json_object_array_add(x->out, m);
+        m.tool_name = json_object_get(name_obj);
+    m.tool_call_id = json_object_get(id);
+    chat_push(x->req, &m);
     rc = 0;
 out:
-    json_object_put(images);
-    buf_free(&text);
+    x->m = outer;
+    chat_msg_free(&m);
     return rc;
 }
 
-static int tool_use_call(struct xlate *x, struct json_object *blk, const char *path, struct json_object *calls)
+static int tool_use_call(struct xlate *x, struct chat_msg *m, struct json_object *blk, const char *path)
 {
-    struct json_object *id, *name, *input, *call, *fn;
+    struct json_object *id, *name, *input;
 
     if (jsonx_req(blk, "id", json_type_string, path, &id, x->err) < 0 ||
         jsonx_req(blk, "name", json_type_string, path, &name, x->err) < 0 ||
         jsonx_opt(blk, "input", json_type_object, path, &input, x->err) < 0)
         return -1;
     json_object_object_add(x->tool_names, json_object_get_string(id), json_object_get(name));
-    call = json_object_new_object();
-    fn = json_object_new_object();
-    json_object_object_add(call, "id", json_object_get(id));
-    json_object_object_add(fn, "name", json_object_get(name));
-    /* Ollama decodes arguments as an object (a string is rejected); the client's key order is kept. */
-    json_object_object_add(fn, "arguments", input ? json_object_get(input) : json_object_new_object());
-    json_object_object_add(call, "function", fn);
-    json_object_array_add(calls, call);
+    chat_msg_call(m, id, name, input ? json_object_get(input) : json_object_new_object());
     return 0;
 }
 
-static int translate_message(struct xlate *x, struct json_object *msg, size_t idx)
+/* One block of a user or assistant message. */
+static int content_block(void *ctx, struct json_object *blk, const char *path)
 {
-    struct json_object *content, *images = NULL, *calls = NULL, *m, *v;
-    struct buf text, thinking;
-    const char *role;
-    char path[64], name[160];
-    int assistant, rc = -1;
+    struct xlate *x = ctx;
+    struct chat_msg *m = x->m;
+    int assistant = m->role[0] == 'a';
+    struct json_object *t;
+    const char *type;
 
-    buf_init(&text);
-    buf_init(&thinking);
-    snprintf(path, sizeof path, "messages.%zu", idx);
-    if (!json_object_is_type(msg, json_type_object)) {
-        apierr_field(x->err, path, "expected an object, got %s", jsonx_type_name(json_object_get_type(msg)));
-        goto out;
+    if (jsonx_req(blk, "type", json_type_string, path, &t, x->err) < 0)
+        return -1;
+    type = json_object_get_string(t);
+    if (strcmp(type, "text") == 0) {
+        if (jsonx_req(blk, "text", json_type_string, path, &t, x->err) < 0)
+            return -1;
+        chat_join_text(&m->text, t);
+    } else if (strcmp(type, "image") == 0) {
+        return add_image(m, blk, path, x->err);
+    } else if (strcmp(type, "document") == 0) {
+        return document_text(blk, path, &m->text, x->err);
+    } else if (strcmp(type, "tool_result") == 0 && !assistant) {
+        return tool_result_message(x, blk, path);
+    } else if (strcmp(type, "tool_use") == 0 && assistant) {
+        return tool_use_call(x, m, blk, path);
+    } else if (strcmp(type, "thinking") == 0 && assistant) {
+        if (jsonx_req(blk, "thinking", json_type_string, path, &t, x->err) < 0)
+            return -1;
+        buf_append(&m->thinking, json_object_get_string(t), (size_t)json_object_get_string_len(t));
+    } else if (strcmp(type, "tool_result") == 0 || strcmp(type, "tool_use") == 0) {
+        apierr_field(x->err, path, "a %s block cannot be in a%s message", type, assistant ? "n assistant" : " user");
+        return -1;
     }
+    /* redacted_thinking, server tool blocks and block types yet to come carry nothing Ollama can use:
+     * dropped, never an error. */
+    return 0;
+}
+
+static int translate_message(void *ctx, struct json_object *msg, const char *path)
+{
+    struct xlate *x = ctx;
+    struct json_object *content, *v;
+    struct chat_msg m;
+    struct buf text;
+    const char *role;
+    char name[160];
+    int rc = -1;
+
+    chat_msg_init(&m, "user");
+    buf_init(&text);
     if (jsonx_req(msg, "role", json_type_string, path, &v, x->err) < 0)
         goto out;
     role = json_object_get_string(v);
@@ -269,132 +261,81 @@ static int translate_message(struct xlate *x, struct json_object *msg, size_t id
                      "expected \"user\", \"assistant\" or \"system\", got \"%s\"", role);
         goto out;
     }
+    jsonx_path(name, sizeof name, path, "content");
     if (!json_object_object_get_ex(msg, "content", &content) || !content) {
-        apierr_field(x->err, jsonx_path(name, sizeof name, path, "content"), "Field required");
+        apierr_field(x->err, name, "Field required");
         goto out;
     }
     if (strcmp(role, "system") == 0) {
-        if (system_text(content, jsonx_path(name, sizeof name, path, "content"), &text, x->err) < 0)
+        if (system_text(x, content, name, &text) < 0)
             goto out;
-        chat_place_system(x->out, text.data ? text.data : "", text.len);
+        chat_place_system(x->req, text.data, text.len);
         rc = 0;
         goto out;
     }
-    assistant = role[0] == 'a';
-    if (json_object_is_type(content, json_type_string)) {
-        buf_append(&text, json_object_get_string(content), (size_t)json_object_get_string_len(content));
-    } else if (json_object_is_type(content, json_type_array)) {
-        size_t n = json_object_array_length(content);
-
-        for (size_t i = 0; i < n; i++) {
-            struct json_object *blk = json_object_array_get_idx(content, i), *t, *data;
-            const char *type;
-            char bpath[160];
-
-            snprintf(bpath, sizeof bpath, "%s.content.%zu", path, i);
-            if (!json_object_is_type(blk, json_type_object)) {
-                apierr_field(x->err, bpath, "expected a content block, got %s",
-                             jsonx_type_name(json_object_get_type(blk)));
-                goto out;
-            }
-            if (jsonx_req(blk, "type", json_type_string, bpath, &t, x->err) < 0)
-                goto out;
-            type = json_object_get_string(t);
-            if (strcmp(type, "text") == 0) {
-                if (jsonx_req(blk, "text", json_type_string, bpath, &t, x->err) < 0)
-                    goto out;
-                chat_join_text(&text, t);
-            } else if (strcmp(type, "image") == 0) {
-                if (image_data(blk, bpath, &data, x->err) < 0)
-                    goto out;
-                add_image(&images, data);
-            } else if (strcmp(type, "document") == 0) {
-                if (document_text(blk, bpath, &text, x->err) < 0)
-                    goto out;
-            } else if (strcmp(type, "tool_result") == 0 && !assistant) {
-                if (tool_result_message(x, blk, bpath) < 0)
-                    goto out;
-            } else if (strcmp(type, "tool_use") == 0 && assistant) {
-                if (!calls)
-                    calls = json_object_new_array();
-                if (tool_use_call(x, blk, bpath, calls) < 0)
-                    goto out;
-            } else if (strcmp(type, "thinking") == 0 && assistant) {
-                if (jsonx_req(blk, "thinking", json_type_string, bpath, &t, x->err) < 0)
-                    goto out;
-                buf_append(&thinking, json_object_get_string(t), (size_t)json_object_get_string_len(t));
-            } else if (strcmp(type, "tool_result") == 0 || strcmp(type, "tool_use") == 0) {
-                apierr_field(x->err, bpath, "a %s block cannot be in a%s message", type,
-                             assistant ? "n assistant" : " user");
-                goto out;
-            }
-            /* redacted_thinking, server tool blocks and block types yet to come carry nothing Ollama
-             * can use: dropped, never an error. */
-        }
-    } else {
-        apierr_field(x->err, jsonx_path(name, sizeof name, path, "content"),
-                     "expected a string or an array of content blocks, got %s",
-                     jsonx_type_name(json_object_get_type(content)));
+    if (role[0] == 'a')
+        m.role = "assistant";
+    x->m = &m;
+    if (chat_each_block(content, name, "content block", &m.text, content_block, x, x->err) < 0)
         goto out;
-    }
     /* A user turn made only of tool results has no user message of its own. */
-    if (!assistant && text.len == 0 && !images && json_object_is_type(content, json_type_array) &&
+    if (m.role[0] == 'u' && m.text.len == 0 && !m.images && json_object_is_type(content, json_type_array) &&
         json_object_array_length(content) > 0) {
         rc = 0;
         goto out;
     }
-    m = chat_message(assistant ? "assistant" : "user");
-    json_object_object_add(m, "content", jsonx_string(text.data ? text.data : "", text.len));
-    if (thinking.len)
-        json_object_object_add(m, "thinking", jsonx_string(thinking.data, thinking.len));
-    if (images)
-        json_object_object_add(m, "images", images);
-    if (calls)
-        json_object_object_add(m, "tool_calls", calls);
-    images = calls = NULL;
-    json_object_array_add(x->out, m);
+    chat_push(x->req, &m);
     rc = 0;
 out:
-    json_object_put(images);
-    json_object_put(calls);
+    x->m = NULL;
+    chat_msg_free(&m);
     buf_free(&text);
-    buf_free(&thinking);
     return rc;
+}
+
+static int translate_tool_choice(struct json_object *body, struct chat_tools *t, struct apierr *err)
+{
+    struct json_object *choice, *v;
+    const char *type;
+    int parallel_off = 0;   /* Ollama cannot limit parallel calls: checked, not used */
+
+    if (jsonx_opt(body, "tool_choice", json_type_object, "", &choice, err) < 0)
+        return -1;
+    if (!choice)
+        return 0;
+    if (jsonx_req(choice, "type", json_type_string, "tool_choice", &v, err) < 0 ||
+        jsonx_opt_bool(choice, "disable_parallel_tool_use", "tool_choice", &parallel_off, err) < 0)
+        return -1;
+    type = json_object_get_string(v);
+    if (strcmp(type, "tool") == 0) {
+        if (jsonx_req(choice, "name", json_type_string, "tool_choice", &v, err) < 0)
+            return -1;
+        t->choice = CHAT_TOOLS_ONE;
+        t->only = json_object_get_string(v);
+        t->only_field = "tool_choice.name";
+    } else if (strcmp(type, "none") == 0) {
+        t->choice = CHAT_TOOLS_NONE;
+    } else if (strcmp(type, "any") == 0) {
+        t->choice = CHAT_TOOLS_REQUIRED;
+    } else if (strcmp(type, "auto") != 0) {
+        apierr_field(err, "tool_choice.type", "expected \"auto\", \"any\", \"tool\" or \"none\", got \"%s\"", type);
+        return -1;
+    }
+    return 0;
 }
 
 static int translate_tools(struct json_object *body, struct chat_request *req, struct apierr *err)
 {
-    struct json_object *tools, *choice, *v;
-    const char *choice_type = NULL, *only = NULL;
+    struct json_object *tools;
+    struct chat_tools t;
     char path[64];
     size_t n;
-    int found = 0;
 
+    chat_tools_init(&t);
     if (jsonx_opt(body, "tools", json_type_array, "", &tools, err) < 0 ||
-        jsonx_opt(body, "tool_choice", json_type_object, "", &choice, err) < 0)
+        translate_tool_choice(body, &t, err) < 0)
         return -1;
-    if (choice) {
-        int parallel_off = 0;   /* Ollama cannot limit parallel calls: checked, not used */
-
-        if (jsonx_req(choice, "type", json_type_string, "tool_choice", &v, err) < 0 ||
-            jsonx_opt_bool(choice, "disable_parallel_tool_use", "tool_choice", &parallel_off, err) < 0)
-            return -1;
-        choice_type = json_object_get_string(v);
-        if (strcmp(choice_type, "tool") == 0) {
-            if (jsonx_req(choice, "name", json_type_string, "tool_choice", &v, err) < 0)
-                return -1;
-            only = json_object_get_string(v);
-        } else if (strcmp(choice_type, "auto") != 0 && strcmp(choice_type, "any") != 0 &&
-                   strcmp(choice_type, "none") != 0) {
-            apierr_field(err, "tool_choice.type", "expected \"auto\", \"any\", \"tool\" or \"none\", got \"%s\"",
-                         choice_type);
-            return -1;
-        }
-    }
-    if (!tools)
-        return 0;
-    n = json_object_array_length(tools);
-    req->parts.tools = json_object_new_array();
+    n = tools ? json_object_array_length(tools) : 0;
     for (size_t i = 0; i < n; i++) {
         struct json_object *tool = json_object_array_get_idx(tools, i), *name, *schema, *desc;
         const char *type;
@@ -413,21 +354,12 @@ static int translate_tools(struct json_object *body, struct chat_request *req, s
         if (jsonx_req(tool, "input_schema", json_type_object, path, &schema, err) < 0 ||
             jsonx_opt(tool, "description", json_type_string, path, &desc, err) < 0)
             return -1;
-        if (only && strcmp(only, json_object_get_string(name)) != 0)
-            continue;
-        found = 1;
-        json_object_array_add(req->parts.tools, chat_function_tool(name, desc, json_object_get(schema)));
+        chat_offer_tool(req, &t, json_object_get_string(name), desc, json_object_get(schema));
     }
-    if (only && !found) {
-        apierr_field(err, "tool_choice.name", "no tool named \"%s\" in tools", only);
-        return -1;
-    }
-    if (choice_type && strcmp(choice_type, "none") == 0) {
-        /* No tools offered this turn; the history keeps its tool calls. */
-        json_object_put(req->parts.tools);
-        req->parts.tools = NULL;
-    }
-    return 0;
+    /* An empty tools list offers nothing, and a named choice has nothing to name. */
+    if (!tools)
+        return 0;
+    return chat_tools_done(req, &t, err);
 }
 
 static int translate_thinking(struct json_object *body, struct chat_request *req, struct apierr *err)
@@ -459,36 +391,18 @@ static int translate_thinking(struct json_object *body, struct chat_request *req
 static int translate_options(struct json_object *body, struct chat_request *req, int need_max_tokens,
                              struct apierr *err)
 {
+    static const struct chat_option options[] = { { "temperature", 0 }, { "top_p", 0 }, { "top_k", 1 } };
     struct json_object *v;
-    long long n;
     int present;
 
-    if (jsonx_opt_int(body, "max_tokens", "", &n, &present, err) < 0)
+    if (chat_max_tokens(body, "max_tokens", 0, &present, req, err) < 0)
         return -1;
     if (!present && need_max_tokens) {
         apierr_field(err, "max_tokens", "Field required");
         return -1;
     }
-    if (present) {
-        if (n < 0) {
-            apierr_field(err, "max_tokens", "must be at least 0, got %lld", n);
-            return -1;
-        }
-        json_object_object_add(req->parts.options, "num_predict", json_object_new_int64(n));
-    }
-    if (jsonx_opt_number(body, "temperature", "", &v, err) < 0)
-        return -1;
-    if (v)
-        json_object_object_add(req->parts.options, "temperature", json_object_get(v));
-    if (jsonx_opt_number(body, "top_p", "", &v, err) < 0)
-        return -1;
-    if (v)
-        json_object_object_add(req->parts.options, "top_p", json_object_get(v));
-    if (jsonx_opt_int(body, "top_k", "", &n, &present, err) < 0)
-        return -1;
-    if (present)
-        json_object_object_add(req->parts.options, "top_k", json_object_new_int64(n));
-    if (jsonx_opt(body, "stop_sequences", json_type_array, "", &v, err) < 0)
+    if (chat_copy_options(body, options, sizeof options / sizeof *options, req, err) < 0 ||
+        jsonx_opt(body, "stop_sequences", json_type_array, "", &v, err) < 0)
         return -1;
     return chat_set_stop(req, v, "stop_sequences", MAX_STOP_SEQUENCES, err);
 }
@@ -511,56 +425,31 @@ static int check_ignored_fields(struct json_object *body, struct apierr *err)
 static int translate(struct json_object *body, const struct config *cfg, struct chat_request *req,
                      int for_count, struct apierr *err)
 {
-    struct json_object *model, *messages, *sys;
-    struct xlate x = { cfg, req->parts.messages, json_object_new_object(), err };
-    struct buf stext;
-    size_t n;
+    struct json_object *messages, *sys;
+    struct xlate x = { .req = req, .tool_names = json_object_new_object(), .err = err };
+    struct chat_msg system;
     int rc = -1;
 
-    buf_init(&stext);
-    if (!json_object_is_type(body, json_type_object)) {
-        apierr_set(err, APIERR_INVALID_REQUEST, 400, "request body must be a JSON object, got %s",
-                   jsonx_type_name(json_object_get_type(body)));
-        goto out;
-    }
-    if (jsonx_req(body, "model", json_type_string, "", &model, err) < 0 ||
+    chat_msg_init(&system, "system");
+    if (chat_preamble(body, cfg, req, err) < 0 ||
         jsonx_req(body, "messages", json_type_array, "", &messages, err) < 0 ||
-        jsonx_opt_bool(body, "stream", "", &req->stream, err) < 0)
-        goto out;
-    if (json_object_get_string_len(model) == 0) {
-        apierr_field(err, "model", "must not be empty");
-        goto out;
-    }
-    if (check_ignored_fields(body, err) < 0)
-        goto out;
-    req->client_model = xstrdup(json_object_get_string(model));
-    req->ollama_model = xstrdup(config_map_model(cfg, req->client_model));
-    if (translate_options(body, req, !for_count, err) < 0 || translate_thinking(body, req, err) < 0 ||
+        check_ignored_fields(body, err) < 0 ||
+        translate_options(body, req, !for_count, err) < 0 || translate_thinking(body, req, err) < 0 ||
         translate_tools(body, req, err) < 0)
         goto out;
     if (json_object_object_get_ex(body, "system", &sys) && sys) {
-        if (system_text(sys, "system", &stext, err) < 0)
+        if (system_text(&x, sys, "system", &system.text) < 0)
             goto out;
-        if (stext.len) {
-            struct json_object *m = chat_message("system");
-
-            json_object_object_add(m, "content", jsonx_string(stext.data, stext.len));
-            json_object_array_add(x.out, m);
-        }
+        if (system.text.len)
+            chat_push(req, &system);
     }
-    n = json_object_array_length(messages);
-    if (n == 0 && !for_count) {
-        apierr_field(err, "messages", "must contain at least one message");
+    if (chat_each_message(messages, "messages", for_count, translate_message, &x, err) < 0)
         goto out;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (translate_message(&x, json_object_array_get_idx(messages, i), i) < 0)
-            goto out;
     chat_default_think(req, cfg);
     rc = 0;
 out:
+    chat_msg_free(&system);
     json_object_put(x.tool_names);
-    buf_free(&stext);
     return rc;
 }
 
@@ -570,8 +459,8 @@ static int anthropic_translate(struct json_object *body, const struct config *cf
     return translate(body, cfg, req, 0, err);
 }
 
-int anthropic_translate_count(struct json_object *body, const struct config *cfg, struct chat_request *req,
-                              struct apierr *err)
+static int anthropic_translate_count(struct json_object *body, const struct config *cfg, struct chat_request *req,
+                                     struct apierr *err)
 {
     return translate(body, cfg, req, 1, err);
 }
@@ -581,49 +470,24 @@ int anthropic_translate_count(struct json_object *body, const struct config *cfg
 enum block { BLOCK_NONE, BLOCK_THINKING, BLOCK_TEXT };
 
 struct astream {
-    const struct chat_request *req;
-    struct sse_sink *sink;
+    struct stream_state out;
     int next_index;
     enum block open;
-    struct buf data;
 };
-
-static void *astream_new(const struct chat_request *req, struct sse_sink *sink)
-{
-    struct astream *s = xcalloc(1, sizeof *s);
-
-    s->req = req;
-    s->sink = sink;
-    buf_init(&s->data);
-    return s;
-}
-
-static void astream_free(void *st)
-{
-    struct astream *s = st;
-
-    buf_free(&s->data);
-    free(s);
-}
-
-static int send_data(struct astream *s, const char *event)
-{
-    return sse_event(s->sink, event, s->data.data, s->data.len);
-}
 
 static int astream_begin(void *st)
 {
     struct astream *s = st;
 
-    buf_reset(&s->data);
-    buf_puts(&s->data, "{\"type\":\"message_start\",\"message\":{\"id\":");
-    jsonx_put_string(&s->data, s->req->id, strlen(s->req->id));
-    buf_puts(&s->data, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
-    jsonx_put_string(&s->data, s->req->client_model, strlen(s->req->client_model));
-    buf_printf(&s->data, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":%lld,"
+    buf_reset(&s->out.data);
+    buf_puts(&s->out.data, "{\"type\":\"message_start\",\"message\":{\"id\":");
+    jsonx_put_string(&s->out.data, s->out.req->id, strlen(s->out.req->id));
+    buf_puts(&s->out.data, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+    jsonx_put_string(&s->out.data, s->out.req->client_model, strlen(s->out.req->client_model));
+    buf_printf(&s->out.data, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":%lld,"
                "\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0,\"output_tokens\":0}}}",
-               s->req->estimated_tokens);
-    return send_data(s, "message_start");
+               s->out.req->estimated_tokens);
+    return chat_send(&s->out, "message_start");
 }
 
 static int close_block(struct astream *s)
@@ -634,21 +498,21 @@ static int close_block(struct astream *s)
         return 0;
     if (s->open == BLOCK_THINKING) {
         /* Clients keep and send back a signature; Ollama has none, so a stable local one. */
-        buf_reset(&s->data);
-        buf_puts(&s->data, "{\"type\":\"content_block_delta\",\"index\":");
-        buf_put_int(&s->data, index);
-        buf_puts(&s->data, ",\"delta\":{\"type\":\"signature_delta\",\"signature\":");
-        jsonx_put_string(&s->data, "ollama-fcgi", 11);
-        buf_puts(&s->data, "}}");
-        if (send_data(s, "content_block_delta") < 0)
+        buf_reset(&s->out.data);
+        buf_puts(&s->out.data, "{\"type\":\"content_block_delta\",\"index\":");
+        buf_put_int(&s->out.data, index);
+        buf_puts(&s->out.data, ",\"delta\":{\"type\":\"signature_delta\",\"signature\":");
+        jsonx_put_string(&s->out.data, "ollama-fcgi", 11);
+        buf_puts(&s->out.data, "}}");
+        if (chat_send(&s->out, "content_block_delta") < 0)
             return -1;
     }
     s->open = BLOCK_NONE;
-    buf_reset(&s->data);
-    buf_puts(&s->data, "{\"type\":\"content_block_stop\",\"index\":");
-    buf_put_int(&s->data, index);
-    buf_putc(&s->data, '}');
-    return send_data(s, "content_block_stop");
+    buf_reset(&s->out.data);
+    buf_puts(&s->out.data, "{\"type\":\"content_block_stop\",\"index\":");
+    buf_put_int(&s->out.data, index);
+    buf_putc(&s->out.data, '}');
+    return chat_send(&s->out, "content_block_stop");
 }
 
 static int open_block(struct astream *s, enum block kind)
@@ -658,27 +522,27 @@ static int open_block(struct astream *s, enum block kind)
     if (close_block(s) < 0)
         return -1;
     s->open = kind;
-    buf_reset(&s->data);
-    buf_puts(&s->data, "{\"type\":\"content_block_start\",\"index\":");
-    buf_put_int(&s->data, s->next_index++);
-    buf_puts(&s->data, kind == BLOCK_THINKING
+    buf_reset(&s->out.data);
+    buf_puts(&s->out.data, "{\"type\":\"content_block_start\",\"index\":");
+    buf_put_int(&s->out.data, s->next_index++);
+    buf_puts(&s->out.data, kind == BLOCK_THINKING
                            ? ",\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}}"
                            : ",\"content_block\":{\"type\":\"text\",\"text\":\"\"}}");
-    return send_data(s, "content_block_start");
+    return chat_send(&s->out, "content_block_start");
 }
 
 static int delta(struct astream *s, enum block kind, const char *str, size_t n)
 {
     if (open_block(s, kind) < 0)
         return -1;
-    buf_reset(&s->data);
-    buf_puts(&s->data, "{\"type\":\"content_block_delta\",\"index\":");
-    buf_put_int(&s->data, s->next_index - 1);
-    buf_puts(&s->data, kind == BLOCK_THINKING ? ",\"delta\":{\"type\":\"thinking_delta\",\"thinking\":"
+    buf_reset(&s->out.data);
+    buf_puts(&s->out.data, "{\"type\":\"content_block_delta\",\"index\":");
+    buf_put_int(&s->out.data, s->next_index - 1);
+    buf_puts(&s->out.data, kind == BLOCK_THINKING ? ",\"delta\":{\"type\":\"thinking_delta\",\"thinking\":"
                                               : ",\"delta\":{\"type\":\"text_delta\",\"text\":");
-    jsonx_put_string(&s->data, str, n);
-    buf_puts(&s->data, "}}");
-    return send_data(s, "content_block_delta");
+    jsonx_put_string(&s->out.data, str, n);
+    buf_puts(&s->out.data, "}}");
+    return chat_send(&s->out, "content_block_delta");
 }
 
 static int astream_thinking(void *st, const char *str, size_t n)
@@ -700,25 +564,25 @@ static int astream_tool_call(void *st, const char *id, const char *name, const c
     if (close_block(s) < 0)
         return -1;
     index = s->next_index++;
-    buf_reset(&s->data);
-    buf_printf(&s->data, "{\"type\":\"content_block_start\",\"index\":%d,\"content_block\":{\"type\":\"tool_use\",\"id\":",
+    buf_reset(&s->out.data);
+    buf_printf(&s->out.data, "{\"type\":\"content_block_start\",\"index\":%d,\"content_block\":{\"type\":\"tool_use\",\"id\":",
                index);
-    jsonx_put_string(&s->data, id, strlen(id));
-    buf_puts(&s->data, ",\"name\":");
-    jsonx_put_string(&s->data, name, strlen(name));
-    buf_puts(&s->data, ",\"input\":{}}}");
-    if (send_data(s, "content_block_start") < 0)
+    jsonx_put_string(&s->out.data, id, strlen(id));
+    buf_puts(&s->out.data, ",\"name\":");
+    jsonx_put_string(&s->out.data, name, strlen(name));
+    buf_puts(&s->out.data, ",\"input\":{}}}");
+    if (chat_send(&s->out, "content_block_start") < 0)
         return -1;
-    buf_reset(&s->data);
-    buf_printf(&s->data, "{\"type\":\"content_block_delta\",\"index\":%d,\"delta\":{\"type\":\"input_json_delta\","
+    buf_reset(&s->out.data);
+    buf_printf(&s->out.data, "{\"type\":\"content_block_delta\",\"index\":%d,\"delta\":{\"type\":\"input_json_delta\","
                "\"partial_json\":", index);
-    jsonx_put_string(&s->data, args, args_len);
-    buf_puts(&s->data, "}}");
-    if (send_data(s, "content_block_delta") < 0)
+    jsonx_put_string(&s->out.data, args, args_len);
+    buf_puts(&s->out.data, "}}");
+    if (chat_send(&s->out, "content_block_delta") < 0)
         return -1;
-    buf_reset(&s->data);
-    buf_printf(&s->data, "{\"type\":\"content_block_stop\",\"index\":%d}", index);
-    return send_data(s, "content_block_stop");
+    buf_reset(&s->out.data);
+    buf_printf(&s->out.data, "{\"type\":\"content_block_stop\",\"index\":%d}", index);
+    return chat_send(&s->out, "content_block_stop");
 }
 
 static const char *stop_reason(const char *reason)
@@ -738,43 +602,32 @@ static int astream_finish(void *st, const struct chat_finish *f)
 
     if (close_block(s) < 0)
         return -1;
-    buf_reset(&s->data);
-    buf_printf(&s->data, "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"%s\",\"stop_sequence\":",
+    buf_reset(&s->out.data);
+    buf_printf(&s->out.data, "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"%s\",\"stop_sequence\":",
                stop_reason(f->reason));
     if (f->stop_sequence)
-        jsonx_put_string(&s->data, f->stop_sequence, strlen(f->stop_sequence));
+        jsonx_put_string(&s->out.data, f->stop_sequence, strlen(f->stop_sequence));
     else
-        buf_puts(&s->data, "null");
-    buf_printf(&s->data, "},\"usage\":{\"input_tokens\":%lld,\"output_tokens\":%lld}}", f->input_tokens,
+        buf_puts(&s->out.data, "null");
+    buf_printf(&s->out.data, "},\"usage\":{\"input_tokens\":%lld,\"output_tokens\":%lld}}", f->input_tokens,
                f->output_tokens);
-    if (send_data(s, "message_delta") < 0)
+    if (chat_send(&s->out, "message_delta") < 0)
         return -1;
-    buf_reset(&s->data);
-    buf_puts(&s->data, "{\"type\":\"message_stop\"}");
-    return send_data(s, "message_stop");
+    buf_reset(&s->out.data);
+    buf_puts(&s->out.data, "{\"type\":\"message_stop\"}");
+    return chat_send(&s->out, "message_stop");
 }
 
-const char *anthropic_error_type(enum apierr_kind kind)
-{
-    switch (kind) {
-    case APIERR_INVALID_REQUEST: return "invalid_request_error";
-    case APIERR_AUTHENTICATION: return "authentication_error";
-    case APIERR_PERMISSION: return "permission_error";
-    case APIERR_NOT_FOUND: return "not_found_error";
-    case APIERR_TOO_LARGE: return "request_too_large";
-    case APIERR_RATE_LIMIT: return "rate_limit_error";
-    case APIERR_TIMEOUT: return "timeout_error";
-    case APIERR_OVERLOADED: return "overloaded_error";
-    case APIERR_NONE:
-    case APIERR_API: break;
-    }
-    return "api_error";
-}
+/* Where Anthropic's names differ from the ones every dialect shares (chat.c). */
+static const char *const error_types[APIERR_N] = {
+    [APIERR_TOO_LARGE] = "request_too_large",
+    [APIERR_API] = "api_error",
+};
 
 static void error_json(const struct apierr *e, struct buf *out)
 {
     buf_puts(out, "{\"type\":\"error\",\"error\":{\"type\":\"");
-    buf_puts(out, anthropic_error_type(e->kind));
+    buf_puts(out, chat_error_type(&anthropic_dialect, e->kind));
     buf_puts(out, "\",\"message\":");
     jsonx_put_string(out, e->message, strlen(e->message));
     buf_puts(out, "}");
@@ -785,26 +638,37 @@ static int astream_error(void *st, const struct apierr *e)
 {
     struct astream *s = st;
 
-    buf_reset(&s->data);
-    error_json(e, &s->data);
-    buf_puts(&s->data, "}");
-    return send_data(s, "error");
+    buf_reset(&s->out.data);
+    error_json(e, &s->out.data);
+    buf_puts(&s->out.data, "}");
+    return chat_send(&s->out, "error");
 }
 
 static int astream_ping(void *st)
 {
     struct astream *s = st;
 
-    buf_reset(&s->data);
-    buf_puts(&s->data, "{\"type\":\"ping\"}");
-    return send_data(s, "ping");
+    buf_reset(&s->out.data);
+    buf_puts(&s->out.data, "{\"type\":\"ping\"}");
+    return chat_send(&s->out, "ping");
 }
 
 static const struct stream_ops astream_ops = {
-    astream_begin, astream_thinking, astream_text, astream_tool_call, astream_finish, astream_error, astream_ping,
+    .begin = astream_begin, .thinking = astream_thinking, .text = astream_text, .tool_call = astream_tool_call,
+    .finish = astream_finish, .error = astream_error, .ping = astream_ping,
 };
 
 /* ---- whole replies and errors ---- */
+
+/* A new content block of the given type, at the end of content. */
+static struct json_object *add_block(struct json_object *content, const char *type)
+{
+    struct json_object *blk = json_object_new_object();
+
+    json_object_object_add(blk, "type", json_object_new_string(type));
+    json_object_array_add(content, blk);
+    return blk;
+}
 
 static struct json_object *anthropic_reply(const struct chat_request *req, const struct chat_reply *r)
 {
@@ -816,18 +680,12 @@ static struct json_object *anthropic_reply(const struct chat_request *req, const
     json_object_object_add(o, "role", json_object_new_string("assistant"));
     json_object_object_add(o, "model", json_object_new_string(req->client_model));
     if (r->thinking.len) {
-        blk = json_object_new_object();
-        json_object_object_add(blk, "type", json_object_new_string("thinking"));
+        blk = add_block(content, "thinking");
         json_object_object_add(blk, "thinking", jsonx_string(r->thinking.data, r->thinking.len));
         json_object_object_add(blk, "signature", json_object_new_string("ollama-fcgi"));
-        json_object_array_add(content, blk);
     }
-    if (r->text.len) {
-        blk = json_object_new_object();
-        json_object_object_add(blk, "type", json_object_new_string("text"));
-        json_object_object_add(blk, "text", jsonx_string(r->text.data, r->text.len));
-        json_object_array_add(content, blk);
-    }
+    if (r->text.len)
+        json_object_object_add(add_block(content, "text"), "text", jsonx_string(r->text.data, r->text.len));
     for (size_t i = 0; i < r->n_calls; i++) {
         struct json_object *input = jsonx_parse(r->calls[i].args, strlen(r->calls[i].args), &ignored);
 
@@ -835,12 +693,10 @@ static struct json_object *anthropic_reply(const struct chat_request *req, const
             json_object_put(input);
             input = json_object_new_object();
         }
-        blk = json_object_new_object();
-        json_object_object_add(blk, "type", json_object_new_string("tool_use"));
+        blk = add_block(content, "tool_use");
         json_object_object_add(blk, "id", json_object_new_string(r->calls[i].id));
         json_object_object_add(blk, "name", json_object_new_string(r->calls[i].name));
         json_object_object_add(blk, "input", input);
-        json_object_array_add(content, blk);
     }
     json_object_object_add(o, "content", content);
     json_object_object_add(o, "stop_reason", json_object_new_string(stop_reason(r->finish.reason)));
@@ -855,8 +711,10 @@ static struct json_object *anthropic_reply(const struct chat_request *req, const
     return o;
 }
 
-static void anthropic_error_body(const struct apierr *e, const char *request_id, struct buf *out)
+static void anthropic_error_body(const struct dialect *d, const struct apierr *e, const char *request_id,
+                                 struct buf *out)
 {
+    (void)d;
     error_json(e, out);
     if (request_id) {
         buf_puts(out, ",\"request_id\":");
@@ -866,6 +724,13 @@ static void anthropic_error_body(const struct apierr *e, const char *request_id,
 }
 
 const struct dialect anthropic_dialect = {
-    "anthropic", "toolu_", "msg_", 529, anthropic_translate, astream_new, astream_free, &astream_ops,
-    anthropic_reply, anthropic_error_body,
+    .id_prefix = "msg_", .tool_prefix = "toolu_", .overloaded_status = 529, .error_types = error_types,
+    .translate = anthropic_translate, .state_size = sizeof(struct astream), .ops = &astream_ops,
+    .reply = anthropic_reply, .error_body = anthropic_error_body,
+};
+
+/* /v1/messages/count_tokens: the same translation, max_tokens not needed, nothing sent. */
+const struct dialect anthropic_count_dialect = {
+    .id_prefix = "msg_", .tool_prefix = "toolu_", .overloaded_status = 529, .count_only = 1,
+    .error_types = error_types, .translate = anthropic_translate_count, .error_body = anthropic_error_body,
 };

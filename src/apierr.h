@@ -12,7 +12,8 @@ enum apierr_kind {
     APIERR_RATE_LIMIT,        /* 429 */
     APIERR_API,               /* 500, 502: the adapter or Ollama failed */
     APIERR_TIMEOUT,           /* 504 */
-    APIERR_OVERLOADED         /* Ollama's queue is full: 529 (Anthropic) or 503 (OpenAI) */
+    APIERR_OVERLOADED,        /* Ollama's queue is full: 529 (Anthropic) or 503 (OpenAI) */
+    APIERR_N
 };
 
 struct apierr {

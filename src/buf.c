@@ -69,6 +69,14 @@ void buf_reset(struct buf *b)
         b->data[0] = '\0';
 }
 
+static void grow(struct buf *b, size_t cap)
+{
+    b->data = xrealloc(b->data, cap);
+    if (b->cap == 0)
+        b->data[0] = '\0';
+    b->cap = cap;
+}
+
 static void buf_reserve(struct buf *b, size_t extra)
 {
     size_t need = b->len + extra + 1;
@@ -79,8 +87,13 @@ static void buf_reserve(struct buf *b, size_t extra)
     cap = b->cap ? b->cap : 256;
     while (cap < need)
         cap *= 2;
-    b->data = xrealloc(b->data, cap);
-    b->cap = cap;
+    grow(b, cap);
+}
+
+void buf_reserve_exact(struct buf *b, size_t total)
+{
+    if (total + 1 > b->cap)
+        grow(b, total + 1);
 }
 
 void buf_append(struct buf *b, const void *p, size_t n)

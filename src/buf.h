@@ -13,6 +13,8 @@ struct buf {
 void buf_init(struct buf *b);
 void buf_free(struct buf *b);
 void buf_reset(struct buf *b);
+/* Room for total bytes without doubling: for a size known in advance, such as a request body's. */
+void buf_reserve_exact(struct buf *b, size_t total);
 void buf_append(struct buf *b, const void *p, size_t n);
 void buf_puts(struct buf *b, const char *s);
 void buf_putc(struct buf *b, char c);

@@ -1,13 +1,13 @@
-/* chat.c -- what the two dialects share: the neutral request, the Ollama request assembly, the stream
- * driver that turns Ollama lines into neutral events for a dialect, and the collector for whole replies. */
+/* chat.c -- what every dialect shares: the neutral request, the helpers its translator builds it with,
+ * the Ollama request body, the whole reply, and the dialect table's shared parts. */
 #include "chat.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "jsonx.h"
-#include "ollama.h"
 
 void chat_request_init(struct chat_request *req)
 {
@@ -23,12 +23,132 @@ void chat_request_free(struct chat_request *req)
     json_object_put(req->parts.options);
     json_object_put(req->parts.think);
     json_object_put(req->parts.format);
+    json_object_put(req->extra);
+    if (req->has_last)
+        chat_msg_free(&req->last);
     for (size_t i = 0; i < req->n_stop; i++)
         free(req->stop[i]);
     free(req->stop);
     free(req->client_model);
     free(req->ollama_model);
     memset(req, 0, sizeof *req);
+}
+
+int chat_preamble(struct json_object *body, const struct config *cfg, struct chat_request *req,
+                  struct apierr *err)
+{
+    struct json_object *model;
+
+    if (!json_object_is_type(body, json_type_object)) {
+        apierr_set(err, APIERR_INVALID_REQUEST, 400, "request body must be a JSON object, got %s",
+                   jsonx_type_name(json_object_get_type(body)));
+        return -1;
+    }
+    if (jsonx_req(body, "model", json_type_string, "", &model, err) < 0 ||
+        jsonx_opt_bool(body, "stream", "", &req->stream, err) < 0)
+        return -1;
+    if (json_object_get_string_len(model) == 0) {
+        apierr_field(err, "model", "must not be empty");
+        return -1;
+    }
+    req->client_model = xstrdup(json_object_get_string(model));
+    req->ollama_model = xstrdup(config_map_model(cfg, req->client_model));
+    return 0;
+}
+
+int chat_copy_options(struct json_object *body, const struct chat_option *opts, size_t n, struct chat_request *req,
+                      struct apierr *err)
+{
+    struct json_object *v;
+    long long i;
+    int present;
+
+    for (size_t k = 0; k < n; k++) {
+        if (opts[k].integer) {
+            if (jsonx_opt_int(body, opts[k].name, "", &i, &present, err) < 0)
+                return -1;
+            v = present ? json_object_new_int64(i) : NULL;
+        } else {
+            if (jsonx_opt_number(body, opts[k].name, "", &v, err) < 0)
+                return -1;
+            v = json_object_get(v);
+        }
+        if (v)
+            json_object_object_add(req->parts.options, opts[k].name, v);
+    }
+    return 0;
+}
+
+int chat_max_tokens(struct json_object *body, const char *field, long long min, int *present,
+                    struct chat_request *req, struct apierr *err)
+{
+    long long n;
+
+    if (jsonx_opt_int(body, field, "", &n, present, err) < 0)
+        return -1;
+    if (!*present)
+        return 0;
+    if (n < min) {
+        apierr_field(err, field, "must be at least %lld, got %lld", min, n);
+        return -1;
+    }
+    req->max_tokens = n;
+    json_object_object_add(req->parts.options, "num_predict", json_object_new_int64(n));
+    return 0;
+}
+
+static void add_stop(struct chat_request *req, struct json_object *s)
+{
+    if (json_object_get_string_len(s) > 0)
+        req->stop[req->n_stop++] = xstrndup(json_object_get_string(s), (size_t)json_object_get_string_len(s));
+}
+
+int chat_set_stop(struct chat_request *req, struct json_object *v, const char *field, size_t max,
+                  struct apierr *err)
+{
+    char name[160];
+    size_t n, bytes = 0;
+
+    if (!v)
+        return 0;
+    if (json_object_is_type(v, json_type_string)) {
+        if (json_object_get_string_len(v) > CHAT_MAX_STOP_BYTES) {
+            apierr_field(err, field, "a stop sequence may be at most %d bytes", CHAT_MAX_STOP_BYTES);
+            return -1;
+        }
+        req->stop = xmalloc(sizeof *req->stop);
+        add_stop(req, v);
+        return 0;
+    }
+    if (!json_object_is_type(v, json_type_array)) {
+        apierr_field(err, field, "expected a string or an array of strings, got %s",
+                     jsonx_type_name(json_object_get_type(v)));
+        return -1;
+    }
+    n = json_object_array_length(v);
+    if (n > max) {
+        apierr_field(err, field, "at most %zu stop sequences are allowed, got %zu", max, n);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *s = json_object_array_get_idx(v, i);
+
+        if (!json_object_is_type(s, json_type_string)) {
+            apierr_field(err, jsonx_path_idx(name, sizeof name, field, i), "expected a string, got %s",
+                         jsonx_type_name(json_object_get_type(s)));
+            return -1;
+        }
+        bytes += (size_t)json_object_get_string_len(s);
+    }
+    if (bytes > CHAT_MAX_STOP_BYTES) {
+        apierr_field(err, field, "stop sequences may hold at most %d bytes in all, got %zu", CHAT_MAX_STOP_BYTES,
+                     bytes);
+        return -1;
+    }
+    req->stop = xcalloc(n ? n : 1, sizeof *req->stop);
+    for (size_t i = 0; i < n; i++)
+        add_stop(req, json_object_array_get_idx(v, i));
+    return 0;
 }
 
 void chat_default_think(struct chat_request *req, const struct config *cfg)
@@ -56,15 +176,244 @@ int chat_think_requested(const struct chat_request *req)
     return 1;
 }
 
+/* ---- messages ---- */
+
+int chat_each_block(struct json_object *content, const char *path, const char *kind, struct buf *text,
+                    int (*each)(void *ctx, struct json_object *blk, const char *path), void *ctx, struct apierr *err)
+{
+    char name[200];
+    size_t n;
+
+    if (json_object_is_type(content, json_type_string)) {
+        buf_append(text, json_object_get_string(content), (size_t)json_object_get_string_len(content));
+        return 0;
+    }
+    if (!json_object_is_type(content, json_type_array)) {
+        apierr_field(err, path, "expected a string or an array of %ss, got %s", kind,
+                     jsonx_type_name(json_object_get_type(content)));
+        return -1;
+    }
+    n = json_object_array_length(content);
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *blk = json_object_array_get_idx(content, i);
+
+        jsonx_path_idx(name, sizeof name, path, i);
+        if (!json_object_is_type(blk, json_type_object)) {
+            apierr_field(err, name, "expected a %s, got %s", kind, jsonx_type_name(json_object_get_type(blk)));
+            return -1;
+        }
+        if (each(ctx, blk, name) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int chat_each_message(struct json_object *list, const char *field, int may_be_empty,
+                      int (*one)(void *ctx, struct json_object *msg, const char *path), void *ctx, struct apierr *err)
+{
+    size_t n = json_object_array_length(list);
+    char path[64];
+
+    if (n == 0 && !may_be_empty) {
+        apierr_field(err, field, "must contain at least one message");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *msg = json_object_array_get_idx(list, i);
+
+        jsonx_path_idx(path, sizeof path, field, i);
+        if (!json_object_is_type(msg, json_type_object)) {
+            apierr_field(err, path, "expected an object, got %s", jsonx_type_name(json_object_get_type(msg)));
+            return -1;
+        }
+        if (one(ctx, msg, path) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+void chat_msg_init(struct chat_msg *m, const char *role)
+{
+    *m = (struct chat_msg){ .role = role };
+}
+
+void chat_msg_free(struct chat_msg *m)
+{
+    struct json_object *owned[] = { m->images, m->calls, m->tool_name, m->tool_call_id };
+
+    for (size_t i = 0; i < sizeof owned / sizeof *owned; i++)
+        json_object_put(owned[i]);
+    buf_free(&m->text);
+    buf_free(&m->thinking);
+    chat_msg_init(m, m->role);
+}
+
+void chat_join_text(struct buf *b, struct json_object *str)
+{
+    if (b->len > 0)
+        buf_putc(b, '\n');
+    buf_append(b, json_object_get_string(str), (size_t)json_object_get_string_len(str));
+}
+
+void chat_msg_image(struct chat_msg *m, struct json_object *data)
+{
+    if (!m->images)
+        m->images = json_object_new_array();
+    json_object_array_add(m->images, json_object_get(data));
+}
+
+void chat_msg_call(struct chat_msg *m, struct json_object *id, struct json_object *name,
+                   struct json_object *arguments)
+{
+    struct json_object *call = json_object_new_object(), *fn = json_object_new_object();
+
+    if (!m->calls)
+        m->calls = json_object_new_array();
+    if (id)
+        json_object_object_add(call, "id", json_object_get(id));
+    json_object_object_add(fn, "name", json_object_get(name));
+    /* Ollama decodes arguments as an object (a string is rejected); the client's key order is kept. */
+    json_object_object_add(fn, "arguments", arguments);
+    json_object_object_add(call, "function", fn);
+    json_object_array_add(m->calls, call);
+}
+
+/* The message as Ollama takes it; m keeps nothing. */
+static struct json_object *materialize(struct chat_msg *m)
+{
+    struct json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "role", json_object_new_string(m->role));
+    json_object_object_add(o, "content", jsonx_string(m->text.data ? m->text.data : "", m->text.len));
+    if (m->thinking.len)
+        json_object_object_add(o, "thinking", jsonx_string(m->thinking.data, m->thinking.len));
+    if (m->images)
+        json_object_object_add(o, "images", m->images);
+    if (m->calls)
+        json_object_object_add(o, "tool_calls", m->calls);
+    if (m->tool_name)
+        json_object_object_add(o, "tool_name", m->tool_name);
+    if (m->tool_call_id)
+        json_object_object_add(o, "tool_call_id", m->tool_call_id);
+    m->images = m->calls = m->tool_name = m->tool_call_id = NULL;
+    chat_msg_free(m);
+    return o;
+}
+
+void chat_close_messages(struct chat_request *req)
+{
+    if (!req->has_last)
+        return;
+    json_object_array_add(req->parts.messages, materialize(&req->last));
+    req->has_last = 0;
+}
+
+void chat_push(struct chat_request *req, struct chat_msg *m)
+{
+    chat_close_messages(req);
+    req->last = *m;
+    req->has_last = 1;
+    chat_msg_init(m, m->role);
+}
+
+/* Before the conversation starts, system text joins the one leading system message. Later it stays where
+ * it stands -- moving it to the front would change the prompt prefix Ollama caches -- as text most chat
+ * templates accept, since many reject a system message after the first: inside <system-reminder> tags,
+ * merged into the user message before it, or as a user message of its own. The newest message stays
+ * open as a buffer, so a long run of system entries costs time in proportion to their text. */
+void chat_place_system(struct chat_request *req, const char *text, size_t len)
+{
+    size_t before = json_object_array_length(req->parts.messages);
+    struct chat_msg m;
+
+    if (len == 0)
+        return;
+    if (!req->has_last) {
+        chat_msg_init(&m, "system");
+        buf_append(&m.text, text, len);
+        chat_push(req, &m);
+    } else if (before == 0 && strcmp(req->last.role, "system") == 0) {
+        if (req->last.text.len)
+            buf_puts(&req->last.text, "\n\n");
+        buf_append(&req->last.text, text, len);
+    } else {
+        if (strcmp(req->last.role, "user") != 0) {
+            chat_msg_init(&m, "user");
+            chat_push(req, &m);
+        }
+        if (req->last.text.len)
+            buf_puts(&req->last.text, "\n\n");
+        buf_puts(&req->last.text, "<system-reminder>\n");
+        buf_append(&req->last.text, text, len);
+        buf_puts(&req->last.text, "\n</system-reminder>");
+    }
+}
+
+/* ---- tools ---- */
+
+void chat_tools_init(struct chat_tools *t)
+{
+    memset(t, 0, sizeof *t);
+    t->choice = CHAT_TOOLS_AUTO;
+}
+
+void chat_offer_tool(struct chat_request *req, struct chat_tools *t, const char *name,
+                     struct json_object *description, struct json_object *parameters)
+{
+    struct json_object *tool, *fn;
+
+    if (t->choice == CHAT_TOOLS_ONE && strcmp(t->only, name) != 0) {
+        json_object_put(parameters);
+        return;
+    }
+    t->found = 1;
+    if (!parameters) {
+        /* A function without parameters still needs a schema for Ollama's templates. */
+        parameters = json_object_new_object();
+        json_object_object_add(parameters, "type", json_object_new_string("object"));
+        json_object_object_add(parameters, "properties", json_object_new_object());
+    }
+    tool = json_object_new_object();
+    fn = json_object_new_object();
+    json_object_object_add(tool, "type", json_object_new_string("function"));
+    json_object_object_add(fn, "name", json_object_new_string(name));
+    if (description)
+        json_object_object_add(fn, "description", json_object_get(description));
+    json_object_object_add(fn, "parameters", parameters);
+    json_object_object_add(tool, "function", fn);
+    if (!req->parts.tools)
+        req->parts.tools = json_object_new_array();
+    json_object_array_add(req->parts.tools, tool);
+}
+
+int chat_tools_done(struct chat_request *req, struct chat_tools *t, struct apierr *err)
+{
+    if (t->choice == CHAT_TOOLS_ONE && !t->found) {
+        apierr_field(err, t->only_field, "no tool named \"%s\" in tools", t->only);
+        return -1;
+    }
+    if (t->choice == CHAT_TOOLS_NONE) {
+        /* No tools offered this turn; the history keeps its tool calls. */
+        json_object_put(req->parts.tools);
+        req->parts.tools = NULL;
+    }
+    return 0;
+}
+
+/* ---- the Ollama request ---- */
+
 void chat_apply_facts(struct chat_request *req, const struct model_facts *f, const struct config *cfg)
 {
     req->window = cfg->num_ctx;
+    req->estimated_tokens = req->raw_estimate;
     if (!f->known)
         return;
     if (!f->can_think)
         chat_drop_think(req);
     if (f->context_length > 0 && (req->window == 0 || f->context_length < req->window))
         req->window = f->context_length;
+    if (f->correction > 0)
+        req->estimated_tokens = (long long)((double)req->raw_estimate * f->correction + 0.5);
 }
 
 int chat_check_window(const struct chat_request *req, struct apierr *err)
@@ -77,359 +426,66 @@ int chat_check_window(const struct chat_request *req, struct apierr *err)
     return 0;
 }
 
-struct json_object *chat_ollama_body(const struct chat_request *req, const struct config *cfg)
+static void write_key(struct buf *out, const char *key)
 {
-    struct json_object *o = json_object_new_object(), *opts = json_object_new_object();
+    buf_putc(out, ',');
+    jsonx_put_string(out, key, strlen(key));
+    buf_putc(out, ':');
+}
 
-    json_object_object_add(o, "model", json_object_new_string(req->ollama_model));
-    json_object_object_add(o, "messages", json_object_get(req->parts.messages));
-    if (req->parts.tools && json_object_array_length(req->parts.tools) > 0)
-        json_object_object_add(o, "tools", json_object_get(req->parts.tools));
-    json_object_object_add(o, "stream", json_object_new_boolean(1));
-    if (req->parts.think)
-        json_object_object_add(o, "think", json_object_get(req->parts.think));
-    if (req->parts.format)
-        json_object_object_add(o, "format", json_object_get(req->parts.format));
-    if (req->window > 0)
-        json_object_object_add(opts, "num_ctx", json_object_new_int64(req->window));
-    json_object_object_foreach(req->parts.options, key, val)
-        json_object_object_add(opts, key, json_object_get(val));
-    if (json_object_object_length(opts) > 0)
-        json_object_object_add(o, "options", opts);
-    else
-        json_object_put(opts);
+void chat_write_ollama_body(const struct chat_request *req, const struct config *cfg, struct buf *out)
+{
+    int opts = 0;
+
+    buf_puts(out, "{\"model\":");
+    jsonx_put_string(out, req->ollama_model, strlen(req->ollama_model));
+    write_key(out, "messages");
+    jsonx_write(out, req->parts.messages);
+    if (req->parts.tools && json_object_array_length(req->parts.tools) > 0) {
+        write_key(out, "tools");
+        jsonx_write(out, req->parts.tools);
+    }
+    buf_puts(out, ",\"stream\":true");
+    if (req->parts.think) {
+        write_key(out, "think");
+        jsonx_write(out, req->parts.think);
+    }
+    if (req->parts.format) {
+        write_key(out, "format");
+        jsonx_write(out, req->parts.format);
+    }
+    if (req->window > 0) {
+        buf_puts(out, ",\"options\":{\"num_ctx\":");
+        buf_put_int(out, req->window);
+        opts = 1;
+    }
+    json_object_object_foreach(req->parts.options, key, val) {
+        if (opts++) {
+            write_key(out, key);
+        } else {
+            buf_puts(out, ",\"options\":{");
+            jsonx_put_string(out, key, strlen(key));
+            buf_putc(out, ':');
+        }
+        jsonx_write(out, val);
+    }
+    if (opts)
+        buf_putc(out, '}');
     if (cfg->keep_alive) {
         char *end;
         long long secs = strtoll(cfg->keep_alive, &end, 10);
 
         /* A bare number is seconds for Ollama; anything else is a Go duration string ("30m"). */
+        write_key(out, "keep_alive");
         if (*end == '\0')
-            json_object_object_add(o, "keep_alive", json_object_new_int64(secs));
+            buf_put_int(out, secs);
         else
-            json_object_object_add(o, "keep_alive", json_object_new_string(cfg->keep_alive));
+            jsonx_put_string(out, cfg->keep_alive, strlen(cfg->keep_alive));
     }
-    return o;
+    buf_putc(out, '}');
 }
 
-struct json_object *chat_message(const char *role)
-{
-    struct json_object *m = json_object_new_object();
-
-    json_object_object_add(m, "role", json_object_new_string(role));
-    return m;
-}
-
-void chat_join_text(struct buf *b, struct json_object *str)
-{
-    if (b->len > 0)
-        buf_putc(b, '\n');
-    buf_append(b, json_object_get_string(str), (size_t)json_object_get_string_len(str));
-}
-
-struct json_object *chat_function_tool(struct json_object *name, struct json_object *description,
-                                       struct json_object *parameters)
-{
-    struct json_object *tool = json_object_new_object(), *fn = json_object_new_object();
-
-    json_object_object_add(tool, "type", json_object_new_string("function"));
-    json_object_object_add(fn, "name", json_object_get(name));
-    if (description)
-        json_object_object_add(fn, "description", json_object_get(description));
-    json_object_object_add(fn, "parameters", parameters);
-    json_object_object_add(tool, "function", fn);
-    return tool;
-}
-
-static const char *message_role(struct json_object *m)
-{
-    struct json_object *role;
-
-    return m && json_object_object_get_ex(m, "role", &role) ? json_object_get_string(role) : "";
-}
-
-/* Appends "\n\n" and text to m's content. */
-static void append_content(struct json_object *m, const char *sep, const char *before, const char *text,
-                           size_t len, const char *after)
-{
-    struct json_object *content;
-    struct buf merged;
-
-    buf_init(&merged);
-    if (json_object_object_get_ex(m, "content", &content) && json_object_get_string_len(content) > 0) {
-        buf_append(&merged, json_object_get_string(content), (size_t)json_object_get_string_len(content));
-        buf_puts(&merged, sep);
-    }
-    buf_puts(&merged, before);
-    buf_append(&merged, text, len);
-    buf_puts(&merged, after);
-    json_object_object_add(m, "content", jsonx_string(merged.data, merged.len));
-    buf_free(&merged);
-}
-
-/* Before the conversation starts, system text joins the one leading system message. Later it stays where
- * it stands -- moving it to the front would change the prompt prefix Ollama caches -- as text most chat
- * templates accept, since many reject a system message after the first: inside <system-reminder> tags,
- * merged into the user message before it, or as a user message of its own. */
-void chat_place_system(struct json_object *messages, const char *text, size_t len)
-{
-    size_t n = json_object_array_length(messages);
-    struct json_object *last = n ? json_object_array_get_idx(messages, n - 1) : NULL;
-
-    if (n == 0) {
-        last = chat_message("system");
-        json_object_object_add(last, "content", jsonx_string(text, len));
-        json_object_array_add(messages, last);
-    } else if (n == 1 && strcmp(message_role(last), "system") == 0) {
-        append_content(last, "\n\n", "", text, len, "");
-    } else if (strcmp(message_role(last), "user") == 0) {
-        append_content(last, "\n\n", "<system-reminder>\n", text, len, "\n</system-reminder>");
-    } else {
-        last = chat_message("user");
-        json_object_array_add(messages, last);
-        append_content(last, "", "<system-reminder>\n", text, len, "\n</system-reminder>");
-    }
-}
-
-int chat_set_stop(struct chat_request *req, struct json_object *v, const char *field, size_t max,
-                  struct apierr *err)
-{
-    char name[160];
-    size_t n;
-
-    if (!v)
-        return 0;
-    if (json_object_is_type(v, json_type_string)) {
-        if (json_object_get_string_len(v) > 0) {
-            req->stop = xmalloc(sizeof *req->stop);
-            req->stop[req->n_stop++] = xstrdup(json_object_get_string(v));
-        }
-        return 0;
-    }
-    if (!json_object_is_type(v, json_type_array)) {
-        apierr_field(err, field, "expected a string or an array of strings, got %s",
-                     jsonx_type_name(json_object_get_type(v)));
-        return -1;
-    }
-    n = json_object_array_length(v);
-    if (n > max) {
-        apierr_field(err, field, "at most %zu stop sequences are allowed, got %zu", max, n);
-        return -1;
-    }
-    req->stop = xcalloc(n ? n : 1, sizeof *req->stop);
-    for (size_t i = 0; i < n; i++) {
-        struct json_object *s = json_object_array_get_idx(v, i);
-
-        if (!json_object_is_type(s, json_type_string)) {
-            apierr_field(err, jsonx_path_idx(name, sizeof name, field, i), "expected a string, got %s",
-                         jsonx_type_name(json_object_get_type(s)));
-            return -1;
-        }
-        if (json_object_get_string_len(s) > 0)
-            req->stop[req->n_stop++] = xstrdup(json_object_get_string(s));
-    }
-    return 0;
-}
-
-/* ---- the stream driver ---- */
-
-void chat_stream_init(struct chat_stream *cs, const struct chat_request *req, const struct stream_ops *ops,
-                      void *st, const char *tool_prefix)
-{
-    memset(cs, 0, sizeof *cs);
-    cs->req = req;
-    cs->ops = ops;
-    cs->st = st;
-    cs->tok = jsonx_tokener_new();
-    cs->tool_prefix = tool_prefix;
-    cs->prompt_tokens = -1;
-    stopseq_init(&cs->stop, req->stop, req->n_stop);
-    buf_init(&cs->scratch);
-}
-
-void chat_stream_free(struct chat_stream *cs)
-{
-    if (cs->tok)
-        json_tokener_free(cs->tok);
-    stopseq_free(&cs->stop);
-    buf_free(&cs->scratch);
-    cs->tok = NULL;
-}
-
-int chat_stream_begin(struct chat_stream *cs)
-{
-    if (cs->begun)
-        return 0;
-    cs->begun = 1;
-    return cs->ops->begin(cs->st);
-}
-
-int chat_stream_fail(struct chat_stream *cs, const struct apierr *e)
-{
-    if (cs->ended)
-        return 0;
-    cs->ended = 1;
-    cs->failed = 1;
-    return cs->ops->error(cs->st, e);
-}
-
-int chat_stream_ping(struct chat_stream *cs)
-{
-    if (cs->ended)
-        return 0;
-    if (!cs->begun)
-        return chat_stream_begin(cs);
-    return cs->ops->ping(cs->st);
-}
-
-static int finish(struct chat_stream *cs, const char *done_reason, const char *stop_sequence)
-{
-    struct chat_finish f;
-
-    f.stop_sequence = stop_sequence;
-    if (stop_sequence)
-        f.reason = "stop_sequence";
-    else if (cs->n_tools > 0)
-        f.reason = "tool_calls";
-    else if (strcmp(done_reason, "length") == 0)
-        f.reason = "length";
-    else
-        f.reason = "stop";
-    f.input_tokens = cs->prompt_tokens >= 0 ? cs->prompt_tokens : cs->req->estimated_tokens;
-    f.output_tokens = cs->output_tokens;
-    cs->ended = 1;
-    return cs->ops->finish(cs->st, &f);
-}
-
-static int flush_text(struct chat_stream *cs)
-{
-    const char *out;
-    size_t n;
-
-    stopseq_flush(&cs->stop, &out, &n);
-    return n ? cs->ops->text(cs->st, out, n) : 0;
-}
-
-static int emit_text(struct chat_stream *cs, const char *s, size_t n)
-{
-    const char *out;
-    size_t len;
-    int hit = stopseq_feed(&cs->stop, s, n, &out, &len);
-
-    if (len && cs->ops->text(cs->st, out, len) < 0)
-        return CHAT_GONE;
-    if (hit >= 0)
-        return finish(cs, "stop", cs->req->stop[hit]) < 0 ? CHAT_GONE : CHAT_DONE;
-    return CHAT_MORE;
-}
-
-static int emit_tool_calls(struct chat_stream *cs, struct json_object *calls)
-{
-    size_t n = json_object_array_length(calls);
-
-    if (flush_text(cs) < 0)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        struct json_object *call = json_object_array_get_idx(calls, i), *fn = NULL, *v;
-        const char *name = "", *id = NULL, *args = "{}";
-        size_t args_len = 2;
-        char gen[96];
-
-        if (!json_object_is_type(call, json_type_object))
-            continue;
-        json_object_object_get_ex(call, "function", &fn);
-        if (fn && json_object_object_get_ex(fn, "name", &v) && json_object_is_type(v, json_type_string))
-            name = json_object_get_string(v);
-        if (fn && json_object_object_get_ex(fn, "arguments", &v) && v) {
-            if (json_object_is_type(v, json_type_string)) {
-                args = json_object_get_string(v);
-                args_len = (size_t)json_object_get_string_len(v);
-            } else {
-                args = jsonx_text(v, &args_len);
-            }
-        }
-        if (json_object_object_get_ex(call, "id", &v) && json_object_is_type(v, json_type_string) &&
-            json_object_get_string_len(v) > 0) {
-            id = json_object_get_string(v);
-        } else {
-            /* Older Ollama gives no id: make one unique within the whole service from the request id. */
-            const char *suffix = cs->req->id + strcspn(cs->req->id, "_-");
-
-            if (*suffix)
-                suffix++;
-            snprintf(gen, sizeof gen, "%s%s_%d", cs->tool_prefix, suffix, cs->n_tools);
-            id = gen;
-        }
-        cs->n_tools++;
-        if (cs->ops->tool_call(cs->st, id, name, args, args_len) < 0)
-            return -1;
-    }
-    return 0;
-}
-
-int chat_stream_line(struct chat_stream *cs, const char *line, size_t len)
-{
-    struct ollama_chunk c;
-    struct apierr e;
-    int rc = CHAT_MORE;
-
-    if (cs->ended)
-        return CHAT_DONE;
-    while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' '))
-        len--;
-    if (len == 0)
-        return CHAT_MORE;
-    if (ollama_chunk_parse(cs->tok, line, len, &c) < 0) {
-        apierr_set(&e, APIERR_API, 502, "Ollama sent a line that is not a chat chunk: %.*s",
-                   (int)(len > 200 ? 200 : len), line);
-        return chat_stream_fail(cs, &e) < 0 ? CHAT_GONE : CHAT_DONE;
-    }
-    if (c.error) {
-        apierr_set(&e, APIERR_API, 500, "Ollama: %s", c.error);
-        rc = chat_stream_fail(cs, &e) < 0 ? CHAT_GONE : CHAT_DONE;
-        goto out;
-    }
-    if (chat_stream_begin(cs) < 0)
-        goto gone;
-    if (c.thinking_len || c.content_len)
-        cs->output_tokens++;
-    if (c.thinking_len && cs->ops->thinking(cs->st, c.thinking, c.thinking_len) < 0)
-        goto gone;
-    if (c.content_len) {
-        rc = emit_text(cs, c.content, c.content_len);
-        if (rc != CHAT_MORE)
-            goto out;
-    }
-    if (c.tool_calls && emit_tool_calls(cs, c.tool_calls) < 0)
-        goto gone;
-    if (c.done) {
-        cs->saw_done = 1;
-        if (c.prompt_eval_count >= 0)
-            cs->prompt_tokens = c.prompt_eval_count;
-        if (c.eval_count >= 0)
-            cs->output_tokens = c.eval_count;
-        if (flush_text(cs) < 0 || finish(cs, c.done_reason, NULL) < 0)
-            goto gone;
-        rc = CHAT_DONE;
-    }
-out:
-    ollama_chunk_release(&c);
-    return rc;
-gone:
-    ollama_chunk_release(&c);
-    return CHAT_GONE;
-}
-
-int chat_stream_eof(struct chat_stream *cs)
-{
-    struct apierr e;
-
-    if (cs->ended)
-        return 0;
-    apierr_set(&e, APIERR_API, 502, "Ollama's stream ended before the reply was complete");
-    return chat_stream_fail(cs, &e);
-}
-
-/* ---- collecting a whole reply ---- */
+/* ---- replies ---- */
 
 void chat_reply_init(struct chat_reply *r)
 {
@@ -451,55 +507,38 @@ void chat_reply_free(struct chat_reply *r)
     memset(r, 0, sizeof *r);
 }
 
-static int collect_begin(void *st)
+int chat_send(struct stream_state *st, const char *event)
 {
-    (void)st;
-    return 0;
+    return sse_event(st->sink, event, st->data.data, st->data.len);
 }
 
-static int collect_thinking(void *st, const char *s, size_t n)
+long long chat_sum_tokens(long long a, long long b)
 {
-    buf_append(&((struct chat_reply *)st)->thinking, s, n);
-    return 0;
+    return a > LLONG_MAX - b ? LLONG_MAX : a + b;
 }
 
-static int collect_text(void *st, const char *s, size_t n)
-{
-    buf_append(&((struct chat_reply *)st)->text, s, n);
-    return 0;
-}
-
-static int collect_tool_call(void *st, const char *id, const char *name, const char *args, size_t args_len)
-{
-    struct chat_reply *r = st;
-
-    r->calls = xrealloc(r->calls, (r->n_calls + 1) * sizeof *r->calls);
-    r->calls[r->n_calls].id = xstrdup(id);
-    r->calls[r->n_calls].name = xstrdup(name);
-    r->calls[r->n_calls].args = xstrndup(args, args_len);
-    r->n_calls++;
-    return 0;
-}
-
-static int collect_finish(void *st, const struct chat_finish *f)
-{
-    struct chat_reply *r = st;
-
-    r->finish = *f;
-    r->finished = 1;
-    return 0;
-}
-
-static int collect_error(void *st, const struct apierr *e)
-{
-    struct chat_reply *r = st;
-
-    r->err = *e;
-    r->failed = 1;
-    return 0;
-}
-
-const struct stream_ops chat_collect_ops = {
-    collect_begin, collect_thinking, collect_text, collect_tool_call, collect_finish, collect_error,
-    collect_begin,
+/* The error types the APIs name alike; a dialect's own table names the others, and its APIERR_API entry
+ * is its word for anything else. */
+static const char *const common_error_types[APIERR_N] = {
+    [APIERR_INVALID_REQUEST] = "invalid_request_error",
+    [APIERR_AUTHENTICATION] = "authentication_error",
+    [APIERR_PERMISSION] = "permission_error",
+    [APIERR_NOT_FOUND] = "not_found_error",
+    [APIERR_RATE_LIMIT] = "rate_limit_error",
+    [APIERR_TIMEOUT] = "timeout_error",
+    [APIERR_OVERLOADED] = "overloaded_error",
 };
+
+const char *chat_error_type(const struct dialect *d, enum apierr_kind kind)
+{
+    if (kind >= APIERR_N)
+        kind = APIERR_API;
+    if (d->error_types[kind])
+        return d->error_types[kind];
+    return common_error_types[kind] ? common_error_types[kind] : d->error_types[APIERR_API];
+}
+
+int chat_error_status(const struct dialect *d, const struct apierr *e)
+{
+    return e->kind == APIERR_OVERLOADED ? d->overloaded_status : e->status;
+}

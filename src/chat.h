@@ -1,5 +1,5 @@
-/* chat.h -- what the two dialects share: the neutral request, the Ollama request assembly, the stream
- * driver that turns Ollama lines into neutral events for a dialect, and the collector for whole replies. */
+/* chat.h -- what every dialect shares: the neutral request, the helpers its translator builds it with,
+ * the Ollama request body, the whole reply, and the dialect table. */
 #ifndef OF_CHAT_H
 #define OF_CHAT_H
 
@@ -10,68 +10,151 @@
 #include "buf.h"
 #include "config.h"
 #include "sse.h"
-#include "stopseq.h"
 
 /* The pieces of an Ollama /api/chat request, filled by a dialect's translator. All owned. */
 struct ollama_parts {
-    struct json_object *messages;  /* array */
+    struct json_object *messages;  /* array, complete once chat_close_messages ran */
     struct json_object *tools;     /* array or NULL */
     struct json_object *options;   /* object */
     struct json_object *think;     /* boolean or level string, or NULL for "not said" */
     struct json_object *format;    /* "json", a schema, or NULL */
 };
 
+/* One Ollama message being built. Everything in it is owned until chat_push hands it to the request. */
+struct chat_msg {
+    const char *role;              /* a string constant */
+    struct buf text;
+    struct buf thinking;
+    struct json_object *images;    /* array of base64 strings, or NULL */
+    struct json_object *calls;     /* array of Ollama tool calls, or NULL */
+    struct json_object *tool_name;     /* string, or NULL */
+    struct json_object *tool_call_id;  /* string, or NULL */
+};
+
 struct chat_request {
     struct ollama_parts parts;
+    struct chat_msg last;          /* the newest message, still open to system text placed after it */
+    int has_last;
     char *client_model;            /* owned: the model the client named; replies carry it */
     char *ollama_model;            /* owned: after MODEL_MAP */
     int stream;                    /* the client wants SSE */
     char **stop;                   /* owned: stop sequences matched by the adapter */
     size_t n_stop;
     int include_usage;             /* OpenAI stream_options.include_usage */
-    long long estimated_tokens;    /* the prompt's size, estimated before the call */
+    long long max_tokens;          /* what the client allows the reply, 0 when it did not say */
+    struct json_object *extra;     /* owned: what a dialect keeps from the request for its reply, or NULL */
+    long long raw_estimate;        /* the prompt's size as tokens_estimate counts it */
+    long long estimated_tokens;    /* the same, scaled by what the model's real counts taught */
     long long window;              /* the context window the request is sent with, 0 if unknown */
     char id[64];                   /* msg_… or chatcmpl-…, set by the caller */
     long long created;             /* unix time, set by the caller */
 };
 
-/* What Ollama's /api/show taught us about a model. */
+/* What Ollama's /api/show taught us about a model, and what its replies taught since. */
 struct model_facts {
     int known;
     int can_think;
     long long context_length;      /* 0 when not said */
+    double correction;             /* real prompt tokens / estimate; 1.0 until learned */
 };
 
 void chat_request_init(struct chat_request *req);
 void chat_request_free(struct chat_request *req);
+
+/* The start of every dialect's body: a JSON object naming a model, and maybe asking for a stream.
+ * Sets client_model, ollama_model (after MODEL_MAP) and stream. Returns 0, or -1 with err set. */
+int chat_preamble(struct json_object *body, const struct config *cfg, struct chat_request *req,
+                  struct apierr *err);
+/* The fields that pass to Ollama's options under the same name (temperature, top_k, seed, ...). */
+struct chat_option {
+    const char *name;
+    int integer;                   /* a whole number; otherwise any finite number */
+};
+int chat_copy_options(struct json_object *body, const struct chat_option *opts, size_t n, struct chat_request *req,
+                      struct apierr *err);
+/* The client's output limit, field (at least min), as Ollama's num_predict; *present says whether the
+ * client gave it. Returns 0, or -1 with err set. */
+int chat_max_tokens(struct json_object *body, const char *field, long long min, int *present,
+                    struct chat_request *req, struct apierr *err);
+/* Stop sequences from a JSON string or array of strings (empty strings ignored); at most max of them
+ * and CHAT_MAX_STOP_BYTES in all, since every one is matched against every token. */
+#define CHAT_MAX_STOP_BYTES 8192
+int chat_set_stop(struct chat_request *req, struct json_object *v, const char *field, size_t max,
+                  struct apierr *err);
 /* THINK_MODELS: when the client did not say, models listed there think and others do not (Ollama would
  * otherwise turn thinking on by itself for every model that can). */
 void chat_default_think(struct chat_request *req, const struct config *cfg);
-/* Applies the model's facts: no think for a model that cannot, num_ctx capped at its own length and
- * the same for every request to that model. */
-void chat_apply_facts(struct chat_request *req, const struct model_facts *f, const struct config *cfg);
 void chat_drop_think(struct chat_request *req);
+int chat_think_requested(const struct chat_request *req);
+
+/* ---- messages ---- */
+
+/* Content that is a string or an array of objects ("blocks", "parts"): a string is appended to text;
+ * each object of an array goes to each with its path ("messages.3.content.1"). Anything else, an array
+ * member that is not an object included, is a 400 naming the field: "expected a string or an array of
+ * <kind>s" or "expected a <kind>". Returns 0, or -1 with err set. */
+int chat_each_block(struct json_object *content, const char *path, const char *kind, struct buf *text,
+                    int (*each)(void *ctx, struct json_object *blk, const char *path), void *ctx, struct apierr *err);
+
+/* Each member of a conversation list (messages, input) through one, with its path ("messages.3"); a
+ * member that is not an object, or an empty list unless it may be empty, is a 400. Returns 0, or -1 with
+ * err set. */
+int chat_each_message(struct json_object *list, const char *field, int may_be_empty,
+                      int (*one)(void *ctx, struct json_object *msg, const char *path), void *ctx, struct apierr *err);
+
+void chat_msg_init(struct chat_msg *m, const char *role);
+void chat_msg_free(struct chat_msg *m);
+/* Appends a JSON string's text, after a newline when the text is not empty. */
+void chat_join_text(struct buf *b, struct json_object *str);
+/* Borrows data (a base64 string). */
+void chat_msg_image(struct chat_msg *m, struct json_object *data);
+/* An Ollama tool call. Borrows id (may be NULL) and name; takes arguments (an object). */
+void chat_msg_call(struct chat_msg *m, struct json_object *id, struct json_object *name,
+                   struct json_object *arguments);
+/* Hands m to the request as its newest message; m is left empty. */
+void chat_push(struct chat_request *req, struct chat_msg *m);
+/* Places a system text that comes in the middle of a conversation (Claude Code's role "system" entries,
+ * an OpenAI system or developer message after the first turn) where it stands. */
+void chat_place_system(struct chat_request *req, const char *text, size_t len);
+/* The conversation is complete: the newest message joins parts.messages. */
+void chat_close_messages(struct chat_request *req);
+
+/* ---- tools ---- */
+
+enum chat_tool_choice { CHAT_TOOLS_AUTO, CHAT_TOOLS_NONE, CHAT_TOOLS_REQUIRED, CHAT_TOOLS_ONE };
+
+/* Which of the client's tools reach Ollama. Ollama cannot force a call, so "required" offers them all
+ * and a named tool is offered alone. */
+struct chat_tools {
+    enum chat_tool_choice choice;
+    const char *only;              /* CHAT_TOOLS_ONE: the name, borrowed from the body */
+    const char *only_field;        /* where the client named it, for the error when it is not offered */
+    int found;
+};
+
+void chat_tools_init(struct chat_tools *t);
+/* Offers one function tool unless the choice names another. Takes parameters (an object, or NULL for
+ * none); description may be NULL. */
+void chat_offer_tool(struct chat_request *req, struct chat_tools *t, const char *name,
+                     struct json_object *description, struct json_object *parameters);
+/* After the last tool: a named tool that is not there is the client's mistake, "none" offers nothing.
+ * Returns 0, or -1 with err set. */
+int chat_tools_done(struct chat_request *req, struct chat_tools *t, struct apierr *err);
+
+/* ---- the Ollama request ---- */
+
+/* Applies the model's facts: no think for a model that cannot, num_ctx capped at its own length and
+ * the same for every request to that model, the estimate scaled. */
+void chat_apply_facts(struct chat_request *req, const struct model_facts *f, const struct config *cfg);
 /* Ollama would silently drop the start of a conversation longer than its window; refuse it instead,
  * in the words Claude Code answers by compacting. Returns 0, or -1 with a 400 in err. */
 int chat_check_window(const struct chat_request *req, struct apierr *err);
-int chat_think_requested(const struct chat_request *req);
-/* The /api/chat body, always streamed from Ollama (even for a whole reply: stop sequences and client
- * disconnects can then end the generation early). Keys in one fixed order, so the same conversation
- * prefix gives the same bytes. The caller puts the result. */
-struct json_object *chat_ollama_body(const struct chat_request *req, const struct config *cfg);
-/* A new Ollama message {"role": role}; the caller adds the content and owns it. */
-struct json_object *chat_message(const char *role);
-/* Appends a JSON string's text to b, after a newline when b holds text already. */
-void chat_join_text(struct buf *b, struct json_object *str);
-/* An Ollama function tool. Borrows name and description (may be NULL); takes parameters. */
-struct json_object *chat_function_tool(struct json_object *name, struct json_object *description,
-                                       struct json_object *parameters);
-/* Places a system text that comes in the middle of a conversation (Claude Code's role "system" entries,
- * an OpenAI system or developer message after the first turn) where it stands. */
-void chat_place_system(struct json_object *messages, const char *text, size_t len);
-/* Stop sequences from a JSON string or array of strings (empty strings ignored). */
-int chat_set_stop(struct chat_request *req, struct json_object *v, const char *field, size_t max,
-                  struct apierr *err);
+/* Appends the /api/chat body to out. Always streamed from Ollama (even for a whole reply: stop sequences
+ * and client disconnects can then end the generation early). Keys in one fixed order, so the same
+ * conversation prefix gives the same bytes. */
+void chat_write_ollama_body(const struct chat_request *req, const struct config *cfg, struct buf *out);
+
+/* ---- replies ---- */
 
 /* How a reply ended, in neutral words the dialects map. */
 struct chat_finish {
@@ -81,7 +164,42 @@ struct chat_finish {
     long long output_tokens;
 };
 
-/* A dialect's stream machine. Each returns 0, or -1 once the client is gone. */
+struct chat_tool_call {
+    char *id;
+    char *name;
+    char *args;                    /* JSON text of the arguments object */
+};
+
+/* A whole reply, collected for a client that did not ask for a stream. */
+struct chat_reply {
+    struct buf thinking;
+    struct buf text;
+    struct chat_tool_call *calls;
+    size_t n_calls;
+    size_t bytes;                  /* everything collected, against the cap */
+    struct chat_finish finish;
+    int failed;
+    struct apierr err;
+};
+
+/* a + b for token counts, which come from Ollama and may be anything up to INT64_MAX: never overflows. */
+long long chat_sum_tokens(long long a, long long b);
+
+void chat_reply_init(struct chat_reply *r);
+void chat_reply_free(struct chat_reply *r);
+
+/* Where every dialect's stream machine begins its state: the stream driver makes the state (of the
+ * dialect's state_size, zeroed) and frees it. */
+struct stream_state {
+    const struct chat_request *req;
+    struct sse_sink *sink;
+    struct buf data;               /* the frame being written, reused for every event */
+};
+
+/* Sends data as one SSE event, named or (NULL) not. Returns 0, or -1 once the client is gone. */
+int chat_send(struct stream_state *st, const char *event);
+
+/* A dialect's stream machine, over its state. Each returns 0, or -1 once the client is gone. */
 struct stream_ops {
     int (*begin)(void *st);
     int (*thinking)(void *st, const char *s, size_t n);
@@ -92,74 +210,28 @@ struct stream_ops {
     int (*ping)(void *st);
 };
 
-enum { CHAT_GONE = -1, CHAT_MORE = 0, CHAT_DONE = 1 };
-
-struct chat_stream {
-    const struct chat_request *req;
-    const struct stream_ops *ops;
-    void *st;
-    struct json_tokener *tok;
-    struct stopseq stop;
-    const char *tool_prefix;
-    int begun;
-    int ended;                     /* finish or error sent */
-    int saw_done;                  /* Ollama's last line came: nothing left to stop */
-    int failed;                    /* the reply ended with an error */
-    int n_tools;
-    long long output_tokens;
-    long long prompt_tokens;       /* -1 until Ollama says */
-    struct buf scratch;
-};
-
-void chat_stream_init(struct chat_stream *cs, const struct chat_request *req, const struct stream_ops *ops,
-                      void *st, const char *tool_prefix);
-void chat_stream_free(struct chat_stream *cs);
-int chat_stream_begin(struct chat_stream *cs);
-/* One NDJSON line from Ollama (without its newline). CHAT_DONE means stop reading: the reply is
- * complete (a stop sequence matched, or an error was sent). */
-int chat_stream_line(struct chat_stream *cs, const char *line, size_t len);
-/* Ollama's stream ended; an end without "done" is a failure the client must see. */
-int chat_stream_eof(struct chat_stream *cs);
-int chat_stream_fail(struct chat_stream *cs, const struct apierr *e);
-int chat_stream_ping(struct chat_stream *cs);
-
-/* A whole reply, collected through the same driver for non-streamed requests. */
-struct chat_tool_call {
-    char *id;
-    char *name;
-    char *args;                    /* JSON text of the arguments object */
-};
-
-struct chat_reply {
-    struct buf thinking;
-    struct buf text;
-    struct chat_tool_call *calls;
-    size_t n_calls;
-    struct chat_finish finish;
-    int finished;
-    int failed;
-    struct apierr err;
-};
-
-extern const struct stream_ops chat_collect_ops;   /* st is a struct chat_reply */
-void chat_reply_init(struct chat_reply *r);
-void chat_reply_free(struct chat_reply *r);
-
-/* A dialect: its translator, its stream machine and its whole-reply and error renderings. */
+/* A dialect: its translator, its stream machine, and its whole-reply and error renderings. A new dialect
+ * is a file that fills one of these, and a route. */
 struct dialect {
-    const char *name;
-    const char *tool_prefix;       /* for tool-call ids Ollama did not give */
     const char *id_prefix;         /* for reply ids */
+    const char *tool_prefix;       /* for tool-call ids Ollama did not give */
     int overloaded_status;         /* Anthropic says 529, OpenAI 503 */
+    int count_only;                /* count_tokens: the request is estimated, never sent */
+    const char *const *error_types;    /* by enum apierr_kind, where the dialect's names differ from the
+                                        * common ones; [APIERR_API] names any other failure */
     int (*translate)(struct json_object *body, const struct config *cfg, struct chat_request *req,
                      struct apierr *err);
-    void *(*stream_new)(const struct chat_request *req, struct sse_sink *sink);
-    void (*stream_free)(void *st);
+    size_t state_size;             /* the stream machine's state, which begins with a struct stream_state */
     const struct stream_ops *ops;
     /* The whole reply as JSON; the caller puts it. */
     struct json_object *(*reply)(const struct chat_request *req, const struct chat_reply *r);
     /* The error body in this dialect. */
-    void (*error_body)(const struct apierr *e, const char *request_id, struct buf *out);
+    void (*error_body)(const struct dialect *d, const struct apierr *e, const char *request_id, struct buf *out);
 };
+
+/* The dialect's name for an error kind. */
+const char *chat_error_type(const struct dialect *d, enum apierr_kind kind);
+/* The HTTP status an error gets in this dialect. */
+int chat_error_status(const struct dialect *d, const struct apierr *e);
 
 #endif

@@ -59,6 +59,26 @@ static char *setting_str(config_getter get, void *ctx, const char *name)
     return v && *v ? xstrdup(v) : NULL;
 }
 
+/* The URL as messages may show it: the user and password before "@" become three stars. */
+static char *hide_credentials(const char *url)
+{
+    const char *host = strstr(url, "://"), *at, *slash;
+    struct buf b;
+
+    if (!host)
+        return xstrdup(url);
+    host += 3;
+    slash = host + strcspn(host, "/?#");
+    at = memchr(host, '@', (size_t)(slash - host));
+    if (!at)
+        return xstrdup(url);
+    buf_init(&b);
+    buf_append(&b, url, (size_t)(host - url));
+    buf_puts(&b, "***");
+    buf_puts(&b, at);
+    return buf_steal(&b);
+}
+
 static void split_think_models(struct config *cfg, const char *list)
 {
     char *copy = xstrdup(list), *save = NULL, *tok;
@@ -102,7 +122,7 @@ out:
 int config_load(struct config *cfg, config_getter get, void *ctx, char *err, size_t errlen)
 {
     const char *v;
-    long max_body;
+    long max_body, max_reply;
     size_t n;
 
     memset(cfg, 0, sizeof *cfg);
@@ -111,8 +131,9 @@ int config_load(struct config *cfg, config_getter get, void *ctx, char *err, siz
     n = strlen(cfg->ollama_url);
     while (n > 0 && cfg->ollama_url[n - 1] == '/')
         cfg->ollama_url[--n] = '\0';
+    cfg->ollama_url_shown = hide_credentials(cfg->ollama_url);
     if (strncmp(cfg->ollama_url, "http://", 7) != 0 && strncmp(cfg->ollama_url, "https://", 8) != 0) {
-        snprintf(err, errlen, "OLLAMA_BASE_URL=%s: expected an http:// or https:// URL", cfg->ollama_url);
+        snprintf(err, errlen, "OLLAMA_BASE_URL=%s: expected an http:// or https:// URL", cfg->ollama_url_shown);
         return -1;
     }
     v = get("THINK_MODELS", ctx);
@@ -124,12 +145,17 @@ int config_load(struct config *cfg, config_getter get, void *ctx, char *err, siz
     if (setting_long(get, ctx, "NUM_CTX", 65536, 0, 16777216, &cfg->num_ctx, err, errlen) < 0 ||
         setting_long(get, ctx, "PING_INTERVAL", 10, 1, 3600, &cfg->ping_interval, err, errlen) < 0 ||
         setting_long(get, ctx, "UPSTREAM_TIMEOUT", 0, 0, 86400 * 7, &cfg->upstream_timeout, err, errlen) < 0 ||
+        setting_long(get, ctx, "IDLE_TIMEOUT", 600, 0, 86400, &cfg->idle_timeout, err, errlen) < 0 ||
         setting_long(get, ctx, "CONNECT_TIMEOUT", 5, 1, 600, &cfg->connect_timeout, err, errlen) < 0 ||
         setting_long(get, ctx, "GRACE_TIMEOUT", 30, 0, 86400, &cfg->grace_timeout, err, errlen) < 0 ||
+        setting_long(get, ctx, "BODY_TIMEOUT", 60, 1, 3600, &cfg->body_timeout, err, errlen) < 0 ||
+        setting_long(get, ctx, "SEND_TIMEOUT", 60, 1, 3600, &cfg->send_timeout, err, errlen) < 0 ||
         setting_long(get, ctx, "WORKERS", 4, 1, 1024, &cfg->workers, err, errlen) < 0 ||
-        setting_long(get, ctx, "MAX_BODY_BYTES", 32L * 1024 * 1024, 1024, 1L << 31, &max_body, err, errlen) < 0)
+        setting_long(get, ctx, "MAX_BODY_BYTES", 32L * 1024 * 1024, 1024, 1L << 31, &max_body, err, errlen) < 0 ||
+        setting_long(get, ctx, "MAX_REPLY_BYTES", 16L * 1024 * 1024, 4096, 1L << 30, &max_reply, err, errlen) < 0)
         return -1;
     cfg->max_body = (size_t)max_body;
+    cfg->max_reply = (size_t)max_reply;
     cfg->keep_alive = setting_str(get, ctx, "KEEP_ALIVE");
     cfg->api_key = setting_str(get, ctx, "ADAPTER_API_KEY");
     cfg->log_file = setting_str(get, ctx, "LOG_FILE");
@@ -153,6 +179,7 @@ void config_free(struct config *cfg)
     free(cfg->think_models);
     free(cfg->aliases);
     free(cfg->ollama_url);
+    free(cfg->ollama_url_shown);
     free(cfg->keep_alive);
     free(cfg->api_key);
     free(cfg->log_file);

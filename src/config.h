@@ -11,6 +11,7 @@ struct model_alias {
 
 struct config {
     char *ollama_url;            /* OLLAMA_BASE_URL without a trailing slash */
+    char *ollama_url_shown;      /* the same with any user:password in it hidden, for messages and logs */
     char **think_models;         /* THINK_MODELS */
     size_t n_think_models;
     struct model_alias *aliases; /* MODEL_MAP, first match wins */
@@ -20,9 +21,13 @@ struct config {
     char *api_key;               /* ADAPTER_API_KEY or NULL */
     long ping_interval;          /* PING_INTERVAL, seconds */
     long upstream_timeout;       /* UPSTREAM_TIMEOUT, seconds, 0 = none */
+    long idle_timeout;           /* IDLE_TIMEOUT, seconds Ollama may send nothing at all, 0 = no limit */
     long connect_timeout;        /* CONNECT_TIMEOUT, seconds */
     long grace_timeout;          /* GRACE_TIMEOUT, seconds a stopping worker may finish its stream */
+    long body_timeout;           /* BODY_TIMEOUT, seconds the web server may take to hand over a request */
+    long send_timeout;           /* SEND_TIMEOUT, seconds a reply frame may wait for the client to take it */
     size_t max_body;             /* MAX_BODY_BYTES */
+    size_t max_reply;            /* MAX_REPLY_BYTES: the most a reply that is not streamed may hold */
     char *log_file;              /* LOG_FILE or NULL (stderr) */
     char *listen;                /* FCGI_LISTEN or NULL (inherit fd 0) */
     long workers;                /* WORKERS */

@@ -9,8 +9,9 @@ struct json_tokener *jsonx_tokener_new(void)
 {
     struct json_tokener *tok = json_tokener_new_ex(JSONX_MAX_DEPTH);
 
-    /* No JSON_TOKENER_VALIDATE_UTF8: it doubles the parse time, and client bodies get a stricter check
-     * (first_non_json) while Ollama's encoder never writes invalid UTF-8. */
+    /* No JSON_TOKENER_VALIDATE_UTF8: it doubles the parse time. Client bodies get a stricter check
+     * (first_non_json) first; a line from Ollama with invalid UTF-8 in it is repaired on the way out
+     * (jsonx_put_string). */
     if (tok)
         json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
     return tok;
@@ -49,8 +50,9 @@ static int hex4(const char *s, size_t len, size_t at, unsigned *out)
 
 /* The length of the well-formed UTF-8 character at s (RFC 3629: no overlong forms, no surrogates,
  * nothing above U+10FFFF), or 0. */
-static size_t utf8_char(const unsigned char *s, size_t len)
+size_t jsonx_utf8_char(const char *str, size_t len)
 {
+    const unsigned char *s = (const unsigned char *)str;
     unsigned c = s[0], cp;
     size_t n;
 
@@ -76,14 +78,27 @@ static size_t utf8_char(const unsigned char *s, size_t len)
     return n;
 }
 
-/* What json-c's strict mode still lets through: single quotes, NaN and Infinity, raw control characters
- * in strings, "1.", malformed UTF-8 (overlong forms, encoded surrogates) and unpaired \u surrogates --
- * rejected before parsing. Returns the offset of the first bad byte, or len. */
+size_t jsonx_utf8_prefix(const char *s, size_t len, size_t max)
+{
+    size_t cut;
+
+    if (len <= max)
+        return len;
+    cut = max;
+    /* Back off over continuation bytes to the start of the character the cut would split. */
+    while (cut > 0 && ((unsigned char)s[cut] & 0xc0) == 0x80 && max - cut < 3)
+        cut--;
+    return cut;
+}
+
 /* Bytes inside a string that need a closer look: controls, the quote, the backslash, non-ASCII. */
 static const unsigned char string_special[256] = {
     [0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x80 ... 0xff] = 1,
 };
 
+/* What json-c's strict mode still lets through: single quotes, NaN and Infinity, raw control characters
+ * in strings, "1.", malformed UTF-8 (overlong forms, encoded surrogates) and unpaired \u surrogates --
+ * rejected before parsing. Returns the offset of the first bad byte, or len. */
 static size_t first_non_json(const char *s, size_t len)
 {
     int in_string = 0;
@@ -101,7 +116,7 @@ static size_t first_non_json(const char *s, size_t len)
             if (c < 0x20)
                 return i;
             if (c >= 0x80) {
-                n = utf8_char((const unsigned char *)s + i, len - i);
+                n = jsonx_utf8_char(s + i, len - i);
                 if (n == 0)
                     return i;
                 i += n - 1;
@@ -381,9 +396,21 @@ void jsonx_put_string(struct buf *b, const char *s, size_t n)
         unsigned char c = (unsigned char)s[i];
         const char *rep = NULL;
         char u[6];
+        size_t k;
 
-        if (c >= 0x20 && c != '"' && c != '\\')
+        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80)
             continue;
+        if (c >= 0x80) {
+            k = jsonx_utf8_char(s + i, n - i);
+            if (k) {
+                i += k - 1;
+                continue;
+            }
+            buf_append(b, s + start, i - start);
+            buf_append(b, "\xef\xbf\xbd", 3);
+            start = i + 1;
+            continue;
+        }
         switch (c) {
         case '"': rep = "\\\""; break;
         case '\\': rep = "\\\\"; break;

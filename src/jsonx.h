@@ -44,11 +44,17 @@ const char *jsonx_text(struct json_object *obj, size_t *len);
 /* A string object that copies len bytes (strings may hold NUL). */
 struct json_object *jsonx_string(const char *s, size_t len);
 
+/* The length of the well-formed UTF-8 character at s (RFC 3629), or 0 when the bytes there are not one. */
+size_t jsonx_utf8_char(const char *s, size_t len);
+/* The longest prefix of s[0..len) of at most max bytes that does not end inside a character. */
+size_t jsonx_utf8_prefix(const char *s, size_t len, size_t max);
+
 #include "buf.h"
-/* Appends s as a quoted JSON string, for frames written by hand on the per-event path. */
+/* Appends s as a quoted JSON string, for frames written by hand on the per-event path. Bytes that are not
+ * UTF-8 (from an Ollama that sent them) become U+FFFD, so every output is valid JSON text. */
 void jsonx_put_string(struct buf *b, const char *s, size_t n);
-/* The length jsonx_put_string would give s, without writing it. */
+/* The length jsonx_put_string would give s (if it is valid UTF-8), without writing it. */
 size_t jsonx_string_len(const char *s, size_t n);
-/* Appends o as compact JSON, as jsonx_text would give it, several times faster. */
+/* Appends o as compact JSON, as jsonx_text would give it (but for invalid UTF-8), several times faster. */
 void jsonx_write(struct buf *b, struct json_object *o);
 #endif

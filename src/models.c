@@ -29,14 +29,17 @@ struct models_entry *models_find(struct models_cache *c, const char *name)
 struct models_entry *models_put(struct models_cache *c, const char *name, const struct model_facts *f)
 {
     struct models_entry *e = models_find(c, name);
+    double correction = 1.0;
 
     if (!e) {
         c->entries = xrealloc(c->entries, (c->n + 1) * sizeof *c->entries);
         e = &c->entries[c->n++];
         e->name = xstrdup(name);
-        e->correction = 1.0;
+    } else {
+        correction = e->facts.correction;
     }
     e->facts = *f;
+    e->facts.correction = correction;
     return e;
 }
 
@@ -47,6 +50,7 @@ int models_parse_show(const char *body, size_t len, struct model_facts *f)
     char key[160];
 
     memset(f, 0, sizeof *f);
+    f->correction = 1.0;
     if (!o || !json_object_is_type(o, json_type_object)) {
         json_object_put(o);
         return -1;
@@ -72,11 +76,6 @@ int models_parse_show(const char *body, size_t len, struct model_facts *f)
     return 0;
 }
 
-long long models_scaled_estimate(const struct models_entry *e, long long raw)
-{
-    return e ? (long long)((double)raw * e->correction + 0.5) : raw;
-}
-
 void models_learn(struct models_entry *e, long long raw, long long real)
 {
     double ratio;
@@ -87,7 +86,7 @@ void models_learn(struct models_entry *e, long long raw, long long real)
     /* Older Ollama counts only uncached prompt tokens; a wild ratio says nothing about the estimate. */
     if (ratio < 0.25 || ratio > 4.0)
         return;
-    e->correction = 0.5 * e->correction + 0.5 * ratio;
+    e->facts.correction = 0.5 * e->facts.correction + 0.5 * ratio;
 }
 
 static const char *model_name(struct json_object *m)

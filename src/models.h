@@ -11,7 +11,6 @@
 struct models_entry {
     char *name;
     struct model_facts facts;
-    double correction;          /* real prompt tokens / estimate, learned; 1.0 at first */
 };
 
 struct models_cache {
@@ -21,11 +20,10 @@ struct models_cache {
 
 void models_cache_free(struct models_cache *c);
 struct models_entry *models_find(struct models_cache *c, const char *name);
+/* Keeps f for the model; what its replies taught (the estimate's correction) is kept too. */
 struct models_entry *models_put(struct models_cache *c, const char *name, const struct model_facts *f);
 /* Facts from an /api/show body; returns 0, or -1 if it is not one. */
 int models_parse_show(const char *body, size_t len, struct model_facts *f);
-/* The estimate scaled by what the model taught. */
-long long models_scaled_estimate(const struct models_entry *e, long long raw);
 /* Learns from one reply: Ollama counted real tokens for a prompt we estimated at raw. */
 void models_learn(struct models_entry *e, long long raw, long long real);
 

@@ -6,13 +6,17 @@
 
 #include "jsonx.h"
 
+/* A token count, or -1 when absent. json-c gives INT64_MAX for anything larger; a negative count means
+ * nothing and reads as 0. */
 static long long opt_count(struct json_object *root, const char *key)
 {
     struct json_object *v;
+    long long n;
 
     if (!json_object_object_get_ex(root, key, &v) || !json_object_is_type(v, json_type_int))
         return -1;
-    return (long long)json_object_get_int64(v);
+    n = (long long)json_object_get_int64(v);
+    return n < 0 ? 0 : n;
 }
 
 static void opt_text(struct json_object *obj, const char *key, const char **s, size_t *len)
@@ -79,11 +83,48 @@ void ollama_error_message(const char *body, size_t len, char *out, size_t size)
         json_object_is_type(v, json_type_string))
         snprintf(out, size, "%s", json_object_get_string(v));
     else
-        snprintf(out, size, "%.*s", (int)(len > 300 ? 300 : len), body);
+        snprintf(out, size, "%.*s", (int)jsonx_utf8_prefix(body, len, 300), body);
     if (o)
         json_object_put(o);
     /* An HTML error page or a trailing newline must not break the one-line message. */
     for (char *p = out; *p; p++)
-        if (*p == '\n' || *p == '\r')
+        if (*p == '\n' || *p == '\r' || *p == '\t')
             *p = ' ';
+    for (size_t n = strlen(out); n > 0 && out[n - 1] == ' '; n--)
+        out[n - 1] = '\0';
+}
+
+void ollama_model_not_found(const struct chat_request *req, const char *ollama_message, struct apierr *e)
+{
+    if (strcmp(req->client_model, req->ollama_model) != 0)
+        apierr_set(e, APIERR_NOT_FOUND, 404, "model '%s' (mapped to '%s' by MODEL_MAP) not found: Ollama says \"%s\"",
+                   req->client_model, req->ollama_model, ollama_message);
+    else
+        apierr_set(e, APIERR_NOT_FOUND, 404, "model '%s' not found: Ollama says \"%s\"; pull it, or map the name "
+                   "to a model you have with MODEL_MAP", req->client_model, ollama_message);
+    e->code = "model_not_found";
+    snprintf(e->param, sizeof e->param, "model");
+}
+
+void ollama_status_error(long status, const char *body, size_t len, const struct chat_request *req,
+                         struct apierr *e)
+{
+    char msg[768];
+
+    ollama_error_message(body, len, msg, sizeof msg);
+    if (status == 404)
+        ollama_model_not_found(req, msg, e);
+    else if (status == 400)
+        apierr_set(e, APIERR_INVALID_REQUEST, 400, "Ollama rejected the request: %s", msg);
+    else if (status == 503)
+        apierr_set(e, APIERR_OVERLOADED, 503, "Ollama is overloaded: %s", msg);
+    else if (status == 429)
+        apierr_set(e, APIERR_RATE_LIMIT, 429, "Ollama: %s", msg);
+    else
+        apierr_set(e, APIERR_API, 502, "Ollama answered HTTP %ld: %s", status, msg);
+}
+
+int ollama_refused_think(long status, const char *body, size_t len)
+{
+    return status == 400 && len > 0 && memmem(body, len, "does not support thinking", 25) != NULL;
 }

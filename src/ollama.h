@@ -5,6 +5,8 @@
 #include <json-c/json.h>
 #include <stddef.h>
 
+#include "chat.h"
+
 struct ollama_chunk {
     struct json_object *root;   /* owned: the parsed line; the fields below borrow from it */
     const char *content;
@@ -25,7 +27,15 @@ int ollama_chunk_parse(struct json_tokener *tok, const char *line, size_t len, s
 void ollama_chunk_release(struct ollama_chunk *c);
 
 /* The message of an Ollama error body ({"error":"..."}), or the body itself when it is not that shape.
- * Writes at most size bytes into out. */
+ * Writes at most size bytes into out, on one line. */
 void ollama_error_message(const char *body, size_t len, char *out, size_t size);
+/* A model Ollama does not have, as a 404 that says what to do. */
+void ollama_model_not_found(const struct chat_request *req, const char *ollama_message, struct apierr *e);
+/* What the client gets when /api/chat answers with an error status; body is Ollama's error body. */
+void ollama_status_error(long status, const char *body, size_t len, const struct chat_request *req,
+                         struct apierr *e);
+/* Ollama refused to think for a model that cannot: not the client's fault, so the call is made again
+ * without thinking. */
+int ollama_refused_think(long status, const char *body, size_t len);
 
 #endif

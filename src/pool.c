@@ -330,7 +330,7 @@ int pool_run(const struct config *cfg, int listen_fd)
     if (metrics_init((size_t)cfg->workers * 4 + 8) < 0)
         fprintf(stderr, "ollama-fcgi: no shared memory for /metrics: %s\n", strerror(errno));
     fprintf(stderr, "ollama-fcgi: master %d: %ld workers, Ollama at %s\n", (int)getpid(), cfg->workers,
-            cfg->ollama_url);
+            cfg->ollama_url_shown);
     for (long i = 0; i < cfg->workers; i++)
         spawn(&p);
     while (!p.stopping || live(&p) > 0) {

@@ -17,6 +17,7 @@ static const char *reason(int status)
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
     case 413: return "Payload Too Large";
     case 415: return "Unsupported Media Type";
     case 429: return "Too Many Requests";
@@ -74,20 +75,25 @@ int reply_body(struct reply *r, int status, const char *content_type, const char
 
 int reply_json(struct reply *r, int status, struct json_object *o)
 {
-    size_t len;
-    const char *text = jsonx_text(o, &len);
+    struct buf text;
+    int rc;
 
-    return reply_body(r, status, "application/json", text, len);
+    /* Written by jsonx_write, which turns any invalid UTF-8 from Ollama into U+FFFD. */
+    buf_init(&text);
+    jsonx_write(&text, o);
+    rc = reply_body(r, status, "application/json", text.data, text.len);
+    buf_free(&text);
+    return rc;
 }
 
 int reply_error(struct reply *r, const struct dialect *d, const struct apierr *e)
 {
     struct buf body;
-    int status = e->kind == APIERR_OVERLOADED ? d->overloaded_status : e->status, rc;
+    int status = chat_error_status(d, e), rc;
     char extra[128];
 
     buf_init(&body);
-    d->error_body(e, r->request_id, &body);
+    d->error_body(d, e, r->request_id, &body);
     /* Anthropic's and OpenAI's SDKs retry what the server says is worth retrying. */
     snprintf(extra, sizeof extra, "x-should-retry: %s\r\nContent-Length: %zu\r\n",
              status >= 500 || status == 429 || status == 408 ? "true" : "false", body.len);

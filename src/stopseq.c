@@ -9,10 +9,7 @@
 
 void stopseq_init(struct stopseq *m, char *const *seqs, size_t n)
 {
-    m->seqs = seqs;
-    m->n = n;
-    buf_init(&m->held);
-    buf_init(&m->emit);
+    *m = (struct stopseq){ .seqs = seqs, .n = n };
 }
 
 void stopseq_free(struct stopseq *m)

@@ -1,12 +1,20 @@
-/* upstream.c -- the one libcurl handle a worker keeps to Ollama: streamed chat POSTs split into NDJSON
- * lines, small GETs and POSTs, and aborts when the client is gone. */
+/* upstream.c -- the one libcurl handle a worker keeps to Ollama: streamed chat POSTs whose bytes go to a
+ * handler as they arrive, small GETs and POSTs, and aborts when the client is gone or Ollama stalls.
+ *
+ * Transfers run through a multi handle the worker drives itself, so that it wakes when the client hangs
+ * up, ticks on time for pings, and can stop a reply that Ollama keeps open after its last line. */
 #include "upstream.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
-#define MAX_LINE (64u * 1024 * 1024)
 #define MAX_ERROR_BODY (64u * 1024)
+#define MAX_FETCH_BODY (8u * 1024 * 1024)
+/* After Ollama's last line, how long the end of its chunked body may take before the connection is
+ * dropped instead of kept. */
+#define DONE_GRACE_MS 50
 
 #ifndef CURL_WRITEFUNC_ERROR
 #define CURL_WRITEFUNC_ERROR 0xFFFFFFFF
@@ -16,19 +24,28 @@ struct transfer {
     struct upstream *up;
     const struct upstream_handler *h;
     struct upstream_result *r;
-    struct buf partial;       /* an unfinished line, carried to the next write */
+    struct buf *out;              /* upstream_fetch: the whole body */
     int checked_status;
-    int ignore_rest;
+    int done;                     /* the handler has the whole reply */
+    long long done_at;
+    long long last_data;          /* when Ollama last sent anything, for IDLE_TIMEOUT */
 };
 
-static int on_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow);
+static long long now_ms(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
 
 int upstream_init(struct upstream *up, const struct config *cfg)
 {
     memset(up, 0, sizeof *up);
     up->cfg = cfg;
     up->curl = curl_easy_init();
-    if (!up->curl)
+    up->multi = curl_multi_init();
+    if (!up->curl || !up->multi)
         return -1;
     up->json_headers = curl_slist_append(NULL, "Content-Type: application/json");
     /* No "Expect: 100-continue" round trip for big bodies. */
@@ -38,12 +55,14 @@ int upstream_init(struct upstream *up, const struct config *cfg)
     curl_easy_setopt(up->curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(up->curl, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(up->curl, CURLOPT_HTTPHEADER, up->json_headers);
-    curl_easy_setopt(up->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(up->curl, CURLOPT_ERRORBUFFER, up->error);
     return 0;
 }
 
 void upstream_free(struct upstream *up)
 {
+    if (up->multi)
+        curl_multi_cleanup(up->multi);
     if (up->curl)
         curl_easy_cleanup(up->curl);
     curl_slist_free_all(up->json_headers);
@@ -63,133 +82,147 @@ void upstream_result_free(struct upstream_result *r)
 
 /* Options that do not change between requests are set once per worker, in upstream_init: a
  * curl_easy_reset and a fresh set-up per request cost more than the rest of a small request. */
-static void set_common(struct upstream *up, const char *path, struct upstream_result *r)
+static void set_common(struct upstream *up, const char *path, struct transfer *t)
 {
     char url[2048];
 
     snprintf(url, sizeof url, "%s%s", up->cfg->ollama_url, path);
     curl_easy_setopt(up->curl, CURLOPT_URL, url);
-    curl_easy_setopt(up->curl, CURLOPT_ERRORBUFFER, r->message);
-    r->message[0] = '\0';
-}
-
-static int deliver(struct transfer *t, const char *line, size_t len)
-{
-    int rc;
-
-    if (t->ignore_rest)
-        return 0;
-    rc = t->h->on_line(t->h->ctx, line, len);
-    if (rc == UPSTREAM_ABORT) {
-        t->r->aborted = 1;
-        return -1;
-    }
-    if (rc == UPSTREAM_IGNORE_REST)
-        t->ignore_rest = 1;
-    return 0;
+    curl_easy_setopt(up->curl, CURLOPT_WRITEDATA, t);
+    up->error[0] = '\0';
 }
 
 static size_t on_write(char *data, size_t size, size_t nmemb, void *userp)
 {
     struct transfer *t = userp;
-    size_t n = size * nmemb, start = 0;
+    size_t n = size * nmemb;
+    int rc;
 
+    t->last_data = now_ms();
     if (!t->checked_status) {
         curl_easy_getinfo(t->up->curl, CURLINFO_RESPONSE_CODE, &t->r->status);
         t->checked_status = 1;
     }
-    if (t->r->status < 200 || t->r->status >= 300) {
-        if (t->r->error_body.len < MAX_ERROR_BODY)
-            buf_append(&t->r->error_body, data, n);
+    if (t->out) {
+        if (t->out->len + n > MAX_FETCH_BODY)
+            return CURL_WRITEFUNC_ERROR;
+        buf_append(t->out, data, n);
         return n;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (data[i] != '\n')
-            continue;
-        if (t->partial.len) {
-            buf_append(&t->partial, data + start, i - start);
-            if (deliver(t, t->partial.data, t->partial.len) < 0)
-                return CURL_WRITEFUNC_ERROR;
-            buf_reset(&t->partial);
-        } else if (deliver(t, data + start, i - start) < 0) {
-            return CURL_WRITEFUNC_ERROR;
-        }
-        start = i + 1;
+    if (t->r->status < 200 || t->r->status >= 300) {
+        if (t->r->error_body.len < MAX_ERROR_BODY)
+            buf_append(&t->r->error_body, data, n < MAX_ERROR_BODY - t->r->error_body.len ? n
+                                                                                   : MAX_ERROR_BODY - t->r->error_body.len);
+        return n;
     }
-    if (start < n) {
-        if (t->partial.len + (n - start) > MAX_LINE) {
-            snprintf(t->r->message, sizeof t->r->message, "Ollama sent a line longer than %u bytes", MAX_LINE);
-            return CURL_WRITEFUNC_ERROR;
-        }
-        buf_append(&t->partial, data + start, n - start);
+    if (t->done)
+        return n;
+    rc = t->h->on_data(t->h->ctx, data, n);
+    if (rc == UPSTREAM_ABORT) {
+        t->r->aborted = 1;
+        return CURL_WRITEFUNC_ERROR;
+    }
+    if (rc == UPSTREAM_DONE) {
+        t->done = 1;
+        t->done_at = t->last_data;
     }
     return n;
 }
 
-static int on_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+/* The wait's length: until the next tick, or sooner when the grace after the last line runs out. */
+static int wait_ms(const struct transfer *t, long long now)
 {
-    struct transfer *t = userp;
+    long long left;
 
-    (void)dltotal;
-    (void)dlnow;
-    (void)ultotal;
-    (void)ulnow;
-    if (t->h->on_tick && t->h->on_tick(t->h->ctx) != 0) {
-        t->r->aborted = 1;
-        return 1;
+    if (!t->done)
+        return UPSTREAM_TICK_MS;
+    left = t->done_at + DONE_GRACE_MS - now;
+    return left < 0 ? 0 : left > UPSTREAM_TICK_MS ? UPSTREAM_TICK_MS : (int)left;
+}
+
+/* Drives the transfer set up on up->curl to its end. Returns its CURLcode. */
+static CURLcode run(struct upstream *up, struct transfer *t)
+{
+    const struct upstream_handler *h = t->h;
+    long long idle_ms = up->cfg->idle_timeout * 1000LL;
+    struct curl_waitfd watch = { h ? h->watch_fd : -1, CURL_WAIT_POLLIN, 0 };
+    CURLcode code = CURLE_OK;
+    CURLMsg *msg;
+    int running = 1, left;
+
+    t->last_data = now_ms();
+    if (curl_multi_add_handle(up->multi, up->curl) != CURLM_OK)
+        return CURLE_FAILED_INIT;
+    for (;;) {
+        long long now;
+
+        if (curl_multi_perform(up->multi, &running) != CURLM_OK) {
+            code = CURLE_RECV_ERROR;
+            break;
+        }
+        if (!running)
+            break;
+        now = now_ms();
+        if (t->done && now >= t->done_at + DONE_GRACE_MS)
+            break;
+        if (!t->done && idle_ms > 0 && now - t->last_data >= idle_ms) {
+            t->r->idle = 1;
+            code = CURLE_OPERATION_TIMEDOUT;
+            break;
+        }
+        watch.revents = 0;
+        curl_multi_wait(up->multi, watch.fd >= 0 ? &watch : NULL, watch.fd >= 0 ? 1 : 0, wait_ms(t, now), NULL);
+        if (h && h->on_tick && h->on_tick(h->ctx, watch.revents != 0)) {
+            t->r->aborted = 1;
+            break;
+        }
+        /* Readable without a hang-up (the web server sent something more): look at it on ticks only. */
+        if (watch.revents)
+            watch.fd = -1;
     }
-    return 0;
+    while ((msg = curl_multi_info_read(up->multi, &left)))
+        if (msg->msg == CURLMSG_DONE && msg->easy_handle == up->curl)
+            code = msg->data.result;
+    /* Removing an unfinished transfer closes its connection: Ollama sees the hang-up and stops. */
+    curl_multi_remove_handle(up->multi, up->curl);
+    if (!t->checked_status)
+        curl_easy_getinfo(up->curl, CURLINFO_RESPONSE_CODE, &t->r->status);
+    return t->r->aborted || t->done ? CURLE_OK : code;
+}
+
+static int finish(struct upstream *up, struct upstream_result *r, CURLcode code)
+{
+    r->code = code;
+    if (code == CURLE_OK)
+        return 0;
+    if (r->idle)
+        snprintf(r->message, sizeof r->message, "Ollama sent nothing for %lds (IDLE_TIMEOUT)", up->cfg->idle_timeout);
+    else
+        snprintf(r->message, sizeof r->message, "%s", up->error[0] ? up->error : curl_easy_strerror(code));
+    return -1;
 }
 
 int upstream_chat(struct upstream *up, const char *body, size_t len, const struct upstream_handler *h,
                   struct upstream_result *r)
 {
-    struct transfer t = { up, h, r, { NULL, 0, 0 }, 0, 0 };
-    CURLcode code;
-    int rc = 0;
+    struct transfer t = { .up = up, .h = h, .r = r };
 
-    set_common(up, "/api/chat", r);
+    set_common(up, "/api/chat", &t);
     curl_easy_setopt(up->curl, CURLOPT_POST, 1L);
     curl_easy_setopt(up->curl, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(up->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     curl_easy_setopt(up->curl, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(up->curl, CURLOPT_WRITEDATA, &t);
-    curl_easy_setopt(up->curl, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(up->curl, CURLOPT_XFERINFODATA, &t);
     curl_easy_setopt(up->curl, CURLOPT_CONNECTTIMEOUT_MS, up->cfg->connect_timeout * 1000L);
     curl_easy_setopt(up->curl, CURLOPT_TIMEOUT_MS, up->cfg->upstream_timeout * 1000L);
-    code = curl_easy_perform(up->curl);
-    if (!t.checked_status)
-        curl_easy_getinfo(up->curl, CURLINFO_RESPONSE_CODE, &r->status);
-    r->code = code;
-    if (code == CURLE_OK && t.partial.len && r->status >= 200 && r->status < 300)
-        deliver(&t, t.partial.data, t.partial.len);   /* a last line without its newline */
-    if (code != CURLE_OK && !r->aborted) {
-        if (!r->message[0])
-            snprintf(r->message, sizeof r->message, "%s", curl_easy_strerror(code));
-        rc = -1;
-    }
-    buf_free(&t.partial);
-    return rc;
-}
-
-static size_t on_fetch_write(char *data, size_t size, size_t nmemb, void *userp)
-{
-    struct buf *out = userp;
-    size_t n = size * nmemb;
-
-    if (out->len + n > MAX_LINE)
-        return CURL_WRITEFUNC_ERROR;
-    buf_append(out, data, n);
-    return n;
+    return finish(up, r, run(up, &t));
 }
 
 int upstream_fetch(struct upstream *up, const char *path, const char *body, long timeout_ms, struct buf *out,
                    struct upstream_result *r)
 {
-    CURLcode code;
+    struct transfer t = { .up = up, .r = r, .out = out };
 
-    set_common(up, path, r);
+    set_common(up, path, &t);
     if (body) {
         curl_easy_setopt(up->curl, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(up->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
@@ -197,19 +230,9 @@ int upstream_fetch(struct upstream *up, const char *path, const char *body, long
     } else {
         curl_easy_setopt(up->curl, CURLOPT_HTTPGET, 1L);
     }
-    curl_easy_setopt(up->curl, CURLOPT_WRITEFUNCTION, on_fetch_write);
-    curl_easy_setopt(up->curl, CURLOPT_WRITEDATA, out);
-    curl_easy_setopt(up->curl, CURLOPT_NOPROGRESS, 1L);
+    curl_easy_setopt(up->curl, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(up->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(up->curl, CURLOPT_CONNECTTIMEOUT_MS,
                      timeout_ms < up->cfg->connect_timeout * 1000L ? timeout_ms : up->cfg->connect_timeout * 1000L);
-    code = curl_easy_perform(up->curl);
-    curl_easy_getinfo(up->curl, CURLINFO_RESPONSE_CODE, &r->status);
-    r->code = code;
-    if (code != CURLE_OK) {
-        if (!r->message[0])
-            snprintf(r->message, sizeof r->message, "%s", curl_easy_strerror(code));
-        return -1;
-    }
-    return 0;
+    return finish(up, r, run(up, &t));
 }

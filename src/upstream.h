@@ -1,5 +1,5 @@
-/* upstream.h -- the one libcurl handle a worker keeps to Ollama: streamed chat POSTs split into NDJSON
- * lines, small GETs and POSTs, and aborts when the client is gone. */
+/* upstream.h -- the one libcurl handle a worker keeps to Ollama: streamed chat POSTs whose bytes go to a
+ * handler as they arrive, small GETs and POSTs, and aborts when the client is gone or Ollama stalls. */
 #ifndef OF_UPSTREAM_H
 #define OF_UPSTREAM_H
 
@@ -11,27 +11,35 @@
 
 struct upstream {
     CURL *curl;
+    CURLM *multi;                 /* keeps the connection to Ollama from one request to the next */
     const struct config *cfg;
     struct curl_slist *json_headers;
+    char error[CURL_ERROR_SIZE];  /* libcurl's error buffer, valid as long as the handle */
 };
 
-/* Streaming callbacks. on_line gets each NDJSON line without its newline and returns UPSTREAM_MORE,
- * UPSTREAM_IGNORE_REST (the reply is complete: read the rest quietly so the connection can be kept), or
- * UPSTREAM_ABORT (stop Ollama now: a stop sequence matched, or the client is gone). on_tick runs about
- * once a second while the transfer lasts; a non-zero return aborts. */
-enum { UPSTREAM_MORE = 0, UPSTREAM_IGNORE_REST = 1, UPSTREAM_ABORT = 2 };
+/* What the handler's on_data returns. UPSTREAM_DONE: the reply is complete; the transfer may run a moment
+ * longer so the connection can be kept, then stops whatever Ollama does. UPSTREAM_ABORT: stop Ollama now
+ * (a stop sequence matched, or the client is gone). */
+enum { UPSTREAM_MORE = 0, UPSTREAM_DONE = 1, UPSTREAM_ABORT = 2 };
 
 struct upstream_handler {
-    int (*on_line)(void *ctx, const char *line, size_t len);
-    int (*on_tick)(void *ctx);
+    /* Bytes of a 2xx reply's body, split anywhere. */
+    int (*on_data)(void *ctx, const char *bytes, size_t len);
+    /* Runs at least every UPSTREAM_TICK_MS while the transfer lasts, and at once when watch_fd turns
+     * readable (client_news then 1); a non-zero return aborts. */
+    int (*on_tick)(void *ctx, int client_news);
     void *ctx;
+    int watch_fd;                 /* the client's connection, whose hang-up is news, or -1 */
 };
+
+#define UPSTREAM_TICK_MS 200
 
 struct upstream_result {
     long status;              /* Ollama's HTTP status, 0 when none came */
     CURLcode code;            /* CURLE_OK, or why the transfer failed */
     int aborted;              /* we stopped it */
-    struct buf error_body;    /* the body of a non-2xx reply */
+    int idle;                 /* Ollama sent nothing for IDLE_TIMEOUT seconds */
+    struct buf error_body;    /* the body of a non-2xx reply, at most 64 KiB of it */
     char message[CURL_ERROR_SIZE];
 };
 
@@ -40,8 +48,8 @@ void upstream_free(struct upstream *up);
 void upstream_result_init(struct upstream_result *r);
 void upstream_result_free(struct upstream_result *r);
 
-/* POST body to /api/chat and stream the reply through h. Returns 0 when the transfer ran to its end
- * or was aborted by us, -1 on a transport failure (r->code, r->message). */
+/* POST body to /api/chat and give the reply to h. Returns 0 when the transfer ran to its end or was
+ * stopped by us, -1 on a transport failure or a silent Ollama (r->code, r->message, r->idle). */
 int upstream_chat(struct upstream *up, const char *body, size_t len, const struct upstream_handler *h,
                   struct upstream_result *r);
 /* A short request (GET when body is NULL, POST otherwise) whose whole reply lands in out. */

@@ -1,11 +1,59 @@
-/* worker.h -- one worker process: the FCGX_Accept_r loop, routing, and serving each route. */
+/* worker.h -- one worker process: the FCGX_Accept_r loop, routing and auth; and the request context the
+ * routes, the body reader and the relay share. */
 #ifndef OF_WORKER_H
 #define OF_WORKER_H
 
+#include <fcgiapp.h>
+#include <time.h>
+
+#include "accesslog.h"
+#include "buf.h"
+#include "chat.h"
 #include "config.h"
+#include "models.h"
+#include "reply.h"
+#include "upstream.h"
+
+/* What a worker keeps from one request to the next. */
+struct worker {
+    const struct config *cfg;
+    struct upstream up;
+    struct models_cache models;
+    FCGX_Request fcgi;
+    struct buf body;              /* the request body, reused from request to request */
+    struct buf out;               /* the Ollama request, likewise */
+};
+
+/* One request. */
+struct request {
+    struct worker *w;
+    FCGX_Request *fcgi;
+    struct reply reply;
+    const char *method;
+    char path[1024];              /* without the query string */
+    char request_id[32];
+    char model[256];              /* for the log: what the client asked for */
+    char upstream_model[256];     /* and what Ollama was asked for */
+    struct timespec start;
+    struct timespec gone_checked; /* when worker_client_gone last looked */
+    struct access_entry log;
+};
 
 /* Serves requests on listen_fd until told to stop (SIGTERM, SIGINT, SIGQUIT: the request in flight
  * finishes first). Returns the process exit status. */
 int worker_run(const struct config *cfg, int listen_fd);
+
+/* A FastCGI parameter of the request, or NULL. */
+const char *worker_param(struct request *rq, const char *name);
+/* Whether the client has left: the web server closed our connection, or a write failed. Looks at the
+ * connection at most every few hundred milliseconds unless asked to look now. */
+int worker_client_gone(struct request *rq, int look_now);
+/* Whether the request carries ADAPTER_API_KEY (always, when none is set). */
+int worker_authorized(struct request *rq);
+/* The error in dialect d, as the reply; the log says whose fault it was. */
+void worker_send_error(struct request *rq, const struct dialect *d, const struct apierr *e);
+double worker_ms_since(const struct timespec *t);
+/* A request or reply id: prefix and 24 random characters. */
+void worker_random_id(char *out, size_t size, const char *prefix);
 
 #endif

@@ -1,9 +1,9 @@
 /* bench_translate.c -- the translation core without I/O, timed:
- *   - a whole request: the client's body (the 76 KB Claude Code request) to the Ollama /api/chat body,
- *     the worker's own steps in its order (parse, translate, facts, estimate, window check, serialize
- *     into a reused buffer, free), each timed;
- *   - a streamed event: one Ollama NDJSON content line to the SSE frame the client gets, for the
- *     Anthropic and the OpenAI stream machines (the sink takes the frame and discards it).
+ *   - a whole request: the client's body (the 76 KB Claude Code request) to the Ollama /api/chat body
+ *     through the worker's pipeline (parse, translate, facts, estimate, window check, serialize into a
+ *     reused buffer), then freed; and the strict parse alone, for scale;
+ *   - a streamed event: one Ollama NDJSON content line, as bytes, through the stream driver to the SSE
+ *     frame the client gets, for each dialect's stream machine (the sink takes the frame and discards it).
  * Allocations are counted too (malloc, calloc and realloc are interposed and passed to glibc's).
  *
  * Usage: bench-translate REQUEST.json [SECONDS_PER_FIGURE]    -- prints one JSON object. */
@@ -14,9 +14,9 @@
 
 #include "anthropic.h"
 #include "jsonx.h"
-#include "models.h"
 #include "openai.h"
-#include "tokens.h"
+#include "pipeline.h"
+#include "stream.h"
 
 /* ---- allocation counting: the executable's malloc interposes on glibc's for the whole process ---- */
 
@@ -104,69 +104,71 @@ static struct buf out_buf;
 #define BATCHES 7
 
 struct request_figures {
-    double parse_us, translate_us, estimate_us, serialize_us, free_us, total_us;
+    double request_us, parse_us, free_us;
     double allocs;
     size_t out_bytes;
 };
 
-/* One request through the worker's steps; adds each step's time in ns to t[0..4]. */
-static size_t one_request(const char *text, size_t len, const struct config *cfg, const struct model_facts *facts,
-                          double t[5])
+/* Facts of a model that cannot think, as the mock's /api/show says. */
+static int bench_facts(void *ctx, const struct chat_request *req, struct model_facts *f, struct apierr *err)
+{
+    (void)ctx;
+    (void)req;
+    (void)err;
+    *f = (struct model_facts){ .known = 1, .context_length = 262144, .correction = 1.0 };
+    return 0;
+}
+
+static const struct pipeline_models models = { bench_facts, NULL };
+
+/* One request through the worker's pipeline; adds its time and the time to free it, in ns, to t[0..1]. */
+static size_t one_request(const char *text, size_t len, const struct config *cfg, double t[2])
 {
     struct chat_request req;
-    struct json_object *body, *o;
     struct apierr e;
-    double a, b, c, d, f, g;
-    size_t out = 0;
-    long long raw;
+    double a, b, c;
 
     a = now_ns();
-    body = jsonx_parse(text, len, &e);
-    if (!body)
-        die("the request does not parse", &e);
-    b = now_ns();
     chat_request_init(&req);
-    if (anthropic_dialect.translate(body, cfg, &req, &e) < 0)
-        die("the request does not translate", &e);
-    json_object_put(body);
-    snprintf(req.id, sizeof req.id, "msg_bench");
-    req.created = 1700000000;
-    c = now_ns();
-    chat_apply_facts(&req, facts, cfg);
-    raw = tokens_estimate(&req);
-    req.estimated_tokens = models_scaled_estimate(NULL, raw);
-    if (chat_check_window(&req, &e) < 0)
-        die("the request is over the window", &e);
-    d = now_ns();
-    o = chat_ollama_body(&req, cfg);
     buf_reset(&out_buf);            /* the worker writes the body into a buffer it keeps */
-    jsonx_write(&out_buf, o);
-    out = out_buf.len;
-    f = now_ns();
-    json_object_put(o);
+    if (pipeline_request(&anthropic_dialect, text, len, cfg, &models, &req, &out_buf, &e) < 0)
+        die("the request does not pass the pipeline", &e);
+    b = now_ns();
     chat_request_free(&req);
-    g = now_ns();
+    c = now_ns();
     t[0] += b - a;
     t[1] += c - b;
-    t[2] += d - c;
-    t[3] += f - d;
-    t[4] += g - f;
-    return out;
+    return out_buf.len;
+}
+
+/* The strict parse alone, the part json-c does. */
+static double parse_alone(const char *text, size_t len, long iters)
+{
+    struct apierr e;
+    double a = now_ns();
+
+    for (long i = 0; i < iters; i++) {
+        struct json_object *o = jsonx_parse(text, len, &e);
+
+        if (!o)
+            die("the request does not parse", &e);
+        json_object_put(o);
+    }
+    return (now_ns() - a) / (double)iters / 1e3;
 }
 
 static void bench_request(const char *text, size_t len, const struct config *cfg, double seconds,
                           struct request_figures *r)
 {
-    struct model_facts facts = { 1, 0, 262144 };   /* a model that cannot think, as the mock's /api/show says */
-    double parse[BATCHES], xl[BATCHES], est[BATCHES], ser[BATCHES], fr[BATCHES], total[BATCHES], allocs[BATCHES];
-    double t[5];
+    double whole[BATCHES], parse[BATCHES], fr[BATCHES], allocs[BATCHES];
+    double t[2];
     long iters = 0;
 
     /* Warm up, and size the batches to the time asked for. */
     double start = now_ns();
     memset(t, 0, sizeof t);
     while (now_ns() - start < 0.2e9) {
-        r->out_bytes = one_request(text, len, cfg, &facts, t);
+        r->out_bytes = one_request(text, len, cfg, t);
         iters++;
     }
     iters = (long)((double)iters * seconds / 0.2 / BATCHES);
@@ -177,21 +179,15 @@ static void bench_request(const char *text, size_t len, const struct config *cfg
 
         memset(t, 0, sizeof t);
         for (long i = 0; i < iters; i++)
-            one_request(text, len, cfg, &facts, t);
-        parse[k] = t[0] / (double)iters / 1e3;
-        xl[k] = t[1] / (double)iters / 1e3;
-        est[k] = t[2] / (double)iters / 1e3;
-        ser[k] = t[3] / (double)iters / 1e3;
-        fr[k] = t[4] / (double)iters / 1e3;
-        total[k] = (t[0] + t[1] + t[2] + t[3] + t[4]) / (double)iters / 1e3;
+            one_request(text, len, cfg, t);
+        whole[k] = (t[0] + t[1]) / (double)iters / 1e3;
+        fr[k] = t[1] / (double)iters / 1e3;
         allocs[k] = (double)(n_allocs - a0) / (double)iters;
+        parse[k] = parse_alone(text, len, iters / 2 + 1);
     }
+    r->request_us = median(whole, BATCHES);
     r->parse_us = median(parse, BATCHES);
-    r->translate_us = median(xl, BATCHES);
-    r->estimate_us = median(est, BATCHES);
-    r->serialize_us = median(ser, BATCHES);
     r->free_us = median(fr, BATCHES);
-    r->total_us = median(total, BATCHES);
     r->allocs = median(allocs, BATCHES);
 }
 
@@ -217,44 +213,37 @@ struct event_figures {
     double frame_bytes;
 };
 
-/* Ollama's own line for one token, as /api/chat streams it. */
+/* Ollama's own line for one token, as /api/chat streams it, with its newline. */
 static const char LINE[] =
     "{\"model\":\"qwen3:4b\",\"created_at\":\"2026-01-01T10:00:00.123456789Z\",\"message\":{\"role\":\"assistant\","
-    "\"content\":\" the\"},\"done\":false}";
+    "\"content\":\" the\"},\"done\":false}\n";
 
 static void bench_events(const struct dialect *d, const char *request, const struct config *cfg, double seconds,
                          struct event_figures *r)
 {
     struct chat_request req;
-    struct chat_stream cs;
+    struct stream st;
     struct sse_sink sink;
     struct sink_count count = { 0, 0 };
-    struct model_facts facts = { 1, 0, 262144 };
-    struct json_object *body;
+    struct chat_reply unused;
     struct apierr e;
+    struct buf ignored;
     double ns[BATCHES], allocs[BATCHES];
     long iters = 0;
-    void *st;
 
-    body = jsonx_parse(request, strlen(request), &e);
-    if (!body)
-        die("the stream request does not parse", &e);
     chat_request_init(&req);
-    if (d->translate(body, cfg, &req, &e) < 0)
-        die("the stream request does not translate", &e);
-    json_object_put(body);
+    buf_init(&ignored);
+    if (pipeline_request(d, request, strlen(request), cfg, &models, &req, &ignored, &e) < 0)
+        die("the stream request does not pass the pipeline", &e);
     snprintf(req.id, sizeof req.id, "%sbench", d->id_prefix);
     req.created = 1700000000;
-    chat_apply_facts(&req, &facts, cfg);
-    req.estimated_tokens = tokens_estimate(&req);
     sse_sink_init(&sink, count_frame, &count);
-    st = d->stream_new(&req, &sink);
-    chat_stream_init(&cs, &req, d->ops, st, d->tool_prefix);
+    stream_open(&st, d, &req, &sink, &unused, 0);
 
     /* The first line opens the message and its text block; warm up and size the batches. */
     double start = now_ns();
     while (now_ns() - start < 0.1e9) {
-        if (chat_stream_line(&cs, LINE, sizeof LINE - 1) != CHAT_MORE)
+        if (stream_feed(&st, LINE, sizeof LINE - 1) != STREAM_MORE)
             die("the stream ended", NULL);
         iters++;
     }
@@ -267,7 +256,7 @@ static void bench_events(const struct dialect *d, const char *request, const str
         double t0 = now_ns();
 
         for (long i = 0; i < iters; i++)
-            chat_stream_line(&cs, LINE, sizeof LINE - 1);
+            stream_feed(&st, LINE, sizeof LINE - 1);
         ns[k] = (now_ns() - t0) / (double)iters;
         allocs[k] = (double)(n_allocs - a0) / (double)iters;
         if (count.frames - f0 != (size_t)iters)
@@ -276,9 +265,9 @@ static void bench_events(const struct dialect *d, const char *request, const str
     }
     r->ns = median(ns, BATCHES);
     r->allocs = median(allocs, BATCHES);
-    chat_stream_free(&cs);
-    d->stream_free(st);
+    stream_close(&st);
     sse_sink_free(&sink);
+    buf_free(&ignored);
     chat_request_free(&req);
 }
 
@@ -315,11 +304,11 @@ int main(int argc, char **argv)
                  "{\"model\":\"qwen3:4b\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"Say hi\"}]}",
                  &cfg, seconds / 2, &oa);
     printf("{\"request_bytes\":%zu,\"ollama_bytes\":%zu,"
-           "\"request_us\":%.2f,\"parse_us\":%.2f,\"translate_us\":%.2f,\"estimate_us\":%.2f,\"serialize_us\":%.2f,\"free_us\":%.2f,"
+           "\"request_us\":%.2f,\"parse_us\":%.2f,\"free_us\":%.2f,"
            "\"request_allocs\":%.0f,"
            "\"anthropic_event_ns\":%.1f,\"anthropic_event_allocs\":%.2f,\"anthropic_frame_bytes\":%.0f,"
            "\"openai_event_ns\":%.1f,\"openai_event_allocs\":%.2f,\"openai_frame_bytes\":%.0f}\n",
-           len, rq.out_bytes, rq.total_us, rq.parse_us, rq.translate_us, rq.estimate_us, rq.serialize_us, rq.free_us, rq.allocs,
+           len, rq.out_bytes, rq.request_us, rq.parse_us, rq.free_us, rq.allocs,
            an.ns, an.allocs, an.frame_bytes, oa.ns, oa.allocs, oa.frame_bytes);
     config_free(&cfg);
     free(text);

@@ -1,12 +1,11 @@
-/* fuzz_request.c -- libFuzzer harness: any bytes as a request body, through every request translator. */
+/* fuzz_request.c -- libFuzzer harness: any bytes as a request body, through the pipeline of every dialect. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "anthropic.h"
-#include "jsonx.h"
 #include "openai.h"
-#include "tokens.h"
+#include "pipeline.h"
 
 static const char *fuzz_env(const char *name, void *ctx)
 {
@@ -20,45 +19,42 @@ static const char *fuzz_env(const char *name, void *ctx)
     return NULL;
 }
 
-static void run(const struct config *cfg, struct json_object *body,
-                int (*translate)(struct json_object *, const struct config *, struct chat_request *, struct apierr *))
+/* A small model that cannot think: the window check and the think drop both run. */
+static int fuzz_facts(void *ctx, const struct chat_request *req, struct model_facts *f, struct apierr *err)
 {
+    (void)ctx;
+    (void)req;
+    (void)err;
+    *f = (struct model_facts){ .known = 1, .context_length = 4096, .correction = 1.0 };
+    return 0;
+}
+
+static void run(const struct dialect *d, const struct config *cfg, const uint8_t *data, size_t size)
+{
+    static const struct pipeline_models models = { fuzz_facts, NULL };
     struct chat_request req;
-    struct model_facts facts = { 1, 0, 4096 };
     struct apierr e;
+    struct buf out;
 
     chat_request_init(&req);
-    if (translate(body, cfg, &req, &e) == 0) {
-        struct json_object *o;
-
-        chat_apply_facts(&req, &facts, cfg);
-        req.estimated_tokens = tokens_estimate(&req);
-        chat_check_window(&req, &e);
-        o = chat_ollama_body(&req, cfg);
-        jsonx_text(o, NULL);
-        json_object_put(o);
-    }
+    buf_init(&out);
+    pipeline_request(d, (const char *)data, size, cfg, &models, &req, &out, &e);
+    buf_free(&out);
     chat_request_free(&req);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static const struct dialect *const dialects[] = { &anthropic_dialect, &anthropic_count_dialect, &openai_dialect };
     static struct config cfg;
     static int ready;
-    struct json_object *body;
-    struct apierr e;
     char err[128];
 
     if (!ready) {
         config_load(&cfg, fuzz_env, NULL, err, sizeof err);
         ready = 1;
     }
-    body = jsonx_parse((const char *)data, size, &e);
-    if (!body)
-        return 0;
-    run(&cfg, body, anthropic_dialect.translate);
-    run(&cfg, body, anthropic_translate_count);
-    run(&cfg, body, openai_dialect.translate);
-    json_object_put(body);
+    for (size_t i = 0; i < sizeof dialects / sizeof *dialects; i++)
+        run(dialects[i], &cfg, data, size);
     return 0;
 }

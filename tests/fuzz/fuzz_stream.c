@@ -1,5 +1,5 @@
-/* fuzz_stream.c -- libFuzzer harness: any bytes as Ollama's NDJSON reply, through both dialects' stream
- * machines and the whole-reply collector, with stop sequences in play. */
+/* fuzz_stream.c -- libFuzzer harness: any bytes as Ollama's NDJSON reply, in pieces of the fuzzer's choosing,
+ * through every dialect's stream machine and the whole-reply collector, with stop sequences in play. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -9,6 +9,7 @@
 #include "anthropic.h"
 #include "jsonx.h"
 #include "openai.h"
+#include "stream.h"
 
 static int discard(void *ctx, const char *bytes, size_t len)
 {
@@ -18,68 +19,67 @@ static int discard(void *ctx, const char *bytes, size_t len)
     return 0;
 }
 
-static void feed(struct chat_stream *cs, const char *data, size_t size)
+/* The reply in pieces whose sizes come from the input's first byte, as reads from a socket would cut it. */
+static void feed(struct stream *s, const uint8_t *data, size_t size, size_t piece)
 {
-    size_t start = 0;
-
-    for (size_t i = 0; i <= size; i++) {
-        if (i < size && data[i] != '\n')
-            continue;
-        if (chat_stream_line(cs, data + start, i - start) != CHAT_MORE)
+    for (size_t at = 0; at < size; at += piece)
+        if (stream_feed(s, (const char *)data + at, size - at < piece ? size - at : piece) != STREAM_MORE)
             return;
-        start = i + 1;
-    }
-    chat_stream_eof(cs);
+    stream_eof(s);
 }
 
-static void run(const struct dialect *d, const struct chat_request *req, const char *data, size_t size)
+static void run(const struct dialect *d, const struct chat_request *req, const uint8_t *data, size_t size, size_t piece)
 {
     struct sse_sink sink;
-    struct chat_stream cs;
+    struct stream s;
     struct chat_reply r;
-    void *st;
+    struct buf out;
     struct json_object *o;
 
     sse_sink_init(&sink, discard, NULL);
-    st = d->stream_new(req, &sink);
-    chat_stream_init(&cs, req, d->ops, st, d->tool_prefix);
-    feed(&cs, data, size);
-    chat_stream_free(&cs);
-    d->stream_free(st);
-    sse_sink_free(&sink);
-
     chat_reply_init(&r);
-    chat_stream_init(&cs, req, &chat_collect_ops, &r, d->tool_prefix);
-    feed(&cs, data, size);
+    stream_open(&s, d, req, &sink, &r, 0);
+    feed(&s, data, size, piece);
+    stream_close(&s);
+    stream_open(&s, d, req, NULL, &r, 4096);
+    feed(&s, data, size, piece);
     if (!r.failed) {
+        buf_init(&out);
         o = d->reply(req, &r);
-        jsonx_text(o, NULL);
+        jsonx_write(&out, o);
         json_object_put(o);
+        buf_free(&out);
     }
-    chat_stream_free(&cs);
+    stream_close(&s);
     chat_reply_free(&r);
+    sse_sink_free(&sink);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static const struct dialect *const dialects[] = { &anthropic_dialect, &openai_dialect };
     struct chat_request req;
     char *stops[] = { "END", "\n\nHuman:", "x" };
+    size_t piece;
 
+    if (size == 0)
+        return 0;
     chat_request_init(&req);
     req.client_model = strdup("claude-opus-4-8");
     req.ollama_model = strdup("big");
     req.stop = malloc(sizeof stops);
-    for (size_t i = 0; i < 3; i++)
+    /* The fuzzer chooses whether stop sequences are in play, and how the reply is cut. */
+    req.n_stop = data[0] & 1 ? 3 : 0;
+    for (size_t i = 0; i < req.n_stop; i++)
         req.stop[i] = strdup(stops[i]);
-    /* The fuzzer chooses whether stop sequences are in play. */
-    req.n_stop = size > 0 && (data[0] & 1) ? 3 : 0;
-    for (size_t i = req.n_stop; i < 3; i++)
-        free(req.stop[i]);
+    piece = (size_t)(data[0] >> 1) + 1;
     req.include_usage = 1;
-    snprintf(req.id, sizeof req.id, "msg_fuzz");
-    run(&anthropic_dialect, &req, (const char *)data, size);
-    snprintf(req.id, sizeof req.id, "chatcmpl-fuzz");
-    run(&openai_dialect, &req, (const char *)data, size);
+    data++;
+    size--;
+    for (size_t i = 0; i < sizeof dialects / sizeof *dialects; i++) {
+        snprintf(req.id, sizeof req.id, "%sfuzz", dialects[i]->id_prefix);
+        run(dialects[i], &req, data, size, piece);
+    }
     chat_request_free(&req);
     return 0;
 }

@@ -1,4 +1,5 @@
-/* test_cases.c -- runs every case under tests/cases/<dialect>/<name>/ through the translation core.
+/* test_cases.c -- runs every case under tests/cases/<dialect>/<name>/ through the pipeline and the stream
+ * driver the worker runs.
  *
  * A case is a set of files; adding one needs no code:
  *   request.json       the client's body
@@ -7,12 +8,14 @@
  *   upstream.json      the /api/chat body Ollama must receive (compared byte for byte after
  *                      re-serialising, so key order counts)
  *   ollama.ndjson      optional: Ollama's reply, one line each
+ *   status             optional: the HTTP status Ollama answers with; ollama.ndjson is then its body
  *   expected.sse       the bytes the client must receive when the request streams
  *   expected.json      the reply the client must receive when it does not
  *   error.json         {"status": N, "body": {...}}: the error the client must get instead
  * Ids are fixed for comparison: msg_test / chatcmpl-test, created 1700000000, request id req_test.
- * With CASES_WRITE=1, an expected file that is missing or empty is written from what the core produced,
- * for a new case's author to read and check before committing it. */
+ * Ollama's reply is fed whole, then again in two pieces split at every byte: the client must get the same
+ * bytes every time. With CASES_WRITE=1, an expected file that is missing or empty is written from what
+ * the core produced, for a new case's author to read and check before committing it. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <dirent.h>
@@ -24,8 +27,10 @@
 #include "anthropic.h"
 #include "jsonx.h"
 #include "models.h"
+#include "ollama.h"
 #include "openai.h"
-#include "tokens.h"
+#include "pipeline.h"
+#include "stream.h"
 
 struct case_param {
     char *dialect;
@@ -183,12 +188,11 @@ static int error_compared;   /* one case per test process: Criterion forks each 
 static void expect_error(const char *dir, const struct dialect *d, const struct apierr *e)
 {
     struct buf body, full;
-    int status = e->kind == APIERR_OVERLOADED ? d->overloaded_status : e->status;
 
     buf_init(&body);
     buf_init(&full);
-    d->error_body(e, "req_test", &body);
-    buf_printf(&full, "{\"status\":%d,\"body\":%s}", status, body.data);
+    d->error_body(d, e, "req_test", &body);
+    buf_printf(&full, "{\"status\":%d,\"body\":%s}", chat_error_status(d, e), body.data);
     expect_json(dir, "error.json", full.data, full.len);
     error_compared = 1;
     buf_free(&body);
@@ -201,133 +205,148 @@ static int frame_to_buf(void *ctx, const char *bytes, size_t len)
     return 0;
 }
 
-static void feed(struct chat_stream *cs, const char *ndjson)
+/* The case's show.json, as the worker's cache would give it. */
+static int case_facts(void *ctx, const struct chat_request *req, struct model_facts *f, struct apierr *err)
 {
-    const char *line = ndjson;
+    const char *dir = ctx;
+    size_t len;
+    char *show = read_file(dir, "show.json", &len);
 
-    while (line && *line) {
-        const char *end = strchr(line, '\n');
-        size_t len = end ? (size_t)(end - line) : strlen(line);
-
-        if (chat_stream_line(cs, line, len) != CHAT_MORE)
-            break;
-        line = end ? end + 1 : NULL;
+    (void)req;
+    (void)err;
+    memset(f, 0, sizeof *f);
+    if (show) {
+        cr_assert_eq(models_parse_show(show, len, f), 0, "%s: show.json is not an /api/show answer", dir);
+        free(show);
     }
-    chat_stream_eof(cs);
+    return 0;
+}
+
+/* What the client gets from Ollama's reply fed in two pieces cut at split (or whole when split is
+ * len): the SSE bytes or the whole reply's JSON; or 1 with the error in *failure. */
+static char *client_bytes(const struct dialect *d, const struct chat_request *req, const char *ndjson, size_t len,
+                          size_t split, int *failed, struct apierr *failure)
+{
+    struct stream s;
+    struct sse_sink sink;
+    struct chat_reply whole;
+    struct buf out;
+
+    buf_init(&out);
+    sse_sink_init(&sink, frame_to_buf, &out);
+    chat_reply_init(&whole);
+    stream_open(&s, d, req, req->stream ? &sink : NULL, &whole, 1u << 20);
+    if (stream_feed(&s, ndjson, split) == STREAM_MORE && split < len)
+        stream_feed(&s, ndjson + split, len - split);
+    stream_eof(&s);
+    stream_close(&s);
+    sse_sink_free(&sink);
+    *failed = !req->stream && whole.failed;
+    if (*failed) {
+        *failure = whole.err;
+    } else if (!req->stream) {
+        struct json_object *o = d->reply(req, &whole);
+
+        jsonx_write(&out, o);
+        json_object_put(o);
+    }
+    chat_reply_free(&whole);
+    return buf_steal(&out);
+}
+
+static void expect_reply(const char *dir, const struct dialect *d, const struct chat_request *req, const char *ndjson,
+                         size_t len)
+{
+    struct apierr failure;
+    int failed;
+    char *want = client_bytes(d, req, ndjson, len, len, &failed, &failure), *file;
+
+    if (failed) {
+        expect_error(dir, d, &failure);
+    } else if (req->stream) {
+        write_missing(dir, "expected.sse", want, strlen(want));
+        file = read_file(dir, "expected.sse", NULL);
+        cr_expect_not_null(file, "%s: missing expected.sse", dir);
+        if (file)
+            cr_expect_str_eq(want, file, "%s/expected.sse differs; got:\n%s", dir, want);
+        free(file);
+    } else {
+        expect_json(dir, "expected.json", want, strlen(want));
+    }
+    /* Ollama's bytes come in pieces of any size: every split gives the client the same bytes. */
+    for (size_t split = 0; split < len; split++) {
+        struct apierr split_failure;
+        int split_failed;
+        char *got = client_bytes(d, req, ndjson, len, split, &split_failed, &split_failure);
+
+        cr_expect_str_eq(got, want, "%s: split at byte %zu gives other bytes:\n%s", dir, split, got);
+        cr_expect_eq(split_failed, failed, "%s: split at byte %zu changes whether it fails", dir, split);
+        if (failed && split_failed)
+            cr_expect_str_eq(split_failure.message, failure.message, "%s: split at byte %zu", dir, split);
+        free(got);
+    }
+    free(want);
+}
+
+/* An error status from Ollama, with ollama.ndjson as its body. */
+static void expect_status_error(const char *dir, const struct dialect *d, const struct chat_request *req,
+                                const char *status, const char *body, size_t len)
+{
+    struct apierr e;
+
+    ollama_status_error(strtol(status, NULL, 10), body, len, req, &e);
+    expect_error(dir, d, &e);
+}
+
+static const struct dialect *case_dialect(const char *name)
+{
+    if (strcmp(name, "openai") == 0)
+        return &openai_dialect;
+    if (strcmp(name, "count_tokens") == 0)
+        return &anthropic_count_dialect;
+    return &anthropic_dialect;
 }
 
 ParameterizedTest(struct case_param *p, cases, translate)
 {
-    const struct dialect *d = strcmp(p->dialect, "openai") == 0 ? &openai_dialect : &anthropic_dialect;
+    const struct dialect *d = case_dialect(p->dialect);
     struct env_table env = { read_file(p->dir, "env", NULL) };
+    struct pipeline_models models = { case_facts, p->dir };
     struct chat_request req;
     struct config cfg;
-    struct model_facts facts = { 0, 0, 0 };
     struct apierr e;
-    struct json_object *body;
-    char cfg_err[256], *request, *show, *ndjson, *upstream;
+    struct buf sent;
+    char cfg_err[256], *request, *ndjson, *status;
     size_t len;
-    int rc;
 
     cr_assert_eq(config_load(&cfg, env_get, &env, cfg_err, sizeof cfg_err), 0, "%s: env: %s", p->dir, cfg_err);
     request = read_file(p->dir, "request.json", &len);
     cr_assert_not_null(request, "%s: missing request.json", p->dir);
     chat_request_init(&req);
-    body = jsonx_parse(request, len, &e);
-    if (!body) {
-        expect_error(p->dir, d, &e);
-        goto out;
-    }
-    if (strcmp(p->dialect, "count_tokens") == 0)
-        rc = anthropic_translate_count(body, &cfg, &req, &e);
-    else
-        rc = d->translate(body, &cfg, &req, &e);
-    json_object_put(body);
-    if (rc < 0) {
+    buf_init(&sent);
+    if (pipeline_request(d, request, len, &cfg, &models, &req, &sent, &e) < 0) {
         expect_error(p->dir, d, &e);
         goto out;
     }
     snprintf(req.id, sizeof req.id, "%stest", d->id_prefix);
     req.created = 1700000000;
-    show = read_file(p->dir, "show.json", &len);
-    if (show) {
-        cr_assert_eq(models_parse_show(show, len, &facts), 0, "%s: show.json is not an /api/show answer", p->dir);
-        free(show);
-    }
-    chat_apply_facts(&req, &facts, &cfg);
-    req.estimated_tokens = tokens_estimate(&req);
-    if (strcmp(p->dialect, "count_tokens") == 0) {
+    if (d->count_only) {
         char got[64];
 
         snprintf(got, sizeof got, "{\"input_tokens\":%lld}", req.estimated_tokens);
         expect_json(p->dir, "expected.json", got, strlen(got));
         goto out;
     }
-    if (chat_check_window(&req, &e) < 0) {
-        expect_error(p->dir, d, &e);
-        goto out;
-    }
-    upstream = read_file(p->dir, "upstream.json", NULL);
-    if (upstream) {
-        struct json_object *o = chat_ollama_body(&req, &cfg);
-        struct buf sent;
-
-        /* The bytes the worker sends, written as it writes them. */
-        buf_init(&sent);
-        jsonx_write(&sent, o);
-        expect_json(p->dir, "upstream.json", sent.data, sent.len);
-        cr_expect_str_eq(sent.data, jsonx_text(o, NULL), "%s: jsonx_write and json-c disagree", p->dir);
-        buf_free(&sent);
-        json_object_put(o);
-        free(upstream);
-    }
-    ndjson = read_file(p->dir, "ollama.ndjson", NULL);
-    if (ndjson) {
-        struct chat_stream cs;
-        struct buf out;
-
-        buf_init(&out);
-        if (req.stream) {
-            struct sse_sink sink;
-            void *st;
-            char *want;
-
-            sse_sink_init(&sink, frame_to_buf, &out);
-            st = d->stream_new(&req, &sink);
-            chat_stream_init(&cs, &req, d->ops, st, d->tool_prefix);
-            feed(&cs, ndjson);
-            write_missing(p->dir, "expected.sse", out.data ? out.data : "", out.len);
-            want = read_file(p->dir, "expected.sse", NULL);
-            cr_expect_not_null(want, "%s: missing expected.sse", p->dir);
-            if (want)
-                cr_expect_str_eq(out.data ? out.data : "", want, "%s/expected.sse differs; got:\n%s", p->dir,
-                                 out.data ? out.data : "");
-            free(want);
-            chat_stream_free(&cs);
-            d->stream_free(st);
-            sse_sink_free(&sink);
-        } else {
-            struct chat_reply r;
-
-            chat_reply_init(&r);
-            chat_stream_init(&cs, &req, &chat_collect_ops, &r, d->tool_prefix);
-            feed(&cs, ndjson);
-            if (r.failed) {
-                expect_error(p->dir, d, &r.err);
-            } else {
-                struct json_object *o = d->reply(&req, &r);
-                size_t olen;
-                const char *text = jsonx_text(o, &olen);
-
-                expect_json(p->dir, "expected.json", text, olen);
-                json_object_put(o);
-            }
-            chat_stream_free(&cs);
-            chat_reply_free(&r);
-        }
-        buf_free(&out);
-        free(ndjson);
-    }
+    /* The bytes the worker sends. */
+    expect_json(p->dir, "upstream.json", sent.data, sent.len);
+    ndjson = read_file(p->dir, "ollama.ndjson", &len);
+    status = read_file(p->dir, "status", NULL);
+    if (ndjson && status)
+        expect_status_error(p->dir, d, &req, status, ndjson, len);
+    else if (ndjson)
+        expect_reply(p->dir, d, &req, ndjson, len);
+    free(ndjson);
+    free(status);
 out:
     {
         char *refusal = read_file(p->dir, "error.json", NULL);
@@ -336,6 +355,7 @@ out:
         cr_expect(!refusal || error_compared, "%s: error.json says the client gets an error, but it did not", p->dir);
         free(refusal);
     }
+    buf_free(&sent);
     free(request);
     free(env.text);
     chat_request_free(&req);

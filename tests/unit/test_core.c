@@ -1,13 +1,17 @@
 /* test_core.c -- the core's rules that are not request/response mappings: strict JSON, globs, settings,
- * stop-sequence matching across chunks, model facts and lists, the token estimate. */
+ * stop-sequence matching across chunks, model facts and lists, the token estimate, the stream driver's
+ * limits and repairs. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "anthropic.h"
 #include "config.h"
 #include "jsonx.h"
 #include "models.h"
 #include "stopseq.h"
+#include "stream.h"
 #include "tokens.h"
 
 static const char *no_env(const char *name, void *ctx)
@@ -235,20 +239,40 @@ Test(models, facts_from_api_show)
     cr_expect_eq(models_parse_show("nope", 4, &f), -1);
 }
 
+/* The estimate a request gets once the model's facts are applied. */
+static long long scaled(const struct model_facts *f, long long raw)
+{
+    struct chat_request req;
+    struct config cfg;
+    char err[64];
+    long long n;
+
+    cr_assert_eq(config_load(&cfg, no_env, NULL, err, sizeof err), 0);
+    chat_request_init(&req);
+    req.raw_estimate = raw;
+    chat_apply_facts(&req, f, &cfg);
+    n = req.estimated_tokens;
+    chat_request_free(&req);
+    config_free(&cfg);
+    return n;
+}
+
 Test(models, estimate_learns_from_real_counts)
 {
     struct models_cache c = { NULL, 0 };
-    struct model_facts f = { 1, 0, 0 };
+    struct model_facts f = { .known = 1, .correction = 1.0 }, unknown = { .known = 0 };
     struct models_entry *e = models_put(&c, "m", &f);
 
-    cr_expect_eq(models_scaled_estimate(e, 1000), 1000);
+    cr_expect_eq(scaled(&e->facts, 1000), 1000);
     models_learn(e, 1000, 1500);
-    cr_expect_eq(models_scaled_estimate(e, 1000), 1250);
+    cr_expect_eq(scaled(&e->facts, 1000), 1250);
     models_learn(e, 1000, 1500);
-    cr_expect_eq(models_scaled_estimate(e, 1000), 1375);
+    cr_expect_eq(scaled(&e->facts, 1000), 1375);
     models_learn(e, 1000, 10);   /* a cache-hit count from an older Ollama teaches nothing */
-    cr_expect_eq(models_scaled_estimate(e, 1000), 1375);
-    cr_expect_eq(models_scaled_estimate(NULL, 1000), 1000);
+    cr_expect_eq(scaled(&e->facts, 1000), 1375);
+    e = models_put(&c, "m", &f);   /* /api/show asked again: what the replies taught stays */
+    cr_expect_eq(scaled(&e->facts, 1000), 1375);
+    cr_expect_eq(scaled(&unknown, 1000), 1000);
     models_cache_free(&c);
 }
 
@@ -278,4 +302,109 @@ Test(models, lists_in_both_shapes)
     json_object_put(o);
     cr_expect_null(models_list_anthropic(t, "missing"));
     json_object_put(t);
+}
+
+/* The stream driver's own rules, beyond what the cases show: the longest line, a line split across reads
+ * that is longer than any one read, and the end of a reply. */
+static int to_buf(void *ctx, const char *bytes, size_t len)
+{
+    buf_append(ctx, bytes, len);
+    return 0;
+}
+
+static void open_collector(struct stream *s, struct chat_request *req, struct chat_reply *r)
+{
+    chat_request_init(req);
+    req->client_model = xstrdup("m");
+    req->ollama_model = xstrdup("m");
+    snprintf(req->id, sizeof req->id, "msg_test");
+    chat_reply_init(r);
+    stream_open(s, &anthropic_dialect, req, NULL, r, 1u << 20);
+}
+
+Test(stream, a_line_past_the_limit_ends_the_reply_with_an_error)
+{
+    struct chat_request req;
+    struct chat_reply r;
+    struct stream s;
+    char *chunk = xmalloc(1u << 20);
+
+    memset(chunk, ' ', 1u << 20);
+    open_collector(&s, &req, &r);
+    for (unsigned i = 0; i < STREAM_MAX_LINE / (1u << 20); i++)
+        cr_assert_eq(stream_feed(&s, chunk, 1u << 20), STREAM_MORE);
+    cr_expect_eq(stream_feed(&s, "x", 1), STREAM_DONE, "one byte past the limit must end the reply");
+    cr_expect(r.failed);
+    cr_expect(strstr(r.err.message, "longer than") != NULL, "%s", r.err.message);
+    stream_close(&s);
+    chat_reply_free(&r);
+    chat_request_free(&req);
+    free(chunk);
+}
+
+Test(stream, crlf_lines_a_last_line_without_newline_and_bytes_after_done)
+{
+    static const char reply[] =
+        "{\"message\":{\"role\":\"assistant\",\"content\":\"Hel\"},\"done\":false}\r\n"
+        "{\"message\":{\"role\":\"assistant\",\"content\":\"lo\"},\"done\":false}\n"
+        "{\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\","
+        "\"prompt_eval_count\":9223372036854775807,\"eval_count\":9223372036854775807}";
+    struct chat_request req;
+    struct chat_reply r;
+    struct stream s;
+
+    open_collector(&s, &req, &r);
+    cr_assert_eq(stream_feed(&s, reply, sizeof reply - 1), STREAM_MORE);
+    cr_assert_eq(stream_eof(&s), 0);
+    cr_expect(!r.failed, "%s", r.err.message);
+    cr_expect_str_eq(r.text.data, "Hello");
+    cr_expect_eq(r.finish.input_tokens, 9223372036854775807LL);
+    cr_expect_eq(chat_sum_tokens(r.finish.input_tokens, r.finish.output_tokens), 9223372036854775807LL,
+                 "token counts saturate instead of overflowing");
+    cr_expect_eq(stream_feed(&s, "{\"garbage\n", 10), STREAM_DONE, "nothing after the last line is read");
+    stream_close(&s);
+    chat_reply_free(&r);
+    chat_request_free(&req);
+}
+
+Test(stream, invalid_utf8_from_ollama_becomes_u_fffd_on_the_wire)
+{
+    static const char reply[] =
+        "{\"message\":{\"role\":\"assistant\",\"content\":\"a\xff" "b\xc3\"},\"done\":false}\n"
+        "{\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\"}\n";
+    struct chat_request req;
+    struct sse_sink sink;
+    struct stream s;
+    struct buf out;
+
+    buf_init(&out);
+    chat_request_init(&req);
+    req.client_model = xstrdup("m");
+    req.ollama_model = xstrdup("m");
+    req.stream = 1;
+    snprintf(req.id, sizeof req.id, "msg_test");
+    sse_sink_init(&sink, to_buf, &out);
+    stream_open(&s, &anthropic_dialect, &req, &sink, NULL, 0);
+    cr_assert_eq(stream_feed(&s, reply, sizeof reply - 1), STREAM_DONE);
+    cr_expect(strstr(out.data, "\"text\":\"a\xef\xbf\xbd" "b\xef\xbf\xbd\"") != NULL, "%s", out.data);
+    stream_close(&s);
+    sse_sink_free(&sink);
+    buf_free(&out);
+    chat_request_free(&req);
+}
+
+Test(apierr, a_message_cut_short_never_ends_inside_a_character)
+{
+    struct apierr e;
+    char long_text[2000];
+    size_t n;
+
+    /* "é" is two bytes: after "xy", 1021 bytes are left of the 1023 a message holds, an odd number. */
+    for (size_t i = 0; i + 2 < sizeof long_text; i += 2)
+        memcpy(long_text + i, "\xc3\xa9", 2);
+    long_text[sizeof long_text - 2] = '\0';
+    apierr_set(&e, APIERR_API, 500, "xy%s", long_text);
+    n = strlen(e.message);
+    cr_expect_eq(n, 1022, "the message keeps whole characters only: %zu bytes", n);
+    cr_expect_eq(memcmp(e.message + n - 2, "\xc3\xa9", 2), 0);
 }

@@ -1,0 +1,127 @@
+/* body.c -- a request's body from the web server: within MAX_BODY_BYTES and BODY_TIMEOUT, whatever the
+ * client sends or fails to send. */
+#include "body.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define DRAIN_LIMIT (256u * 1024 * 1024)
+#define CHUNK 65536
+
+/* Each read from the web server may wait only as long as is left of the body's time. Returns -1 once
+ * the time is up. */
+static int arm_deadline(struct request *rq, const struct timespec *deadline)
+{
+    struct timespec now;
+    struct timeval left;
+    long long ms;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    ms = (long long)(deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
+    if (ms <= 0)
+        return -1;
+    left.tv_sec = (time_t)(ms / 1000);
+    left.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+    setsockopt(rq->fcgi->ipcFd, SOL_SOCKET, SO_RCVTIMEO, &left, sizeof left);
+    return 0;
+}
+
+static void deadline_in(struct timespec *t, long seconds)
+{
+    clock_gettime(CLOCK_MONOTONIC, t);
+    t->tv_sec += seconds;
+}
+
+/* Reads at most n bytes; 0 at the end of the body, -1 when the web server stopped sending in time. */
+static int read_some(struct request *rq, char *chunk, int n, const struct timespec *deadline)
+{
+    int got;
+
+    if (arm_deadline(rq, deadline) < 0)
+        return -1;
+    got = FCGX_GetStr(chunk, n, rq->fcgi->in);
+    if (got == 0 && FCGX_GetError(rq->fcgi->in) != 0)
+        return -1;
+    return got;
+}
+
+void body_drain(struct request *rq)
+{
+    struct timespec deadline;
+    char scratch[16384];
+    size_t total = 0;
+    int n;
+
+    /* Unread bytes would make close() reset the connection and lose our reply on the way out. */
+    deadline_in(&deadline, rq->w->cfg->body_timeout);
+    while (total < DRAIN_LIMIT && (n = read_some(rq, scratch, sizeof scratch, &deadline)) > 0)
+        total += (size_t)n;
+}
+
+static int content_length(struct request *rq, size_t *want, int *given, struct apierr *e)
+{
+    const char *cl = worker_param(rq, "CONTENT_LENGTH");
+    unsigned long long v;
+    char *end;
+
+    *given = cl && *cl;
+    if (!*given)
+        return 0;
+    errno = 0;
+    v = strtoull(cl, &end, 10);
+    if (*end || end == cl || errno || cl[0] == '-') {
+        apierr_set(e, APIERR_INVALID_REQUEST, 400, "invalid Content-Length");
+        return -1;
+    }
+    if (v > rq->w->cfg->max_body) {
+        body_drain(rq);
+        apierr_set(e, APIERR_TOO_LARGE, 413, "request body of %llu bytes exceeds the %zu-byte limit (MAX_BODY_BYTES)",
+                   v, rq->w->cfg->max_body);
+        return -1;
+    }
+    *want = (size_t)v;
+    return 0;
+}
+
+int body_read(struct request *rq, struct apierr *e)
+{
+    const char *ct = worker_param(rq, "CONTENT_TYPE");
+    struct buf *b = &rq->w->body;
+    size_t want = 0, max = rq->w->cfg->max_body;
+    struct timespec deadline;
+    char chunk[CHUNK];
+    int n, given;
+
+    buf_reset(b);
+    deadline_in(&deadline, rq->w->cfg->body_timeout);
+    if (ct && *ct && !strstr(ct, "json")) {
+        body_drain(rq);
+        apierr_set(e, APIERR_INVALID_REQUEST, 400, "Content-Type must be application/json, got \"%.100s\"", ct);
+        return -1;
+    }
+    if (content_length(rq, &want, &given, e) < 0)
+        return -1;
+    /* The whole body in one allocation of its own size: no doubling past what the client sent. */
+    if (given)
+        buf_reserve_exact(b, want);
+    while ((n = read_some(rq, chunk, sizeof chunk, &deadline)) > 0) {
+        if (b->len + (size_t)n > max) {
+            body_drain(rq);
+            apierr_set(e, APIERR_TOO_LARGE, 413, "request body exceeds the %zu-byte limit (MAX_BODY_BYTES)", max);
+            return -1;
+        }
+        buf_append(b, chunk, (size_t)n);
+    }
+    if (n < 0) {
+        apierr_set(e, APIERR_TIMEOUT, 408, "the request body did not arrive within %lds (BODY_TIMEOUT)",
+                   rq->w->cfg->body_timeout);
+        return -1;
+    }
+    if (given && b->len != want) {
+        apierr_set(e, APIERR_INVALID_REQUEST, 400, "request body is truncated: got %zu of %zu bytes", b->len, want);
+        return -1;
+    }
+    return 0;
+}

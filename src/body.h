@@ -1,0 +1,15 @@
+/* body.h -- a request's body from the web server: within MAX_BODY_BYTES and BODY_TIMEOUT, whatever the
+ * client sends or fails to send. */
+#ifndef OF_BODY_H
+#define OF_BODY_H
+
+#include "apierr.h"
+#include "worker.h"
+
+/* Reads the body into rq->w->body. Returns 0, or -1 with err set: 400 (not JSON by its Content-Type, a
+ * truncated body), 413 (too large), 408 (not sent in time). */
+int body_read(struct request *rq, struct apierr *err);
+/* Reads what is left of the body and drops it, so that closing the connection does not reset it. */
+void body_drain(struct request *rq);
+
+#endif

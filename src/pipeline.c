@@ -1,0 +1,34 @@
+/* pipeline.c -- one client request, whatever its dialect, to the body Ollama's /api/chat receives: the
+ * steps the worker, the case runner, the benchmark and the fuzzers all run. */
+#include "pipeline.h"
+
+#include "jsonx.h"
+#include "tokens.h"
+
+int pipeline_request(const struct dialect *d, const char *body, size_t len, const struct config *cfg,
+                     const struct pipeline_models *models, struct chat_request *req, struct buf *out,
+                     struct apierr *err)
+{
+    struct json_object *parsed = jsonx_parse(body, len, err);
+    struct model_facts facts;
+    int rc;
+
+    if (!parsed)
+        return -1;
+    rc = d->translate(parsed, cfg, req, err);
+    /* The client's document is not needed past here: what Ollama gets was copied out of it. */
+    json_object_put(parsed);
+    if (rc < 0)
+        return -1;
+    chat_close_messages(req);
+    if (models->facts(models->ctx, req, &facts, err) < 0)
+        return -1;
+    req->raw_estimate = tokens_estimate(req);
+    chat_apply_facts(req, &facts, cfg);
+    if (d->count_only)
+        return 0;
+    if (chat_check_window(req, err) < 0)
+        return -1;
+    chat_write_ollama_body(req, cfg, out);
+    return 0;
+}

@@ -1,0 +1,302 @@
+/* relay.c -- a chat request from the client to Ollama and back, in any dialect: the pipeline, the model's
+ * facts from /api/show, the call with its pings and keep-alives, the retry without thinking, and every
+ * failure of Ollama's as an error in the client's dialect. */
+#include "relay.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "body.h"
+#include "jsonx.h"
+#include "metrics.h"
+#include "ollama.h"
+#include "pipeline.h"
+#include "stream.h"
+
+#define SHOW_TIMEOUT_MS 15000
+#define KEEPALIVE_MS 1000.0
+/* A whole reply may hold this much per token the client allows, and at least REPLY_FLOOR. */
+#define REPLY_BYTES_PER_TOKEN 64
+#define REPLY_FLOOR (1u << 20)
+
+struct relay {
+    struct request *rq;
+    const struct dialect *d;
+    struct chat_request req;
+    struct models_entry *entry;   /* what the worker knows of the model, or NULL */
+    int may_ask;                  /* /api/show may be asked: not for an estimate, which must be quick */
+    struct stream stream;
+    struct sse_sink sink;
+    struct chat_reply whole;
+    struct timespec last_event;   /* the last SSE event sent: pings are due PING_INTERVAL after it */
+    struct timespec last_byte;    /* the last bytes sent, keep-alive comments included */
+    int got_data;
+};
+
+static void unreachable(struct relay *r, const struct upstream_result *res, struct apierr *e)
+{
+    const struct config *cfg = r->rq->w->cfg;
+
+    if (res->idle)
+        apierr_set(e, APIERR_TIMEOUT, 504, "Ollama at %s %s", cfg->ollama_url_shown, res->message);
+    else if (res->code == CURLE_OPERATION_TIMEDOUT && cfg->upstream_timeout && res->status)
+        apierr_set(e, APIERR_TIMEOUT, 504, "Ollama at %s did not finish within UPSTREAM_TIMEOUT=%lds",
+                   cfg->ollama_url_shown, cfg->upstream_timeout);
+    else if (res->status)
+        apierr_set(e, APIERR_API, 502, "the connection to Ollama at %s broke: %s", cfg->ollama_url_shown, res->message);
+    else
+        apierr_set(e, APIERR_API, 502, "cannot reach Ollama at %s: %s", cfg->ollama_url_shown, res->message);
+}
+
+/* ---- the model's facts, asked of Ollama once per worker ---- */
+
+static void show_answer(struct relay *r, const struct chat_request *req, const struct upstream_result *res,
+                        const struct buf *body, struct apierr *e, int *rc)
+{
+    struct model_facts f;
+    char msg[512];
+
+    if (res->status == 404 && (!body->data || !strstr(body->data, "\"error\""))) {
+        /* Ollama says {"error": ...}; a bare 404 is some other server, or a URL with a path in it. */
+        apierr_set(e, APIERR_API, 502, "OLLAMA_BASE_URL=%s does not look like Ollama: /api/show answered 404 "
+                   "(\"%.80s\"); it should be the server's root, e.g. http://localhost:11434",
+                   r->rq->w->cfg->ollama_url_shown, body->data ? body->data : "");
+        *rc = -1;
+    } else if (res->status == 404) {
+        ollama_error_message(body->data ? body->data : "", body->len, msg, sizeof msg);
+        ollama_model_not_found(req, msg, e);
+        *rc = -1;
+    } else if (res->status == 200 && models_parse_show(body->data, body->len, &f) == 0) {
+        r->entry = models_put(&r->rq->w->models, req->ollama_model, &f);
+    }
+}
+
+static int model_facts(void *ctx, const struct chat_request *req, struct model_facts *f, struct apierr *e)
+{
+    struct relay *r = ctx;
+    struct upstream_result res;
+    struct json_object *q;
+    struct buf body;
+    int rc = 0;
+
+    memset(f, 0, sizeof *f);
+    r->entry = models_find(&r->rq->w->models, req->ollama_model);
+    if (r->entry || !r->may_ask)
+        goto out;
+    buf_init(&body);
+    upstream_result_init(&res);
+    q = json_object_new_object();
+    json_object_object_add(q, "model", json_object_new_string(req->ollama_model));
+    if (upstream_fetch(&r->rq->w->up, "/api/show", jsonx_text(q, NULL), SHOW_TIMEOUT_MS, &body, &res) < 0) {
+        unreachable(r, &res, e);
+        rc = -1;
+    } else {
+        show_answer(r, req, &res, &body, e, &rc);
+    }
+    json_object_put(q);
+    buf_free(&body);
+    upstream_result_free(&res);
+out:
+    if (r->entry)
+        *f = r->entry->facts;
+    return rc;
+}
+
+/* ---- the call ---- */
+
+static int send_frame(void *ctx, const char *bytes, size_t len)
+{
+    struct relay *r = ctx;
+
+    clock_gettime(CLOCK_MONOTONIC, &r->last_event);
+    r->last_byte = r->last_event;
+    return reply_frame(&r->rq->reply, bytes, len);
+}
+
+static int on_data(void *ctx, const char *bytes, size_t len)
+{
+    struct relay *r = ctx;
+    int rc;
+
+    if (!r->got_data) {
+        r->got_data = 1;
+        r->rq->log.ttft_ms = worker_ms_since(&r->rq->start);
+    }
+    rc = stream_feed(&r->stream, bytes, len);
+    if (rc == STREAM_GONE)
+        return UPSTREAM_ABORT;
+    if (rc == STREAM_DONE)
+        return r->stream.saw_done ? UPSTREAM_DONE : UPSTREAM_ABORT;
+    return UPSTREAM_MORE;
+}
+
+static int on_tick(void *ctx, int client_news)
+{
+    static const char keepalive[] = ": keep-alive\n\n";
+    struct relay *r = ctx;
+
+    if (worker_client_gone(r->rq, client_news))
+        return 1;
+    if (!r->req.stream || r->stream.ended)
+        return 0;
+    /* While Ollama is silent (a model loading, a long prompt), pings keep clients and proxies waiting. */
+    if (worker_ms_since(&r->last_event) >= (double)r->rq->w->cfg->ping_interval * 1000.0)
+        return stream_ping(&r->stream) < 0;
+    /* lighttpd keeps the FastCGI connection of a client that left open until a write to it fails, so
+     * after a second of silence the stream begins and a comment (which clients skip) goes out each
+     * second: a client that left is found within about a second through any web server. */
+    if (worker_ms_since(&r->last_byte) >= KEEPALIVE_MS) {
+        if (!r->stream.begun)
+            return stream_begin(&r->stream) < 0;
+        clock_gettime(CLOCK_MONOTONIC, &r->last_byte);
+        return reply_frame(&r->rq->reply, keepalive, sizeof keepalive - 1) < 0;
+    }
+    return 0;
+}
+
+static void fail(struct relay *r, const struct apierr *e)
+{
+    struct request *rq = r->rq;
+
+    if (r->req.stream && rq->reply.headers_sent)
+        stream_fail(&r->stream, e);
+    else
+        reply_error(&rq->reply, r->d, e);
+    rq->log.outcome = rq->reply.gone ? "client_gone" : "upstream_error";
+}
+
+/* One call of /api/chat, with the retry without thinking when Ollama refuses it. Returns 0 when the
+ * reply came (whole or cut short by us), -1 when the request is over (answered, or the client left). */
+static int call(struct relay *r, struct upstream_result *res)
+{
+    struct request *rq = r->rq;
+    struct upstream_handler h = { on_data, on_tick, r, rq->fcgi->ipcFd };
+    struct apierr e;
+
+    for (int attempt = 0;; attempt++) {
+        upstream_result_init(res);
+        if (upstream_chat(&rq->w->up, rq->w->out.data, rq->w->out.len, &h, res) < 0) {
+            if (!rq->reply.gone) {
+                unreachable(r, res, &e);
+                fail(r, &e);
+            }
+            return -1;
+        }
+        /* Thinking asked of a model that cannot think is not the client's fault: ask again without. */
+        if (attempt > 0 || !chat_think_requested(&r->req) ||
+            !ollama_refused_think(res->status, res->error_body.data, res->error_body.len))
+            return 0;
+        r->entry = models_put(&rq->w->models, r->req.ollama_model,
+                              r->entry ? &r->entry->facts : &(struct model_facts){ .known = 1, .correction = 1.0 });
+        r->entry->facts.can_think = 0;
+        chat_drop_think(&r->req);
+        buf_reset(&rq->w->out);
+        chat_write_ollama_body(&r->req, rq->w->cfg, &rq->w->out);
+        upstream_result_free(res);
+    }
+}
+
+static void answer(struct relay *r)
+{
+    struct request *rq = r->rq;
+    struct upstream_result res;
+    struct apierr e;
+
+    if (call(r, &res) < 0)
+        goto out;
+    if (rq->reply.gone || (res.aborted && !r->stream.ended)) {
+        rq->log.outcome = "client_gone";
+        goto out;
+    }
+    if (res.status < 200 || res.status >= 300) {
+        ollama_status_error(res.status, res.error_body.data, res.error_body.len, &r->req, &e);
+        fail(r, &e);
+        goto out;
+    }
+    stream_eof(&r->stream);
+    if (r->stream.prompt_tokens >= 0)
+        models_learn(r->entry, r->req.raw_estimate, r->stream.prompt_tokens);
+    rq->log.input_tokens = r->stream.prompt_tokens >= 0 ? r->stream.prompt_tokens : r->req.estimated_tokens;
+    rq->log.output_tokens = r->stream.output_tokens;
+    if (!r->req.stream) {
+        if (r->whole.failed) {
+            fail(r, &r->whole.err);
+        } else {
+            struct json_object *o = r->d->reply(&r->req, &r->whole);
+
+            reply_json(&rq->reply, 200, o);
+            json_object_put(o);
+        }
+    }
+    if (!rq->log.outcome)
+        rq->log.outcome = rq->reply.gone ? "client_gone" : r->stream.failed ? "upstream_error" : "ok";
+out:
+    upstream_result_free(&res);
+}
+
+/* The most a whole reply may hold: what the client's token limit allows, within MAX_REPLY_BYTES. */
+static size_t reply_cap(const struct chat_request *req, const struct config *cfg)
+{
+    size_t cap = cfg->max_reply;
+
+    if (req->max_tokens > 0 && (unsigned long long)req->max_tokens < cap / REPLY_BYTES_PER_TOKEN) {
+        cap = (size_t)req->max_tokens * REPLY_BYTES_PER_TOKEN;
+        if (cap < REPLY_FLOOR)
+            cap = REPLY_FLOOR;
+    }
+    return cap;
+}
+
+static void estimate_only(struct relay *r)
+{
+    struct json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "input_tokens", json_object_new_int64(r->req.estimated_tokens));
+    reply_json(&r->rq->reply, 200, o);
+    json_object_put(o);
+}
+
+void relay_serve(struct request *rq, const struct dialect *d)
+{
+    struct relay r = { .rq = rq, .d = d, .may_ask = !d->count_only };
+    struct pipeline_models models = { model_facts, &r };
+    struct apierr e;
+    int rc;
+
+    chat_request_init(&r.req);
+    chat_reply_init(&r.whole);
+    sse_sink_init(&r.sink, send_frame, &r);
+    buf_reset(&rq->w->out);
+    rc = body_read(rq, &e);
+    if (rc == 0)
+        rc = pipeline_request(d, rq->w->body.data ? rq->w->body.data : "", rq->w->body.len, rq->w->cfg, &models,
+                              &r.req, &rq->w->out, &e);
+    if (r.req.client_model) {
+        snprintf(rq->model, sizeof rq->model, "%s", r.req.client_model);
+        snprintf(rq->upstream_model, sizeof rq->upstream_model, "%s", r.req.ollama_model);
+        rq->log.model = rq->model;
+        rq->log.upstream_model = rq->upstream_model;
+    }
+    if (rc < 0) {
+        worker_send_error(rq, d, &e);
+        goto out;
+    }
+    if (d->count_only) {
+        estimate_only(&r);
+        goto out;
+    }
+    worker_random_id(r.req.id, sizeof r.req.id, d->id_prefix);
+    r.req.created = (long long)time(NULL);
+    clock_gettime(CLOCK_MONOTONIC, &r.last_event);
+    r.last_byte = r.last_event;
+    stream_open(&r.stream, d, &r.req, r.req.stream ? &r.sink : NULL, &r.whole, reply_cap(&r.req, rq->w->cfg));
+    metrics_stream_started();
+    answer(&r);
+    metrics_stream_ended();
+    stream_close(&r.stream);
+out:
+    sse_sink_free(&r.sink);
+    chat_reply_free(&r.whole);
+    chat_request_free(&r.req);
+}

@@ -1,0 +1,14 @@
+/* relay.h -- a chat request from the client to Ollama and back, in any dialect: the pipeline, the model's
+ * facts from /api/show, the call with its pings and keep-alives, the retry without thinking, and every
+ * failure of Ollama's as an error in the client's dialect. */
+#ifndef OF_RELAY_H
+#define OF_RELAY_H
+
+#include "chat.h"
+#include "worker.h"
+
+/* Answers rq in dialect d: its body read and translated, Ollama called, the reply streamed or whole. A
+ * count-only dialect gets the estimate, with what the worker already knows of the model. */
+void relay_serve(struct request *rq, const struct dialect *d);
+
+#endif

@@ -1,0 +1,359 @@
+/* stream.c -- Ollama's NDJSON reply, as raw bytes arrive, turned into a dialect's events: the one stream
+ * driver every dialect and every whole reply goes through. */
+#include "stream.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonx.h"
+#include "ollama.h"
+
+/* ---- collecting a whole reply: a stream machine whose events fill a chat_reply ---- */
+
+static int collect_nothing(void *st)
+{
+    (void)st;
+    return 0;
+}
+
+static int collect_thinking(void *st, const char *s, size_t n)
+{
+    buf_append(&((struct chat_reply *)st)->thinking, s, n);
+    return 0;
+}
+
+static int collect_text(void *st, const char *s, size_t n)
+{
+    buf_append(&((struct chat_reply *)st)->text, s, n);
+    return 0;
+}
+
+static int collect_tool_call(void *st, const char *id, const char *name, const char *args, size_t args_len)
+{
+    struct chat_reply *r = st;
+
+    r->calls = xrealloc(r->calls, (r->n_calls + 1) * sizeof *r->calls);
+    r->calls[r->n_calls].id = xstrdup(id);
+    r->calls[r->n_calls].name = xstrdup(name);
+    r->calls[r->n_calls].args = xstrndup(args, args_len);
+    r->n_calls++;
+    return 0;
+}
+
+static int collect_finish(void *st, const struct chat_finish *f)
+{
+    ((struct chat_reply *)st)->finish = *f;
+    return 0;
+}
+
+static int collect_error(void *st, const struct apierr *e)
+{
+    struct chat_reply *r = st;
+
+    r->err = *e;
+    r->failed = 1;
+    return 0;
+}
+
+static const struct stream_ops collect_ops = {
+    .begin = collect_nothing, .thinking = collect_thinking, .text = collect_text, .tool_call = collect_tool_call,
+    .finish = collect_finish, .error = collect_error, .ping = collect_nothing,
+};
+
+/* ---- the driver ---- */
+
+void stream_open(struct stream *s, const struct dialect *d, const struct chat_request *req, struct sse_sink *sink,
+                 struct chat_reply *whole, size_t cap)
+{
+    memset(s, 0, sizeof *s);
+    s->d = d;
+    s->req = req;
+    s->tok = jsonx_tokener_new();
+    s->prompt_tokens = -1;
+    buf_init(&s->line);
+    stopseq_init(&s->stop, req->stop, req->n_stop);
+    if (sink) {
+        struct stream_state *st = xcalloc(1, d->state_size);
+
+        st->req = req;
+        st->sink = sink;
+        buf_init(&st->data);
+        s->ops = d->ops;
+        s->st = st;
+    } else {
+        s->ops = &collect_ops;
+        s->st = whole;
+        s->whole = whole;
+        s->whole_cap = cap;
+    }
+}
+
+void stream_close(struct stream *s)
+{
+    if (s->tok)
+        json_tokener_free(s->tok);
+    if (s->st && !s->whole) {
+        buf_free(&((struct stream_state *)s->st)->data);
+        free(s->st);
+    }
+    stopseq_free(&s->stop);
+    buf_free(&s->line);
+    memset(s, 0, sizeof *s);
+}
+
+int stream_begin(struct stream *s)
+{
+    if (s->begun)
+        return 0;
+    s->begun = 1;
+    return s->ops->begin(s->st);
+}
+
+int stream_fail(struct stream *s, const struct apierr *e)
+{
+    if (s->ended)
+        return 0;
+    s->ended = 1;
+    s->failed = 1;
+    return s->ops->error(s->st, e);
+}
+
+int stream_ping(struct stream *s)
+{
+    if (s->ended)
+        return 0;
+    if (!s->begun)
+        return stream_begin(s);
+    return s->ops->ping(s->st);
+}
+
+/* A whole reply is held in memory until it is complete: past the cap it ends with an error. */
+static int room_for(struct stream *s, size_t n)
+{
+    struct apierr e;
+
+    if (!s->whole)
+        return 0;
+    s->whole->bytes += n;
+    if (s->whole->bytes <= s->whole_cap)
+        return 0;
+    apierr_set(&e, APIERR_API, 502, "Ollama's reply grew past %zu bytes, the most a reply that is not streamed may "
+               "hold; ask for it with \"stream\": true, or lower the token limit", s->whole_cap);
+    stream_fail(s, &e);
+    return -1;
+}
+
+static int finish(struct stream *s, const char *done_reason, const char *stop_sequence)
+{
+    struct chat_finish f;
+
+    f.stop_sequence = stop_sequence;
+    if (stop_sequence)
+        f.reason = "stop_sequence";
+    else if (s->n_tools > 0)
+        f.reason = "tool_calls";
+    else if (strcmp(done_reason, "length") == 0)
+        f.reason = "length";
+    else
+        f.reason = "stop";
+    f.input_tokens = s->prompt_tokens >= 0 ? s->prompt_tokens : s->req->estimated_tokens;
+    f.output_tokens = s->output_tokens;
+    s->ended = 1;
+    return s->ops->finish(s->st, &f);
+}
+
+static int flush_text(struct stream *s)
+{
+    const char *out;
+    size_t n;
+
+    stopseq_flush(&s->stop, &out, &n);
+    if (!n)
+        return STREAM_MORE;
+    if (room_for(s, n) < 0)
+        return STREAM_DONE;
+    return s->ops->text(s->st, out, n) < 0 ? STREAM_GONE : STREAM_MORE;
+}
+
+static int emit_text(struct stream *s, const char *text, size_t n)
+{
+    const char *out;
+    size_t len;
+    int hit = stopseq_feed(&s->stop, text, n, &out, &len);
+
+    if (len && room_for(s, len) < 0)
+        return STREAM_DONE;
+    if (len && s->ops->text(s->st, out, len) < 0)
+        return STREAM_GONE;
+    if (hit >= 0)
+        return finish(s, "stop", s->req->stop[hit]) < 0 ? STREAM_GONE : STREAM_DONE;
+    return STREAM_MORE;
+}
+
+static int emit_thinking(struct stream *s, const char *text, size_t n)
+{
+    if (room_for(s, n) < 0)
+        return STREAM_DONE;
+    return s->ops->thinking(s->st, text, n) < 0 ? STREAM_GONE : STREAM_MORE;
+}
+
+/* One tool call from Ollama's tool_calls array; malformed entries are skipped. */
+static int emit_tool_call(struct stream *s, struct json_object *call)
+{
+    struct json_object *fn = NULL, *v;
+    const char *name = "", *id = NULL, *args = "{}";
+    size_t args_len = 2;
+    char gen[96];
+
+    if (!json_object_is_type(call, json_type_object))
+        return STREAM_MORE;
+    json_object_object_get_ex(call, "function", &fn);
+    if (fn && json_object_object_get_ex(fn, "name", &v) && json_object_is_type(v, json_type_string))
+        name = json_object_get_string(v);
+    if (fn && json_object_object_get_ex(fn, "arguments", &v) && v) {
+        if (json_object_is_type(v, json_type_string)) {
+            args = json_object_get_string(v);
+            args_len = (size_t)json_object_get_string_len(v);
+        } else {
+            args = jsonx_text(v, &args_len);
+        }
+    }
+    if (json_object_object_get_ex(call, "id", &v) && json_object_is_type(v, json_type_string) &&
+        json_object_get_string_len(v) > 0) {
+        id = json_object_get_string(v);
+    } else {
+        /* Older Ollama gives no id: make one unique within the whole service from the request id. */
+        const char *suffix = s->req->id + strcspn(s->req->id, "_-");
+
+        if (*suffix)
+            suffix++;
+        snprintf(gen, sizeof gen, "%s%s_%d", s->d->tool_prefix, suffix, s->n_tools);
+        id = gen;
+    }
+    if (room_for(s, strlen(id) + strlen(name) + args_len) < 0)
+        return STREAM_DONE;
+    s->n_tools++;
+    return s->ops->tool_call(s->st, id, name, args, args_len) < 0 ? STREAM_GONE : STREAM_MORE;
+}
+
+static int emit_tool_calls(struct stream *s, struct json_object *calls)
+{
+    size_t n = json_object_array_length(calls);
+    int rc = flush_text(s);
+
+    for (size_t i = 0; i < n && rc == STREAM_MORE; i++)
+        rc = emit_tool_call(s, json_object_array_get_idx(calls, i));
+    return rc;
+}
+
+/* What a chunk says, in order: thinking, text, tool calls, and on the last line the counts and the end. */
+static int emit_chunk(struct stream *s, const struct ollama_chunk *c)
+{
+    int rc = STREAM_MORE;
+
+    if (c->thinking_len || c->content_len)
+        s->output_tokens++;
+    if (c->thinking_len)
+        rc = emit_thinking(s, c->thinking, c->thinking_len);
+    if (rc == STREAM_MORE && c->content_len)
+        rc = emit_text(s, c->content, c->content_len);
+    if (rc == STREAM_MORE && c->tool_calls)
+        rc = emit_tool_calls(s, c->tool_calls);
+    if (rc != STREAM_MORE || !c->done)
+        return rc;
+    s->saw_done = 1;
+    if (c->prompt_eval_count >= 0)
+        s->prompt_tokens = c->prompt_eval_count;
+    if (c->eval_count >= 0)
+        s->output_tokens = c->eval_count;
+    rc = flush_text(s);
+    if (rc != STREAM_MORE)
+        return rc;
+    return finish(s, c->done_reason, NULL) < 0 ? STREAM_GONE : STREAM_DONE;
+}
+
+/* An error that ends the reply, quoting at most cap bytes of what Ollama sent. */
+static int fail_with(struct stream *s, int status, const char *what, const char *detail, size_t len, size_t cap)
+{
+    struct apierr e;
+
+    apierr_set(&e, APIERR_API, status, "%s%.*s", what, (int)jsonx_utf8_prefix(detail, len, cap), detail);
+    return stream_fail(s, &e) < 0 ? STREAM_GONE : STREAM_DONE;
+}
+
+/* One NDJSON line from Ollama (without its newline). */
+static int on_line(struct stream *s, const char *line, size_t len)
+{
+    struct ollama_chunk c;
+    int rc;
+
+    while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' '))
+        len--;
+    if (len == 0)
+        return STREAM_MORE;
+    if (ollama_chunk_parse(s->tok, line, len, &c) < 0)
+        return fail_with(s, 502, "Ollama sent a line that is not a chat chunk: ", line, len, 200);
+    if (c.error)
+        rc = fail_with(s, 500, "Ollama: ", c.error, strlen(c.error), 900);
+    else if (stream_begin(s) < 0)
+        rc = STREAM_GONE;
+    else
+        rc = emit_chunk(s, &c);
+    ollama_chunk_release(&c);
+    return rc;
+}
+
+static int line_too_long(struct stream *s)
+{
+    struct apierr e;
+
+    apierr_set(&e, APIERR_API, 502, "Ollama sent a line longer than %u bytes", STREAM_MAX_LINE);
+    return stream_fail(s, &e) < 0 ? STREAM_GONE : STREAM_DONE;
+}
+
+int stream_feed(struct stream *s, const char *bytes, size_t n)
+{
+    size_t start = 0;
+    int rc;
+
+    if (s->ended)
+        return STREAM_DONE;
+    for (const char *nl; start < n && (nl = memchr(bytes + start, '\n', n - start)); start = (size_t)(nl - bytes) + 1) {
+        size_t len = (size_t)(nl - bytes) - start;
+
+        if (s->line.len + len > STREAM_MAX_LINE)
+            return line_too_long(s);
+        if (s->line.len) {
+            buf_append(&s->line, bytes + start, len);
+            rc = on_line(s, s->line.data, s->line.len);
+            buf_reset(&s->line);
+        } else {
+            rc = on_line(s, bytes + start, len);
+        }
+        if (rc != STREAM_MORE)
+            return rc;
+    }
+    if (start < n) {
+        if (s->line.len + (n - start) > STREAM_MAX_LINE)
+            return line_too_long(s);
+        buf_append(&s->line, bytes + start, n - start);
+    }
+    return STREAM_MORE;
+}
+
+int stream_eof(struct stream *s)
+{
+    struct apierr e;
+    int rc = STREAM_MORE;
+
+    /* A last line without its newline. */
+    if (!s->ended && s->line.len) {
+        rc = on_line(s, s->line.data, s->line.len);
+        buf_reset(&s->line);
+    }
+    if (s->ended)
+        return rc == STREAM_GONE ? -1 : 0;
+    apierr_set(&e, APIERR_API, 502, "Ollama's stream ended before the reply was complete");
+    return stream_fail(s, &e);
+}
