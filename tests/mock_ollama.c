@@ -14,11 +14,20 @@
  *   @sleep MS          wait MS milliseconds
  *   @close             close the connection here, leaving the reply unfinished
  *   @raw TEXT          send TEXT as a line, even when it starts with @ or is empty
+ *   @chunks SIZES [MS] from here on, cut the reply's bytes into pieces whose sizes go round the comma-
+ *                      separated SIZES (@chunks 1: every byte alone; @chunks 3,1,7: 3, 1, 7, 3, 1, ...
+ *                      bytes), each piece its own send() and its own HTTP chunk, MS milliseconds apart
+ *                      (default 1, so the reader takes them in separate reads). Pieces cut anywhere:
+ *                      inside a line, inside a UTF-8 character, across lines (two lines' bytes in one
+ *                      piece). A piece still short when the script pauses (@hold, @sleep, @close, @chunks)
+ *                      or ends goes out short, so nothing said waits on what comes after.
+ *   @chunks off        back to one HTTP chunk per line, the default
  *
  * @status and @reject-think hold for the whole reply wherever they stand; the others act where they stand.
  * Blank lines are skipped. A directive the mock does not understand makes the reply a 500 naming it.
  * When the request's "stream" is not false, each line goes out as it comes, one HTTP chunk per line as
- * Ollama's are; otherwise the lines are folded into one object, Ollama's non-streamed reply.
+ * Ollama's are; otherwise the lines are folded into one object, Ollama's non-streamed reply, sent in the
+ * pieces of the @chunks in force at the end of the script.
  *
  * POST /api/show answers a document installed with PUT /_mock/show/<model>, else SCENARIO_DIR/show/<model>.json,
  * else, for a model with a script, one made up with "thinking" among the capabilities when the name holds
@@ -59,6 +68,9 @@
 #define BODY_MAX (64 * 1024 * 1024)
 #define POLL_MS 20                  /* how soon a waiting reply notices its client is gone */
 #define SLEEP_MAX 86400000L         /* @sleep's limit: a day */
+#define PATTERN_MAX 64              /* piece sizes in one @chunks */
+#define PIECE_MAX (1024L * 1024)
+#define PAUSE_MAX 1000L             /* ms between pieces */
 #define JSON_CT "application/json; charset=utf-8"
 #define JSON_OUT (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
@@ -98,8 +110,16 @@ struct request {
     struct buf body;
 };
 
+/* How a reply's bytes leave: with no sizes, a piece per line; else pieces of sizes[0], sizes[1], ... round
+ * and round, pause_ms apart. */
+struct pacing {
+    size_t sizes[PATTERN_MAX];
+    size_t n_sizes;
+    long pause_ms;
+};
+
 enum step_kind {
-    STEP_LINE, STEP_STATUS, STEP_REJECT_THINK, STEP_HOLD, STEP_SLEEP, STEP_CLOSE, STEP_RAW, STEP_BAD
+    STEP_LINE, STEP_STATUS, STEP_REJECT_THINK, STEP_HOLD, STEP_SLEEP, STEP_CLOSE, STEP_RAW, STEP_CHUNKS, STEP_BAD
 };
 
 /* One script line, read. */
@@ -108,6 +128,7 @@ struct step {
     const char *text;           /* what a plain line or @raw sends */
     size_t len;
     long num;                   /* @status's status, @sleep's milliseconds */
+    struct pacing pacing;       /* @chunks's */
 };
 
 /* The directives that hold for the whole reply. */
@@ -120,6 +141,8 @@ struct plan {
 struct run {
     struct conn *c;
     bool streaming;
+    struct pacing pacing;
+    size_t next_size;           /* the index in pacing.sizes of the next piece's size */
     struct buf head;            /* the response head, until it goes out with the first piece */
     struct buf pending;         /* reply bytes not sent yet */
     struct buf kept;            /* the lines of a reply that is not streamed */
@@ -690,6 +713,31 @@ static bool take_number(const char **p, const char *end, long max, long *out)
     return true;
 }
 
+/* @chunks's argument: "off", or SIZES [MS]. */
+static bool parse_pacing(const char *p, const char *end, struct pacing *pacing)
+{
+    long size;
+
+    memset(pacing, 0, sizeof *pacing);
+    pacing->pause_ms = 1;
+    if (end - p == 3 && !memcmp(p, "off", 3))
+        return true;
+    for (;;) {
+        if (pacing->n_sizes == PATTERN_MAX || !take_number(&p, end, PIECE_MAX, &size) || size == 0)
+            return false;
+        pacing->sizes[pacing->n_sizes++] = (size_t)size;
+        if (p == end || *p != ',')
+            break;
+        p++;
+    }
+    if (p < end && *p == ' ') {
+        p++;
+        if (!take_number(&p, end, PAUSE_MAX, &pacing->pause_ms))
+            return false;
+    }
+    return p == end;
+}
+
 /* Reads a script line into *step; returns its kind, STEP_BAD for a directive not understood. */
 static enum step_kind parse_step(const char *line, size_t n, struct step *step)
 {
@@ -698,7 +746,7 @@ static enum step_kind parse_step(const char *line, size_t n, struct step *step)
         enum step_kind kind;
     } words[] = {
         { "@status", STEP_STATUS }, { "@reject-think", STEP_REJECT_THINK }, { "@hold", STEP_HOLD },
-        { "@sleep", STEP_SLEEP }, { "@close", STEP_CLOSE }, { "@raw", STEP_RAW },
+        { "@sleep", STEP_SLEEP }, { "@close", STEP_CLOSE }, { "@raw", STEP_RAW }, { "@chunks", STEP_CHUNKS },
     };
     const char *end = line + n, *arg;
     size_t word_len = 0, i;
@@ -727,6 +775,10 @@ static enum step_kind parse_step(const char *line, size_t n, struct step *step)
         break;
     case STEP_SLEEP:
         if (!take_number(&arg, end, SLEEP_MAX, &step->num) || arg != end)
+            step->kind = STEP_BAD;
+        break;
+    case STEP_CHUNKS:
+        if (!parse_pacing(arg, end, &step->pacing))
             step->kind = STEP_BAD;
         break;
     default:
@@ -844,12 +896,32 @@ static int send_piece(struct run *run, const char *p, size_t n)
     return rc;
 }
 
-/* Sends what is pending as one piece. */
-static int drain(struct run *run)
+/* Sends the pending bytes in pieces. A piece the pattern wants longer than what is pending waits for the
+ * next line, unless flush: the script pauses or ends here, and what it has said must not wait on that. */
+static int drain(struct run *run, bool flush)
 {
-    int rc = run->pending.len ? send_piece(run, run->pending.p, run->pending.len) : 0;
+    const struct pacing *pacing = &run->pacing;
+    size_t sent = 0;
+    int rc = 0;
 
-    buf_drop_front(&run->pending, run->pending.len);
+    while (rc == 0 && sent < run->pending.len) {
+        size_t left = run->pending.len - sent, size = left;
+
+        if (pacing->n_sizes) {
+            size = pacing->sizes[run->next_size];
+            if (size > left && !flush)
+                break;
+            if (size > left)
+                size = left;
+            run->next_size = (run->next_size + 1) % pacing->n_sizes;
+        }
+        rc = send_piece(run, run->pending.p + sent, size);
+        sent += size;
+        /* TCP_NODELAY sends each piece at once; the pause lets the reader take each in a read of its own. */
+        if (rc == 0 && pacing->n_sizes)
+            rc = sleep_watching(run->c->fd, pacing->pause_ms);
+    }
+    buf_drop_front(&run->pending, sent);
     return rc;
 }
 
@@ -863,7 +935,7 @@ static int emit(struct run *run, const char *line, size_t n)
     }
     buf_add(&run->pending, line, n);
     buf_add(&run->pending, "\n", 1);
-    return drain(run);
+    return drain(run, false);
 }
 
 static void fold_message(struct json_object *o, struct buf *content, struct buf *thinking, struct json_object *calls)
@@ -944,7 +1016,7 @@ static int send_whole(struct run *run, int status)
     put_head(&run->head, run->c, status, JSON_CT, run->pending.len);
     if (status == 204)
         buf_drop_front(&run->pending, run->pending.len);
-    rc = drain(run);
+    rc = drain(run, true);
     /* No body, no piece: the head goes alone. */
     if (rc == 0 && run->head.len)
         rc = send_piece(run, "", 0);
@@ -974,20 +1046,26 @@ static int run_script(struct conn *c, const char *text, size_t len, int status, 
             aborted = emit(&run, step.text, step.len) < 0;
             break;
         case STEP_HOLD:
-            aborted = hold(c->fd) < 0;
+            aborted = drain(&run, true) < 0 || hold(c->fd) < 0;
             break;
         case STEP_SLEEP:
-            aborted = sleep_watching(c->fd, step.num) < 0;
+            aborted = drain(&run, true) < 0 || sleep_watching(c->fd, step.num) < 0;
             break;
         case STEP_CLOSE:
+            aborted = drain(&run, true) < 0;
             closed = true;
+            break;
+        case STEP_CHUNKS:
+            aborted = drain(&run, true) < 0;
+            run.pacing = step.pacing;
+            run.next_size = 0;
             break;
         default:
             break;              /* reply-wide: plan_script has read it */
         }
     }
     if (!aborted && !closed && streaming) {
-        aborted = send_piece(&run, "", 0) < 0;
+        aborted = drain(&run, true) < 0 || send_piece(&run, "", 0) < 0;
     } else if (!aborted && !closed) {
         if (status == 200)
             status = aggregate(run.kept.p, run.kept.len, &run.pending);
