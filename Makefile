@@ -22,7 +22,7 @@ UNIT     := build/unit-tests
 UNIT_SAN := build/unit-tests-san
 BENCH_TR := build/bench-translate
 
-.PHONY: all test unit unit-san e2e e2e-valgrind clients run bench fuzz install clean deps-build deps-test deps-run deps-bench
+.PHONY: all test unit unit-san e2e e2e-valgrind resources clients run bench fuzz install clean deps-build deps-test deps-run deps-bench
 
 all: $(BIN) $(MOCK)
 
@@ -83,6 +83,10 @@ e2e: all
 e2e-valgrind: all
 	cd tests && OFCGI_VALGRIND=1 $(NODE_TEST) e2e/*.test.mjs
 
+# What hostile bodies, clients and Ollama replies cost the pool, measured from /proc against their budgets.
+resources: all
+	cd tests && $(NODE_TEST) resources/*.test.mjs
+
 clients: all
 	cd tests && npm ci --no-audit --no-fund --loglevel=error && $(NODE_TEST) clients/*.test.mjs
 
@@ -92,6 +96,7 @@ test: deps-test
 	$(MAKE) unit-san
 	$(MAKE) e2e
 	$(MAKE) e2e-valgrind
+	$(MAKE) resources
 	$(MAKE) clients
 
 # The mock Ollama, the pool behind nginx and a plain nginx hop under wrk; prints the table (BENCHMARKS.md).

@@ -21,11 +21,37 @@ int accesslog_open(const char *path)
     return 0;
 }
 
+/* A field as it may stand in a line: what a client chose (a path, a method, a model name) cannot start a
+ * line of its own, split a field or reach a terminal as a control sequence. Bytes that are not printable
+ * ASCII, spaces and backslashes become \xNN; an empty or absent field is "-". */
+static const char *field(const char *s, char *out, size_t size)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0;
+
+    if (!s || !*s)
+        return "-";
+    for (; *s && n + 5 < size; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if (c > 0x20 && c < 0x7f && c != '\\') {
+            out[n++] = (char)c;
+        } else {
+            out[n++] = '\\';
+            out[n++] = 'x';
+            out[n++] = hex[c >> 4];
+            out[n++] = hex[c & 15];
+        }
+    }
+    out[n] = '\0';
+    return out;
+}
+
 void accesslog_write(const struct access_entry *e)
 {
     struct timespec now;
     struct tm tm;
-    char stamp[32];
+    char stamp[32], method[64], path[1200], model[600], upstream[600];
 
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &tm);
@@ -34,8 +60,9 @@ void accesslog_write(const struct access_entry *e)
     fprintf(log_out ? log_out : stderr,
             "%s.%03ldZ %s %s %s model=%s upstream_model=%s status=%d duration_ms=%.1f ttft_ms=%.1f "
             "input_tokens=%lld output_tokens=%lld outcome=%s\n",
-            stamp, now.tv_nsec / 1000000, e->request_id, e->method, e->path, e->model ? e->model : "-",
-            e->upstream_model ? e->upstream_model : "-", e->status, e->duration_ms, e->ttft_ms, e->input_tokens,
-            e->output_tokens, e->outcome ? e->outcome : "ok");
+            stamp, now.tv_nsec / 1000000, e->request_id, field(e->method, method, sizeof method),
+            field(e->path, path, sizeof path), field(e->model, model, sizeof model),
+            field(e->upstream_model, upstream, sizeof upstream), e->status, e->duration_ms, e->ttft_ms,
+            e->input_tokens, e->output_tokens, e->outcome ? e->outcome : "ok");
     fflush(log_out ? log_out : stderr);
 }

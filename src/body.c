@@ -115,6 +115,8 @@ int body_read(struct request *rq, struct apierr *e)
         buf_append(b, chunk, (size_t)n);
     }
     if (n < 0) {
+        /* Nothing more is read from this connection, FCGX_Finish_r's own reading included. */
+        shutdown(rq->fcgi->ipcFd, SHUT_RD);
         apierr_set(e, APIERR_TIMEOUT, 408, "the request body did not arrive within %lds (BODY_TIMEOUT)",
                    rq->w->cfg->body_timeout);
         return -1;

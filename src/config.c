@@ -151,6 +151,7 @@ int config_load(struct config *cfg, config_getter get, void *ctx, char *err, siz
         setting_long(get, ctx, "BODY_TIMEOUT", 60, 1, 3600, &cfg->body_timeout, err, errlen) < 0 ||
         setting_long(get, ctx, "SEND_TIMEOUT", 60, 1, 3600, &cfg->send_timeout, err, errlen) < 0 ||
         setting_long(get, ctx, "WORKERS", 4, 1, 1024, &cfg->workers, err, errlen) < 0 ||
+        setting_long(get, ctx, "MEMORY_LIMIT", 512, 0, 1L << 20, &cfg->memory_limit, err, errlen) < 0 ||
         setting_long(get, ctx, "MAX_BODY_BYTES", 32L * 1024 * 1024, 1024, 1L << 31, &max_body, err, errlen) < 0 ||
         setting_long(get, ctx, "MAX_REPLY_BYTES", 16L * 1024 * 1024, 4096, 1L << 30, &max_reply, err, errlen) < 0)
         return -1;

@@ -31,6 +31,7 @@ struct config {
     char *log_file;              /* LOG_FILE or NULL (stderr) */
     char *listen;                /* FCGI_LISTEN or NULL (inherit fd 0) */
     long workers;                /* WORKERS */
+    long memory_limit;           /* MEMORY_LIMIT, MiB a worker may hold before its request ends, 0 = none */
 };
 
 /* Where settings come from: getenv, or a table in tests. */

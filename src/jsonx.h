@@ -8,14 +8,24 @@
 #include "apierr.h"
 
 #define JSONX_MAX_DEPTH 64
+/* A document of len bytes may take JSONX_BUDGET_BASE + JSONX_BUDGET_PER_BYTE × len bytes once parsed; one
+ * whose shape would cost more (a great many tiny values) is refused before it is built. */
+#define JSONX_BUDGET_BASE (24 << 20)
+#define JSONX_BUDGET_PER_BYTE 4
+/* Documents shorter than this cannot cost much, whatever their shape: Ollama's lines are not measured. */
+#define JSONX_COSTLY 65536
 
 /* Parses one complete JSON text, strictly (no comments, no trailing garbage) and with valid UTF-8 only.
  * Returns a new reference the caller puts, or NULL with a 400 set in err. */
 struct json_object *jsonx_parse(const char *text, size_t len, struct apierr *err);
 
-/* A reusable strict parser, for many small documents (Ollama's NDJSON lines). */
+/* A reusable strict parser, for many small documents (Ollama's NDJSON lines); a long one whose shape is
+ * over its budget gives NULL like any other that does not parse. */
 struct json_tokener *jsonx_tokener_new(void);
 struct json_object *jsonx_parse_with(struct json_tokener *tok, const char *text, size_t len);
+/* What a document would take once parsed, and what one of its size may take. */
+size_t jsonx_cost(const char *text, size_t len);
+size_t jsonx_budget(size_t len);
 
 /* Field access. All return borrowed references. The "opt" variants accept an absent key or JSON null
  * (returning NULL, or leaving *out untouched); every variant rejects a wrong type with a 400 naming

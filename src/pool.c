@@ -25,6 +25,8 @@
 
 #define BACKLOG 1024
 #define RESPAWN_DELAY_MS 1000     /* after a worker died within a second of its start */
+#define FORK_RETRY_MIN_MS 100     /* a failed fork is tried again after this, doubling up to the max */
+#define FORK_RETRY_MAX_MS 5000
 
 struct slot {
     pid_t pid;                    /* 0: empty */
@@ -36,12 +38,13 @@ struct slot {
 struct pool {
     const struct config *cfg;
     int listen_fd;
-    struct slot *slots;
+    struct slot *slots;           /* one per metrics slot: a slot is never shared by two live workers */
     size_t n_slots;
     int generation;
     int stopping;
-    int respawn_pending;          /* workers to start once the delay passes */
-    struct timespec respawn_at;
+    long pending;                 /* workers to start once start_at passes */
+    struct timespec start_at;
+    long retry_ms;                /* the wait after a fork that failed, or 0 */
 };
 
 static int signal_pipe[2] = { -1, -1 };
@@ -159,34 +162,35 @@ static struct slot *free_slot(struct pool *p)
     for (size_t i = 0; i < p->n_slots; i++)
         if (p->slots[i].pid == 0)
             return &p->slots[i];
-    p->slots = xrealloc(p->slots, (p->n_slots + 1) * sizeof *p->slots);
-    memset(&p->slots[p->n_slots], 0, sizeof *p->slots);
-    return &p->slots[p->n_slots++];
+    return NULL;
 }
 
+/* The child keeps every signal blocked until the worker's own handlers are in place (worker_run): a
+ * SIGTERM sent in between waits for them instead of running the master's handler in the child. */
 static void child_signals(void)
 {
     struct sigaction sa;
-    sigset_t none;
 
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_DFL;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGCHLD, &sa, NULL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/* Starts one worker in a free slot. Returns 0, or -1 when there is no slot or fork failed. */
 static int spawn(struct pool *p)
 {
     struct slot *s = free_slot(p);
-    size_t index = (size_t)(s - p->slots);
-    pid_t pid = fork();
+    sigset_t all, old;
+    size_t index;
+    pid_t pid;
 
-    if (pid < 0) {
-        fprintf(stderr, "ollama-fcgi: fork: %s\n", strerror(errno));
+    if (!s)
         return -1;
-    }
+    index = (size_t)(s - p->slots);
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    pid = fork();
     if (pid == 0) {
         close(signal_pipe[0]);
         close(signal_pipe[1]);
@@ -194,11 +198,47 @@ static int spawn(struct pool *p)
         metrics_use_slot(index);
         _exit(worker_run(p->cfg, p->listen_fd));
     }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0) {
+        fprintf(stderr, "ollama-fcgi: fork: %s; trying again\n", strerror(errno));
+        return -1;
+    }
     s->pid = pid;
     s->generation = p->generation;
     clock_gettime(CLOCK_MONOTONIC, &s->started);
     s->kill_at.tv_sec = 0;
     return 0;
+}
+
+/* n more workers are wanted, after delay_ms at the least. */
+static void want(struct pool *p, long n, long delay_ms)
+{
+    struct timespec at;
+
+    add_ms(&at, delay_ms);
+    if (p->pending == 0 || at.tv_sec > p->start_at.tv_sec ||
+        (at.tv_sec == p->start_at.tv_sec && at.tv_nsec > p->start_at.tv_nsec))
+        p->start_at = at;
+    p->pending += n;
+}
+
+/* Starts what is wanted; a failed fork (no memory, no process left) is tried again with back-off until
+ * the pool is whole, and so is a start that waits for an old worker's slot to free. */
+static void start_pending(struct pool *p)
+{
+    if (p->pending == 0 || p->stopping || !passed(&p->start_at))
+        return;
+    while (p->pending > 0) {
+        if (spawn(p) < 0) {
+            p->retry_ms = p->retry_ms ? p->retry_ms * 2 : FORK_RETRY_MIN_MS;
+            if (p->retry_ms > FORK_RETRY_MAX_MS)
+                p->retry_ms = FORK_RETRY_MAX_MS;
+            add_ms(&p->start_at, p->retry_ms);
+            return;
+        }
+        p->pending--;
+        p->retry_ms = 0;
+    }
 }
 
 static void ask_to_stop(struct pool *p, struct slot *s)
@@ -234,6 +274,10 @@ static void reap(struct pool *p)
             metrics_slot_released(i);
             if (p->stopping || s->generation != p->generation || s->kill_at.tv_sec != 0)
                 break;
+            if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_RETIRED) {
+                want(p, 1, 0);
+                break;
+            }
             if (WIFSIGNALED(status))
                 fprintf(stderr, "ollama-fcgi: worker %d killed by signal %d; starting another\n", (int)pid,
                         WTERMSIG(status));
@@ -246,12 +290,7 @@ static void reap(struct pool *p)
              * workers that are about to be stopped. */
             young = s->started;
             young.tv_sec += 1;
-            if (!passed(&young) || (WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-                if (p->respawn_pending++ == 0)
-                    add_ms(&p->respawn_at, RESPAWN_DELAY_MS);
-            } else {
-                spawn(p);
-            }
+            want(p, 1, !passed(&young) || (WIFEXITED(status) && WEXITSTATUS(status) == 0) ? RESPAWN_DELAY_MS : 0);
             break;
         }
     }
@@ -268,9 +307,7 @@ static void on_tick(struct pool *p)
             s->kill_at.tv_sec = 0x7fffffff;
         }
     }
-    if (p->respawn_pending && !p->stopping && passed(&p->respawn_at))
-        for (; p->respawn_pending > 0; p->respawn_pending--)
-            spawn(p);
+    start_pending(p);
 }
 
 static void reload(struct pool *p)
@@ -278,9 +315,9 @@ static void reload(struct pool *p)
     int old = p->generation++;
 
     fprintf(stderr, "ollama-fcgi: SIGHUP: replacing the workers\n");
-    p->respawn_pending = 0;
-    for (long i = 0; i < p->cfg->workers; i++)
-        spawn(p);
+    p->pending = 0;
+    want(p, p->cfg->workers, 0);
+    start_pending(p);
     for (size_t i = 0; i < p->n_slots; i++)
         if (p->slots[i].generation == old)
             ask_to_stop(p, &p->slots[i]);
@@ -327,12 +364,14 @@ int pool_run(const struct config *cfg, int listen_fd)
     }
     install();
     /* Room for new generations while SIGHUPs replace old ones still finishing their streams. */
-    if (metrics_init((size_t)cfg->workers * 4 + 8) < 0)
+    p.n_slots = (size_t)cfg->workers * 4 + 8;
+    p.slots = xcalloc(p.n_slots, sizeof *p.slots);
+    if (metrics_init(p.n_slots) < 0)
         fprintf(stderr, "ollama-fcgi: no shared memory for /metrics: %s\n", strerror(errno));
     fprintf(stderr, "ollama-fcgi: master %d: %ld workers, Ollama at %s\n", (int)getpid(), cfg->workers,
             cfg->ollama_url_shown);
-    for (long i = 0; i < cfg->workers; i++)
-        spawn(&p);
+    want(&p, cfg->workers, 0);
+    start_pending(&p);
     while (!p.stopping || live(&p) > 0) {
         struct pollfd pfd = { signal_pipe[0], POLLIN, 0 };
 

@@ -32,6 +32,7 @@ struct relay {
     struct timespec last_event;   /* the last SSE event sent: pings are due PING_INTERVAL after it */
     struct timespec last_byte;    /* the last bytes sent, keep-alive comments included */
     int got_data;
+    int over_memory;              /* the worker grew past MEMORY_LIMIT during the call */
 };
 
 static void unreachable(struct relay *r, const struct upstream_result *res, struct apierr *e)
@@ -138,6 +139,10 @@ static int on_tick(void *ctx, int client_news)
 
     if (worker_client_gone(r->rq, client_news))
         return 1;
+    if (worker_over_memory(r->rq)) {
+        r->over_memory = 1;
+        return 1;
+    }
     if (!r->req.stream || r->stream.ended)
         return 0;
     /* While Ollama is silent (a model loading, a long prompt), pings keep clients and proxies waiting. */
@@ -205,6 +210,14 @@ static void answer(struct relay *r)
 
     if (call(r, &res) < 0)
         goto out;
+    worker_note_large(rq, r->whole.bytes);
+    if (r->over_memory) {
+        /* The reply ends with an error, and the worker makes way for a fresh one. */
+        apierr_set(&e, APIERR_API, 502, "answering took more memory than a worker may hold (MEMORY_LIMIT=%ld MiB)",
+                   rq->w->cfg->memory_limit);
+        fail(r, &e);
+        goto out;
+    }
     if (rq->reply.gone || (res.aborted && !r->stream.ended)) {
         rq->log.outcome = "client_gone";
         goto out;
@@ -278,10 +291,19 @@ void relay_serve(struct request *rq, const struct dialect *d)
         rq->log.model = rq->model;
         rq->log.upstream_model = rq->upstream_model;
     }
+    worker_note_large(rq, rq->w->body.len);
+    if (rc == 0 && worker_over_memory(rq)) {
+        apierr_set(&e, APIERR_TOO_LARGE, 413, "this request takes more memory than a worker may hold "
+                   "(MEMORY_LIMIT=%ld MiB)", rq->w->cfg->memory_limit);
+        rc = -1;
+    }
     if (rc < 0) {
         worker_send_error(rq, d, &e);
         goto out;
     }
+    /* A client that left while its request was read and translated is not worth a call to Ollama. */
+    if (worker_client_gone(rq, 1))
+        goto out;
     if (d->count_only) {
         estimate_only(&r);
         goto out;
@@ -294,6 +316,7 @@ void relay_serve(struct request *rq, const struct dialect *d)
     metrics_stream_started();
     answer(&r);
     metrics_stream_ended();
+    worker_note_large(rq, r.stream.line.cap);
     stream_close(&r.stream);
 out:
     sse_sink_free(&r.sink);

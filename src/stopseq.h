@@ -6,11 +6,16 @@
 
 #include "buf.h"
 
+struct stopseq_node;
+
 struct stopseq {
-    char *const *seqs;     /* borrowed from the request */
+    char *const *seqs;            /* borrowed from the request */
     size_t n;
-    struct buf held;       /* text that may be the start of a stop sequence, not yet released */
-    struct buf emit;       /* what the last call released */
+    struct stopseq_node *nodes;   /* the automaton over every sequence; nodes[0] is the empty text */
+    size_t n_nodes;
+    int state;                    /* the node of the longest tail that may still become a sequence */
+    struct buf held;              /* text from start on is that tail, not yet released */
+    size_t start;
 };
 
 void stopseq_init(struct stopseq *m, char *const *seqs, size_t n);

@@ -3,12 +3,14 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,6 +22,10 @@
 #include "routes.h"
 
 #define GONE_CHECK_MS 200.0
+#define LARGE_BYTES (1u << 20)
+/* Room above MEMORY_LIMIT in address space: libraries, thread stacks and arenas libcurl's resolver may make.
+ * Past it allocation fails and the worker dies, so the host never runs out of memory. */
+#define ADDRESS_MARGIN_MB 1024
 
 static volatile sig_atomic_t stopping;
 static int listen_fd_global = -1;
@@ -95,6 +101,52 @@ int worker_client_gone(struct request *rq, int look_now)
     if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))
         return rq->reply.gone = 1;
     return 0;
+}
+
+static long rss_mb(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+
+    if (!f)
+        return 0;
+    if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+        resident = 0;
+    fclose(f);
+    return resident * (sysconf(_SC_PAGESIZE) / 1024) / 1024;
+}
+
+int worker_over_memory(struct request *rq)
+{
+    long limit = rq->w->cfg->memory_limit, held;
+
+    if (limit == 0)
+        return 0;
+    held = rss_mb();
+    if (held <= limit)
+        return 0;
+    if (!rq->w->retire)
+        fprintf(stderr, "ollama-fcgi: worker %d holds %ld MiB, over MEMORY_LIMIT=%ld; it ends %s and retires\n",
+                (int)getpid(), held, limit, rq->request_id);
+    rq->w->retire = 1;
+    return 1;
+}
+
+void worker_note_large(struct request *rq, size_t bytes)
+{
+    if (bytes >= LARGE_BYTES)
+        rq->large = 1;
+}
+
+/* After a request that held megabytes, the worker goes back to its small size: the buffers it keeps from
+ * request to request shrink, and malloc returns what is free to the system. */
+static void give_back(struct worker *w, const struct request *rq)
+{
+    if (!rq->large && w->body.cap < LARGE_BYTES && w->out.cap < LARGE_BYTES)
+        return;
+    buf_free(&w->body);
+    buf_free(&w->out);
+    malloc_trim(0);
 }
 
 void worker_send_error(struct request *rq, const struct dialect *d, const struct apierr *e)
@@ -286,6 +338,19 @@ static void handle(struct worker *w)
     metrics_request(label, rq.log.status, rq.log.duration_ms / 1e3, rq.log.ttft_ms / 1e3, rq.log.input_tokens,
                     rq.log.output_tokens, rq.log.outcome && strcmp(rq.log.outcome, "upstream_error") == 0,
                     rq.reply.gone);
+    give_back(w, &rq);
+}
+
+/* MEMORY_LIMIT is checked between steps, which end the request in its dialect; the address-space limit
+ * behind it catches what no check saw. */
+static void limit_memory(const struct config *cfg)
+{
+    struct rlimit r;
+
+    if (cfg->memory_limit == 0)
+        return;
+    r.rlim_cur = r.rlim_max = (rlim_t)(cfg->memory_limit + ADDRESS_MARGIN_MB) << 20;
+    setrlimit(RLIMIT_AS, &r);
 }
 
 /* ---- the loop and its signals ---- */
@@ -319,6 +384,9 @@ static void install_signals(void)
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    /* The master blocks every signal across fork: one sent in between is delivered now, to these. */
+    sigemptyset(&sa.sa_mask);
+    sigprocmask(SIG_SETMASK, &sa.sa_mask, NULL);
 }
 
 int worker_run(const struct config *cfg, int listen_fd)
@@ -343,14 +411,17 @@ int worker_run(const struct config *cfg, int listen_fd)
         return 1;
     }
     srand((unsigned)getpid());
+    limit_memory(cfg);
     /* Connections accepted on a TCP socket inherit this: a client that connects and sends nothing, or not
      * all of the request's head, holds a worker at most BODY_TIMEOUT per read. */
     limit(listen_fd, SO_RCVTIMEO, cfg->body_timeout);
-    while (!stopping && FCGX_Accept_r(&w.fcgi) >= 0) {
+    while (!stopping && !w.retire && FCGX_Accept_r(&w.fcgi) >= 0) {
         handle(&w);
         FCGX_Finish_r(&w.fcgi);
     }
-    if (!stopping) {
+    if (w.retire) {
+        status = WORKER_RETIRED;
+    } else if (!stopping) {
         fprintf(stderr, "ollama-fcgi: worker %d: accept failed: %s\n", (int)getpid(), strerror(errno));
         status = 1;
     }

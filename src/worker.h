@@ -22,7 +22,11 @@ struct worker {
     FCGX_Request fcgi;
     struct buf body;              /* the request body, reused from request to request */
     struct buf out;               /* the Ollama request, likewise */
+    int retire;                   /* the process grew past MEMORY_LIMIT: a fresh one takes over */
 };
+
+/* The exit status of a worker that retired on purpose: the master replaces it at once. */
+#define WORKER_RETIRED 75
 
 /* One request. */
 struct request {
@@ -36,6 +40,7 @@ struct request {
     char upstream_model[256];     /* and what Ollama was asked for */
     struct timespec start;
     struct timespec gone_checked; /* when worker_client_gone last looked */
+    int large;                    /* the request held megabytes: memory goes back to the system after it */
     struct access_entry log;
 };
 
@@ -48,6 +53,10 @@ const char *worker_param(struct request *rq, const char *name);
 /* Whether the client has left: the web server closed our connection, or a write failed. Looks at the
  * connection at most every few hundred milliseconds unless asked to look now. */
 int worker_client_gone(struct request *rq, int look_now);
+/* Whether the process holds more than MEMORY_LIMIT; if so it retires after this request. */
+int worker_over_memory(struct request *rq);
+/* The request moved a lot of memory: give it back once the request is done. */
+void worker_note_large(struct request *rq, size_t bytes);
 /* Whether the request carries ADAPTER_API_KEY (always, when none is set). */
 int worker_authorized(struct request *rq);
 /* The error in dialect d, as the reply; the log says whose fault it was. */

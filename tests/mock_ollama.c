@@ -22,6 +22,7 @@
  *                      piece). A piece still short when the script pauses (@hold, @sleep, @close, @chunks)
  *                      or ends goes out short, so nothing said waits on what comes after.
  *   @chunks off        back to one HTTP chunk per line, the default
+ *   @repeat N          send the next line (plain or @raw) N times, up to 10^12: a reply without end
  *
  * @status and @reject-think hold for the whole reply wherever they stand; the others act where they stand.
  * Blank lines are skipped. A directive the mock does not understand makes the reply a 500 naming it.
@@ -68,6 +69,7 @@
 #define BODY_MAX (64 * 1024 * 1024)
 #define POLL_MS 20                  /* how soon a waiting reply notices its client is gone */
 #define SLEEP_MAX 86400000L         /* @sleep's limit: a day */
+#define REPEAT_MAX 1000000000000L   /* @repeat's limit: as good as endless */
 #define PATTERN_MAX 64              /* piece sizes in one @chunks */
 #define PIECE_MAX (1024L * 1024)
 #define PAUSE_MAX 1000L             /* ms between pieces */
@@ -119,7 +121,8 @@ struct pacing {
 };
 
 enum step_kind {
-    STEP_LINE, STEP_STATUS, STEP_REJECT_THINK, STEP_HOLD, STEP_SLEEP, STEP_CLOSE, STEP_RAW, STEP_CHUNKS, STEP_BAD
+    STEP_LINE, STEP_STATUS, STEP_REJECT_THINK, STEP_HOLD, STEP_SLEEP, STEP_CLOSE, STEP_RAW, STEP_CHUNKS, STEP_REPEAT,
+    STEP_BAD
 };
 
 /* One script line, read. */
@@ -127,7 +130,7 @@ struct step {
     enum step_kind kind;
     const char *text;           /* what a plain line or @raw sends */
     size_t len;
-    long num;                   /* @status's status, @sleep's milliseconds */
+    long num;                   /* @status's status, @sleep's milliseconds, @repeat's count */
     struct pacing pacing;       /* @chunks's */
 };
 
@@ -747,6 +750,7 @@ static enum step_kind parse_step(const char *line, size_t n, struct step *step)
     } words[] = {
         { "@status", STEP_STATUS }, { "@reject-think", STEP_REJECT_THINK }, { "@hold", STEP_HOLD },
         { "@sleep", STEP_SLEEP }, { "@close", STEP_CLOSE }, { "@raw", STEP_RAW }, { "@chunks", STEP_CHUNKS },
+        { "@repeat", STEP_REPEAT },
     };
     const char *end = line + n, *arg;
     size_t word_len = 0, i;
@@ -775,6 +779,10 @@ static enum step_kind parse_step(const char *line, size_t n, struct step *step)
         break;
     case STEP_SLEEP:
         if (!take_number(&arg, end, SLEEP_MAX, &step->num) || arg != end)
+            step->kind = STEP_BAD;
+        break;
+    case STEP_REPEAT:
+        if (!take_number(&arg, end, REPEAT_MAX, &step->num) || arg != end || step->num < 1)
             step->kind = STEP_BAD;
         break;
     case STEP_CHUNKS:
@@ -1030,6 +1038,7 @@ static int run_script(struct conn *c, const char *text, size_t len, int status, 
     const char *cur = text, *line;
     bool aborted = false, closed = false;
     struct step step;
+    long times = 1;
     size_t n;
 
     counter_add(&state.streams_active, 1);
@@ -1040,10 +1049,17 @@ static int run_script(struct conn *c, const char *text, size_t len, int status, 
     while (!aborted && !closed && next_line(&cur, text + len, &line, &n)) {
         switch (parse_step(line, n, &step)) {
         case STEP_LINE:
-            aborted = n > 0 && emit(&run, line, n) < 0;
+            for (; times > 0 && !aborted && n > 0; times--)
+                aborted = emit(&run, line, n) < 0;
+            times = 1;
             break;
         case STEP_RAW:
-            aborted = emit(&run, step.text, step.len) < 0;
+            for (; times > 0 && !aborted; times--)
+                aborted = emit(&run, step.text, step.len) < 0;
+            times = 1;
+            break;
+        case STEP_REPEAT:
+            times = step.num;
             break;
         case STEP_HOLD:
             aborted = drain(&run, true) < 0 || hold(c->fd) < 0;

@@ -1,6 +1,6 @@
 // harness.mjs -- starts the real pieces for end-to-end tests: the scripted mock Ollama, the ollama-fcgi
 // pool, and the real lighttpd and nginx in front of it with the repository's own configurations.
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = path.join(ROOT, 'build/ollama-fcgi');
+export const BIN = path.join(ROOT, 'build/ollama-fcgi');
 const MOCK = path.join(ROOT, 'build/mock-ollama');
 
 export function freePort() {
@@ -109,14 +109,49 @@ export async function startNginx(dir, port, siteText) {
 
 export { startProcess, waitFor };
 
-// The pool's children (its workers), from /proc.
+// A process's children, read from /proc (no procps needed).
+export function childPids(parentPid) {
+  const kids = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      // The command name is in parentheses and may hold spaces: the fields after it are fixed.
+      const after = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(after[1]) === parentPid) kids.push(Number(name));
+    } catch { /* gone meanwhile */ }
+  }
+  return kids;
+}
+
+// The pool's children (its workers).
 export function workerPids(masterPid) {
+  return childPids(masterPid);
+}
+
+// What /proc says a process has used: peak resident memory (VmHWM) and resident memory now, in KiB, and
+// CPU time (user + system) in milliseconds; null once the process is gone.
+export function usage(pid) {
   try {
-    return execFileSync('pgrep', ['-P', String(masterPid)]).toString().trim().split(/\s+/).filter(Boolean).map(Number);
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kib = (key) => Number((status.match(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm')) ?? [0, 0])[1]);
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const after = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(after[11]) + Number(after[12]);
+    return { peakKiB: kib('VmHWM'), rssKiB: kib('VmRSS'), cpuMs: ticks * (1000 / CLOCK_TICKS) };
   } catch {
-    return [];
+    return null;
   }
 }
+
+// Starts a new peak: VmHWM drops to the process's resident memory now (Linux's clear_refs, 4.0 and later).
+export function resetPeak(pid) {
+  try {
+    fs.writeFileSync(`/proc/${pid}/clear_refs`, '5');
+  } catch { /* gone meanwhile */ }
+}
+
+const CLOCK_TICKS = 100;   // USER_HZ, the unit of /proc/PID/stat's times on every Linux port but alpha
 
 // Starts a whole stack. opts.env: settings for the pool; opts.servers: which web servers;
 // opts.ollamaUrl: point the pool elsewhere than the mock (e.g. a closed port).
@@ -134,8 +169,10 @@ export async function startStack(opts = {}) {
     ...opts.env,
   };
   // opts.launcher 'spawn-fcgi': the pool as deployments run it, through the repository's spawn-fcgi.sh.
-  // OFCGI_VALGRIND=1: every pool process runs under valgrind, and stop() fails on any error or leak.
+  // OFCGI_VALGRIND=1: every pool process runs under valgrind, and stop() fails on any error or leak;
+  // valgrind needs more address space than MEMORY_LIMIT's backstop leaves, so that limit is off there.
   const valgrind = process.env.OFCGI_VALGRIND && opts.launcher !== 'spawn-fcgi';
+  if (valgrind) env.MEMORY_LIMIT = '0';
   const pool = opts.launcher === 'spawn-fcgi'
     ? startProcess(path.join(ROOT, 'spawn-fcgi.sh'), [], { env }, path.join(dir, 'pool.log'))
     : valgrind
@@ -237,7 +274,7 @@ export async function post(url, body, headers = {}) {
   return fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
+    body: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body),
   });
 }
 

@@ -408,3 +408,63 @@ Test(apierr, a_message_cut_short_never_ends_inside_a_character)
     cr_expect_eq(n, 1022, "the message keeps whole characters only: %zu bytes", n);
     cr_expect_eq(memcmp(e.message + n - 2, "\xc3\xa9", 2), 0);
 }
+
+/* The first place a sequence ends in text, and which (the longest of those ending there), or -1. */
+static int naive_stop(char *const *seqs, size_t n, const char *text, size_t *at)
+{
+    size_t len = strlen(text);
+
+    for (size_t end = 1; end <= len; end++) {
+        int best = -1;
+
+        for (size_t i = 0; i < n; i++) {
+            size_t sl = strlen(seqs[i]);
+
+            if (sl <= end && memcmp(text + end - sl, seqs[i], sl) == 0 &&
+                (best < 0 || sl > strlen(seqs[best])))
+                best = (int)i;
+        }
+        if (best >= 0) {
+            *at = end - strlen(seqs[best]);
+            return best;
+        }
+    }
+    return -1;
+}
+
+Test(stopseq, the_sequence_that_ends_first_wins_in_any_chunking)
+{
+    char *seqs[] = { "abcd", "c", "bcx", "aab" }, text[40], want[48], *got;
+    unsigned seed = 12345;
+
+    for (int round = 0; round < 2000; round++) {
+        const char *chunks[40];
+        char pieces[40][40];
+        size_t len = 0, k = 0, at = 0;
+        int hit;
+
+        for (size_t i = 0; i < 30; i++) {
+            seed = seed * 1103515245 + 12345;
+            text[len++] = "abcdx"[(seed >> 16) % 5];
+        }
+        text[len] = '\0';
+        hit = naive_stop(seqs, 4, text, &at);
+        if (hit >= 0)
+            snprintf(want, sizeof want, "%.*s|STOP:%s", (int)at, text, seqs[hit]);
+        else
+            snprintf(want, sizeof want, "%s", text);
+        for (size_t i = 0; i < len; k++) {
+            size_t piece = 1 + (seed >> 20) % 4;
+
+            seed = seed * 1103515245 + 12345;
+            if (piece > len - i)
+                piece = len - i;
+            snprintf(pieces[k], sizeof pieces[k], "%.*s", (int)piece, text + i);
+            chunks[k] = pieces[k];
+            i += piece;
+        }
+        got = run_stop(seqs, 4, chunks, k);
+        cr_assert_str_eq(got, want, "text %s", text);
+        free(got);
+    }
+}

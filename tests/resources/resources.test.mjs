@@ -1,0 +1,589 @@
+// resources.test.mjs -- every request, client and Ollama reply within a budget (issue 11).
+//
+// Each case is what an attacker, a broken client or a misbehaving Ollama would do to the pool behind the
+// shipped nginx configuration. For each, the workers' peak resident memory (VmHWM, reset before the case)
+// and CPU time are read from /proc; the case fails when they pass its budget, when the answer is not the
+// one a client should get, or when a request sent alongside on the other worker is disturbed. A body's
+// budget is 64 MiB + 8 x its size in memory (never over 512 MiB) and 50 ms of CPU per MiB. The table of
+// what was measured goes to build/resources.md (the README's reliability section shows one).
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import {
+  BIN, ROOT, startStack, startProcess, waitFor, post, ollamaLines, frameReader, parseSSE, sleep, workerPids,
+  usage, resetPeak, freePort,
+} from '../e2e/harness.mjs';
+
+const MiB = 1024 * 1024;
+// NUM_CTX=0 and a model that says its window is 2^30 tokens: the big bodies here are about memory and
+// time, not the window check.
+const ENV = { BODY_TIMEOUT: '2', SEND_TIMEOUT: '3', IDLE_TIMEOUT: '2', PING_INTERVAL: '1', NUM_CTX: '0' };
+const HUGE_WINDOW = { capabilities: ['completion', 'tools'], model_info: { 'general.architecture': 'llama', 'llama.context_length': 2 ** 30 } };
+const rows = [];
+
+// ---- budgets and measurement ----
+
+function bodyBudget(bytes) {
+  return { peakMiB: Math.min(512, 64 + (8 * bytes) / MiB), cpuMs: 100 + (50 * bytes) / MiB };
+}
+
+// Runs fn while measuring the pool's workers; a canary request goes to the other worker meanwhile and
+// must be answered as usual. Returns fn's result with the figures.
+async function measured(stack, name, budget, fn) {
+  const pids = workerPids(stack.pool.pid);
+  for (const pid of pids) resetPeak(pid);
+  const before = new Map(pids.map((pid) => [pid, usage(pid)]));
+  const canary = (async () => {
+    await sleep(100);
+    return canaryOk(stack);
+  })();
+  const outcome = await fn();
+  const canaryResult = await canary;
+  let peakKiB = 0;
+  let cpuMs = 0;
+  for (const pid of pids) {
+    const u = usage(pid);
+    if (!u) continue;
+    peakKiB = Math.max(peakKiB, u.peakKiB);
+    cpuMs += u.cpuMs - before.get(pid).cpuMs;
+  }
+  const row = { name, peakMiB: peakKiB / 1024, cpuMs, outcome: outcome.summary ?? String(outcome) };
+  rows.push(row);
+  assert.ok(canaryResult === true, `${name}: a request alongside was disturbed: ${canaryResult}`);
+  assert.ok(row.peakMiB <= budget.peakMiB, `${name}: peak ${row.peakMiB.toFixed(1)} MiB > ${budget.peakMiB.toFixed(1)} MiB`);
+  assert.ok(row.cpuMs <= budget.cpuMs, `${name}: ${row.cpuMs} ms of CPU > ${budget.cpuMs.toFixed(0)} ms`);
+  return outcome;
+}
+
+async function canaryOk(stack) {
+  try {
+    const r = await post(`${stack.url}/v1/messages`, { model: 'm-ok', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] });
+    const j = await r.json();
+    if (r.status !== 200 || j.content?.[0]?.text !== 'Hello') return `status ${r.status}: ${JSON.stringify(j).slice(0, 200)}`;
+    return true;
+  } catch (e) {
+    return String(e);
+  }
+}
+
+async function readAll(r) {
+  const text = Buffer.from(await r.arrayBuffer()).toString('utf8');
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* SSE or HTML */ }
+  return { status: r.status, text, json };
+}
+
+function assertValidUtf8(buffer, what) {
+  assert.doesNotThrow(() => new TextDecoder('utf-8', { fatal: true }).decode(buffer), `${what} is not valid UTF-8`);
+}
+
+// ---- request bodies ----
+
+const BASE = '{"model":"m-ok","max_tokens":16,"messages":[{"role":"user","content":"hi"}]';
+
+function padded(item, bytes) {
+  const n = Math.floor(bytes / (item.length + 1));
+  return `${BASE},"pad":[${Array(n).fill(item).join(',')}]}`;
+}
+
+function contentBlocks(item, bytes) {
+  const n = Math.floor(bytes / (item.length + 1));
+  return `{"model":"m-ok","max_tokens":16,"messages":[{"role":"user","content":[${Array(n).fill(item).join(',')}]}]}`;
+}
+
+// A Claude Code conversation: n turns of a Bash call and its result of resultBytes each.
+function conversation(n, resultBytes) {
+  const result = 'x'.repeat(resultBytes);
+  const messages = [{ role: 'user', content: 'Look around the repository.' }];
+  for (let i = 0; i < n; i++) {
+    messages.push({ role: 'assistant', content: [{ type: 'tool_use', id: `toolu_${i}`, name: 'Bash', input: { command: `ls ${i}` } }] });
+    messages.push({ role: 'user', content: [{ type: 'tool_result', tool_use_id: `toolu_${i}`, content: result }] });
+  }
+  messages.push({ role: 'user', content: 'Now summarise.' });
+  return JSON.stringify({
+    model: 'm-ok', max_tokens: 16, messages,
+    tools: [{ name: 'Bash', description: 'Runs a command', input_schema: { type: 'object', properties: { command: { type: 'string' } } } }],
+  });
+}
+
+// ---- the stack ----
+
+let stack;
+
+before(async () => {
+  stack = await startStack({ servers: ['nginx'], workers: 2, env: ENV });
+  stack.url = stack.servers[0].url;
+  await stack.mock.scenario('m-ok', ollamaLines('m-ok', [{ content: 'Hello' }]));
+  await stack.mock.show('m-ok', HUGE_WINDOW);
+});
+
+after(async () => {
+  await stack?.stop();
+  const table = ['| Case | Peak RSS | CPU | Outcome |', '|---|---|---|---|',
+    ...rows.map((r) => `| ${r.name} | ${r.peakMiB === null ? '—' : `${r.peakMiB.toFixed(1)} MiB`} | ${r.cpuMs === null ? '—' : `${r.cpuMs} ms`} | ${r.outcome} |`)].join('\n');
+  fs.mkdirSync(path.join(ROOT, 'build'), { recursive: true });
+  fs.writeFileSync(path.join(ROOT, 'build/resources.md'), table + '\n');
+  console.log(table);
+});
+
+// Sends body to path and expects status with the error type and words given; returns the parsed reply.
+async function refused(name, body, { status, type, words, route = '/v1/messages' }) {
+  const bytes = Buffer.byteLength(body);
+  return measured(stack, name, bodyBudget(bytes), async () => {
+    const r = await readAll(await post(stack.url + route, body));
+    assert.equal(r.status, status, `${name}: ${r.text.slice(0, 300)}`);
+    if (type) {
+      const t = r.json?.error?.type;
+      assert.equal(t, type, `${name}: ${r.text.slice(0, 300)}`);
+    }
+    if (words) assert.match(r.text, words, name);
+    return { summary: `${r.status}${type ? ` ${type}` : ''}` };
+  });
+}
+
+async function served(name, body, { route = '/v1/messages', check } = {}) {
+  const bytes = Buffer.byteLength(body);
+  return measured(stack, name, bodyBudget(bytes), async () => {
+    const r = await readAll(await post(stack.url + route, body));
+    assert.equal(r.status, 200, `${name}: ${r.text.slice(0, 300)}`);
+    if (check) await check(r);
+    return { summary: '200, answered' };
+  });
+}
+
+// ---- body shapes ----
+
+describe('bodies whose shape would cost more than their size', () => {
+  test('31 MiB of empty objects: 413 before it is built', () =>
+    refused('31 MiB of `{}` padding', padded('{}', 31 * MiB), { status: 413, type: 'request_too_large', words: /too many JSON values/ }));
+  test('1 MiB of empty objects: 413', () =>
+    refused('1 MiB of `{}` padding', padded('{}', MiB), { status: 413, type: 'request_too_large' }));
+  test('4 MiB of empty text blocks: 413', () =>
+    refused('4 MiB of empty text blocks', contentBlocks('{"type":"text","text":""}', 4 * MiB), { status: 413, type: 'request_too_large' }));
+  test('8 MiB of zeros: 413', () =>
+    refused('8 MiB of `0,` in an array', padded('0', 8 * MiB), { status: 413, type: 'request_too_large' }));
+  test('an object with 300,000 keys: 413', () => {
+    const keys = Array.from({ length: 300000 }, (_, i) => `"k${i}":0`).join(',');
+    return refused('metadata with 300,000 keys', `${BASE},"metadata":{${keys}}}`, { status: 413, type: 'request_too_large' });
+  });
+  test('160,000 empty system messages: refused at once, not after a quadratic merge', () => {
+    const sys = Array(160000).fill('{"role":"system","content":""}').join(',');
+    return refused('160,000 empty `role:"system"` messages (4.9 MB)',
+      `{"model":"m-ok","max_tokens":16,"messages":[{"role":"user","content":"hi"},${sys}]}`, { status: 413, type: 'request_too_large' });
+  });
+  test('8 MiB of one-character content parts (Chat Completions): 413', () => {
+    const parts = Array(Math.floor(8 * MiB / 27)).fill('{"type":"text","text":"a"}').join(',');
+    return refused('8 MiB of one-letter content parts (OpenAI)',
+      `{"model":"m-ok","messages":[{"role":"user","content":[${parts}]}]}`,
+      { status: 413, type: 'invalid_request_error', route: '/v1/chat/completions' });
+  });
+  test('nesting 100,000 deep: 400', () =>
+    refused('arrays nested 100,000 deep', `${BASE},"pad":${'['.repeat(100000)}${']'.repeat(100000)}}`, { status: 400, type: 'invalid_request_error' }));
+  test('invalid UTF-8 at the end of 30 MiB: 400 naming the offset', () => {
+    const body = Buffer.concat([Buffer.from(`${BASE.slice(0, -2)}},{"role":"user","content":"${'a'.repeat(30 * MiB)}`), Buffer.from([0xff]), Buffer.from('"}]}')]);
+    return refused('invalid UTF-8 after 30 MiB of text', body, { status: 400, type: 'invalid_request_error', words: /offset/ });
+  });
+  test('60 stop sequences of 500 KB: 400 naming the limit', () => {
+    const stops = JSON.stringify(Array.from({ length: 60 }, (_, i) => `${i}`.padEnd(500000, 'x')));
+    return refused('60 stop sequences of 500 KB', `${BASE},"stop_sequences":${stops}}`,
+      { status: 400, type: 'invalid_request_error', words: /stop_sequences.*8192 bytes/ });
+  });
+  test('a 33 MiB body is refused by nginx itself, before it is spooled or reaches the pool', async () => {
+    const before = stack.log().split('\n').length;
+    await measured(stack, '33 MiB body', bodyBudget(0), async () => {
+      const r = await post(stack.url + '/v1/messages', padded('"aaaaaaaaaaaaaaaa"', 33 * MiB));
+      await r.arrayBuffer();
+      assert.equal(r.status, 413);
+      return { summary: '413 from nginx; the pool never sees it' };
+    });
+    const reached = stack.log().split('\n').slice(before - 1).filter((l) => l && !/model=m-ok .*status=200/.test(l));
+    assert.deepEqual(reached, [], 'nothing but the request sent alongside reached the pool');
+  });
+});
+
+describe('large bodies that are real requests', () => {
+  test('a 30 MiB user message', () =>
+    served('a 30 MiB user message', JSON.stringify({ model: 'm-ok', max_tokens: 16, messages: [{ role: 'user', content: 'a'.repeat(30 * MiB) }] })));
+  test('a 1,200-turn Claude Code conversation with 20 KB tool results (24 MiB)', () =>
+    served('1,200 tool calls with 20 KB results (24 MiB)', conversation(1200, 20000)));
+  test('three 4 MB images in base64', () => {
+    const img = Buffer.alloc(4e6, 7).toString('base64');
+    const content = [0, 1, 2].map(() => ({ type: 'image', source: { type: 'base64', media_type: 'image/png', data: img } }));
+    content.push({ type: 'text', text: 'what is this?' });
+    return served('three 4 MB images', JSON.stringify({ model: 'm-ok', max_tokens: 16, messages: [{ role: 'user', content }] }));
+  });
+  test('20,000 system entries in the middle of a conversation: merged in time in proportion', () => {
+    const messages = [{ role: 'user', content: 'hi' }];
+    for (let i = 0; i < 20000; i++) messages.push({ role: 'system', content: `reminder ${i}` });
+    return served('20,000 mid-conversation system entries', JSON.stringify({ model: 'm-ok', max_tokens: 16, messages }));
+  });
+  test('500 tools with schemas', () => {
+    const tools = Array.from({ length: 500 }, (_, i) => ({
+      name: `tool_${i}`, description: 'd'.repeat(200),
+      input_schema: { type: 'object', properties: { a: { type: 'string', description: 'x'.repeat(100) }, b: { type: 'integer' }, c: { type: 'array', items: { type: 'string' } } }, required: ['a'] },
+    }));
+    return served('500 tools with schemas', JSON.stringify({ model: 'm-ok', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }], tools }));
+  });
+  test('count_tokens for a 20 MiB conversation', () =>
+    served('count_tokens, 1,000 turns (20 MiB)', conversation(1000, 20000), {
+      route: '/v1/messages/count_tokens', check: (r) => assert.ok(r.json.input_tokens > 5e6, r.text) }));
+});
+
+// ---- Ollama's replies ----
+
+function chunk(content) {
+  return JSON.stringify({ model: 'm', created_at: '2026-01-01T00:00:00Z', message: { role: 'assistant', content }, done: false });
+}
+
+describe("Ollama's replies within bounds", () => {
+  test('an endless reply to a request that is not streamed ends at its cap with an error, not an abort', async () => {
+    await stack.mock.scenario('m-endless', `@repeat 1000000000000\n${chunk('token ')}\n`);
+    await measured(stack, 'endless reply, not streamed, max_tokens 1000', { peakMiB: 80, cpuMs: 3000 }, async () => {
+      const r = await readAll(await post(stack.url + '/v1/messages', { model: 'm-endless', max_tokens: 1000, messages: [{ role: 'user', content: 'go' }] }));
+      assert.equal(r.status, 502, r.text.slice(0, 300));
+      assert.equal(r.json.error.type, 'api_error');
+      assert.match(r.json.error.message, /grew past \d+ bytes/);
+      return { summary: '502 api_error "grew past 1048576 bytes"' };
+    });
+  });
+  test('an endless reply without a token limit ends at MAX_REPLY_BYTES', async () => {
+    await measured(stack, 'endless reply, not streamed, no limit (OpenAI)', { peakMiB: 160, cpuMs: 15000 }, async () => {
+      const r = await readAll(await post(stack.url + '/v1/chat/completions', { model: 'm-endless', messages: [{ role: 'user', content: 'go' }] }));
+      assert.equal(r.status, 502, r.text.slice(0, 300));
+      assert.equal(r.json.error.type, 'server_error');
+      assert.match(r.json.error.message, /grew past 16777216 bytes/);
+      return { summary: '502 server_error at 16 MiB' };
+    });
+  });
+  test('an endless streamed reply whose client leaves: the worker stops and Ollama is hung up on', async () => {
+    const stats0 = await stack.mock.stats();
+    await measured(stack, 'endless reply, streamed; the client leaves after 2 MB', { peakMiB: 64, cpuMs: 3000 }, async () => {
+      const ctl = new AbortController();
+      const r = await fetch(stack.url + '/v1/messages', {
+        method: 'POST', signal: ctl.signal, headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'm-endless', max_tokens: 1e9, stream: true, messages: [{ role: 'user', content: 'go' }] }),
+      });
+      const reader = r.body.getReader();
+      let got = 0;
+      while (got < 2 * MiB) got += (await reader.read()).value.length;
+      ctl.abort();
+      const seen = await waitFor(async () => (await stack.mock.stats()).streams_aborted > stats0.streams_aborted, 'the hang-up at the mock', 5000)
+        .then(() => true, () => false);
+      assert.ok(seen, 'Ollama saw the hang-up');
+      return { summary: 'Ollama hung up on within a second' };
+    });
+  });
+  test("after its done line, Ollama keeps the connection open: the reply is complete at once", async () => {
+    await stack.mock.scenario('m-lingers', `${ollamaLines('m-lingers', [{ content: 'Hello' }])}@hold\n`);
+    await measured(stack, 'done, then the connection held open', { peakMiB: 64, cpuMs: 300 }, async () => {
+      const t0 = Date.now();
+      const whole = await readAll(await post(stack.url + '/v1/messages', { model: 'm-lingers', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }));
+      assert.equal(whole.status, 200, whole.text);
+      assert.equal(whole.json.content[0].text, 'Hello');
+      const streamed = await readAll(await post(stack.url + '/v1/messages', { model: 'm-lingers', max_tokens: 16, stream: true, messages: [{ role: 'user', content: 'hi' }] }));
+      assert.ok(parseSSE(streamed.text).some((f) => f.event === 'message_stop'), streamed.text);
+      const ms = Date.now() - t0;
+      assert.ok(ms < 1500, `two replies took ${ms} ms`);
+      return { summary: `both replies complete, ${ms} ms for the two` };
+    });
+    await stack.mock.release(true);
+  });
+  test('a 20 MiB NDJSON line ends the reply with an error', async () => {
+    await stack.mock.scenario('m-longline', `${chunk('a'.repeat(20 * MiB))}\n`);
+    await measured(stack, 'a 20 MiB NDJSON line', { peakMiB: 96, cpuMs: 2000 }, async () => {
+      const r = await readAll(await post(stack.url + '/v1/messages', { model: 'm-longline', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }));
+      assert.equal(r.status, 502, r.text.slice(0, 300));
+      assert.match(r.json.error.message, /longer than 16777216 bytes/);
+      return { summary: '502 "a line longer than 16777216 bytes"' };
+    });
+  });
+  test('a 10 MiB line padded with empty objects is not built', async () => {
+    const pad = Array(Math.floor(10 * MiB / 3)).fill('{}').join(',');
+    await stack.mock.scenario('m-padline', `{"model":"m","message":{"role":"assistant","content":"x"},"done":false,"pad":[${pad}]}\n`);
+    await measured(stack, 'a 10 MiB NDJSON line of `{}` padding', { peakMiB: 100, cpuMs: 2000 }, async () => {
+      const r = await readAll(await post(stack.url + '/v1/messages', { model: 'm-padline', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }));
+      assert.equal(r.status, 502, r.text.slice(0, 300));
+      assert.match(r.json.error.message, /not a chat chunk/);
+      return { summary: '502 "not a chat chunk"' };
+    });
+  });
+  test('an Ollama that sends nothing at all is given up after IDLE_TIMEOUT', async () => {
+    await stack.mock.scenario('m-silent', '@hold\n');
+    await measured(stack, 'Ollama silent past IDLE_TIMEOUT (2 s)', { peakMiB: 64, cpuMs: 300 }, async () => {
+      const r = await readAll(await post(stack.url + '/v1/messages', { model: 'm-silent', max_tokens: 16, stream: true, messages: [{ role: 'user', content: 'hi' }] }));
+      const frames = parseSSE(r.text);
+      assert.ok(frames.some((f) => f.event === 'ping'), 'pings while it waited');
+      const err = frames.find((f) => f.event === 'error');
+      assert.ok(err, r.text);
+      assert.equal(err.data.error.type, 'timeout_error');
+      assert.match(err.data.error.message, /sent nothing for 2s \(IDLE_TIMEOUT\)/);
+      assert.ok(!frames.some((f) => f.event === 'message_stop'));
+      return { summary: 'event: error timeout_error after 2 s, pings before' };
+    });
+    await stack.mock.release(true);
+  });
+  test('invalid UTF-8 from Ollama becomes U+FFFD in every output', async () => {
+    const bad = Buffer.concat([Buffer.from('{"model":"m","message":{"role":"assistant","content":"a'), Buffer.from([0xff, 0xc3]),
+      Buffer.from('b"},"done":false}\n'), Buffer.from(ollamaLines('m', []))]);
+    await stack.mock.scenario('m-badutf8', bad);
+    await measured(stack, 'invalid UTF-8 in Ollama\'s text', { peakMiB: 64, cpuMs: 300 }, async () => {
+      for (const [route, stream] of [['/v1/messages', true], ['/v1/messages', false], ['/v1/chat/completions', true], ['/v1/chat/completions', false]]) {
+        const r = await post(stack.url + route, { model: 'm-badutf8', max_tokens: 16, stream, messages: [{ role: 'user', content: 'hi' }] });
+        const raw = Buffer.from(await r.arrayBuffer());
+        assertValidUtf8(raw, `${route} stream=${stream}`);
+        assert.ok(raw.toString().includes('a\ufffd\ufffdb'), raw.toString());
+      }
+      return { summary: 'U+FFFD in all four replies' };
+    });
+  });
+  test('token counts of 2^63-1 saturate', async () => {
+    await stack.mock.scenario('m-counts', ollamaLines('m-counts', [{ content: 'Hi' }], { prompt_eval_count: 9223372036854775807, eval_count: 9223372036854775807 }));
+    await measured(stack, 'token counts of 2^63-1', { peakMiB: 64, cpuMs: 300 }, async () => {
+      const r = await readAll(await post(stack.url + '/v1/chat/completions', { model: 'm-counts', messages: [{ role: 'user', content: 'hi' }] }));
+      assert.match(r.text, /"total_tokens":9223372036854775807/);
+      assert.doesNotMatch(r.text, /"[a-z_]*tokens":-/);
+      return { summary: 'total_tokens 9223372036854775807' };
+    });
+  });
+  test("an error status with a 10 MiB body", async () => {
+    await stack.mock.scenario('m-bigerror', `@status 500\n{"error":"${'e'.repeat(10 * MiB)}"}\n`);
+    await measured(stack, 'an error status with a 10 MiB body', { peakMiB: 64, cpuMs: 500 }, async () => {
+      const r = await readAll(await post(stack.url + '/v1/messages', { model: 'm-bigerror', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }));
+      assert.equal(r.status, 502);
+      assert.ok(r.text.length < 4096, `${r.text.length} bytes of error`);
+      return { summary: '502, a short message' };
+    });
+  });
+  test('100,000 streamed tokens', async () => {
+    await stack.mock.scenario('m-long', `@repeat 100000\n${chunk(' the')}\n${ollamaLines('m-long', [])}`);
+    await measured(stack, '100,000 streamed tokens', { peakMiB: 64, cpuMs: 4000 }, async () => {
+      const r = await readAll(await post(stack.url + '/v1/messages', { model: 'm-long', max_tokens: 1e6, stream: true, messages: [{ role: 'user', content: 'go' }] }));
+      const frames = parseSSE(r.text);
+      assert.equal(frames.filter((f) => f.data?.delta?.type === 'text_delta').length, 100000);
+      return { summary: '100,000 text deltas' };
+    });
+  });
+  test('stop sequences of 8 KiB in all cost no more per token than none', async () => {
+    const stops = Array.from({ length: 16 }, (_, i) => `${i}`.padEnd(512, ' the'));
+    const run = async (stop_sequences) => {
+      const pids = workerPids(stack.pool.pid);
+      const before = pids.reduce((a, p) => a + usage(p).cpuMs, 0);
+      const r = await readAll(await post(stack.url + '/v1/messages', { model: 'm-long', max_tokens: 1e6, stream: true, stop_sequences, messages: [{ role: 'user', content: 'go' }] }));
+      assert.ok(r.text.includes('message_stop'));
+      return pids.reduce((a, p) => a + usage(p).cpuMs, 0) - before;
+    };
+    await measured(stack, '100,000 tokens against 16 stop sequences of 512 bytes', { peakMiB: 64, cpuMs: 8000 }, async () => {
+      const without = await run(undefined);
+      const withStops = await run(stops);
+      assert.ok(withStops <= without * 1.5 + 200, `with stop sequences ${withStops} ms, without ${without} ms`);
+      return { summary: `${withStops} ms with them, ${without} ms without` };
+    });
+  });
+});
+
+// ---- clients ----
+
+// A FastCGI client speaking to the pool directly (a TCP socket, as FCGI_LISTEN=host:port offers one).
+function record(type, content, id = 1) {
+  const pad = (8 - (content.length % 8)) % 8;
+  const head = Buffer.from([1, type, id >> 8, id & 255, content.length >> 8, content.length & 255, pad, 0]);
+  return Buffer.concat([head, content, Buffer.alloc(pad)]);
+}
+
+function params(pairs) {
+  const parts = [];
+  for (const [k, v] of Object.entries(pairs)) {
+    const kb = Buffer.from(k);
+    const vb = Buffer.from(v);
+    const len = (n) => (n < 128 ? Buffer.from([n]) : Buffer.from([(n >> 24) | 0x80, (n >> 16) & 255, (n >> 8) & 255, n & 255]));
+    parts.push(len(kb.length), len(vb.length), kb, vb);
+  }
+  return Buffer.concat(parts);
+}
+
+function beginRequest(pairs) {
+  return Buffer.concat([record(1, Buffer.from([0, 1, 0, 0, 0, 0, 0, 0])), record(4, params(pairs)), record(4, Buffer.alloc(0))]);
+}
+
+function stdoutOf(buffer) {
+  const out = [];
+  for (let at = 0; at + 8 <= buffer.length;) {
+    const type = buffer[at + 1];
+    const len = buffer.readUInt16BE(at + 4);
+    if (type === 6) out.push(buffer.subarray(at + 8, at + 8 + len));
+    at += 8 + len + buffer[at + 6];
+  }
+  return Buffer.concat(out).toString();
+}
+
+function connect(port) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => resolve(s));
+    s.on('error', reject);
+  });
+}
+
+// A request on a FastCGI connection, whole: the bytes the application wrote to stdout.
+async function fcgiRequest(port, pairs, body) {
+  const s = await connect(port);
+  const chunks = [];
+  s.on('data', (d) => chunks.push(d));
+  s.write(Buffer.concat([beginRequest(pairs), record(5, Buffer.from(body)), record(5, Buffer.alloc(0))]));
+  await new Promise((r) => s.on('close', r));
+  return stdoutOf(Buffer.concat(chunks));
+}
+
+const MESSAGE_PARAMS = (len) => ({
+  REQUEST_METHOD: 'POST', REQUEST_URI: '/v1/messages', CONTENT_TYPE: 'application/json', CONTENT_LENGTH: String(len),
+});
+
+describe('clients within bounds', () => {
+  let tcp;
+  let port;
+
+  before(async () => {
+    port = await freePort();
+    const dir = stack.dir;
+    const pool = startProcess(BIN, [], {
+      env: { ...process.env, ...ENV, OLLAMA_BASE_URL: stack.mock.url, FCGI_LISTEN: `127.0.0.1:${port}`, WORKERS: '1', LOG_FILE: path.join(dir, 'tcp-access.log') },
+    }, path.join(dir, 'tcp-pool.log'));
+    await waitFor(async () => { (await connect(port)).destroy(); return true; }, 'the TCP pool');
+    tcp = { pool, url: null };
+  });
+
+  after(() => tcp?.pool.kill('SIGTERM'));
+
+  const body = '{"model":"m-ok","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}';
+
+  async function oneWorkerFreedAfter(name, hold) {
+    const t0 = Date.now();
+    const held = await hold();
+    const answer = await fcgiRequest(port, MESSAGE_PARAMS(body.length), body);
+    const ms = Date.now() - t0;
+    held.destroy();
+    assert.match(answer, /Status: 200/, answer.slice(0, 300));
+    assert.ok(ms >= 1500 && ms < 6000, `the next request waited ${ms} ms`);
+    rows.push({ name, peakMiB: null, cpuMs: null, outcome: `the worker is free for the next request after ${ms} ms (BODY_TIMEOUT 2 s)` });
+  }
+
+  test('FastCGI over TCP: params sent, the body never: the worker is free after BODY_TIMEOUT', () =>
+    oneWorkerFreedAfter('TCP FastCGI: params, then no body', async () => {
+      const s = await connect(port);
+      s.write(beginRequest(MESSAGE_PARAMS(100)));
+      return s;
+    }));
+  test('FastCGI over TCP: a connection that sends nothing holds no worker past BODY_TIMEOUT', () =>
+    oneWorkerFreedAfter('TCP FastCGI: connects, sends nothing', () => connect(port)));
+  test('a body that trickles in a byte a second gets 408 after BODY_TIMEOUT', async () => {
+    const s = await connect(port);
+    const chunks = [];
+    s.on('data', (d) => chunks.push(d));
+    s.write(beginRequest(MESSAGE_PARAMS(body.length)));
+    let i = 0;
+    const timer = setInterval(() => { if (i < body.length) s.write(record(5, Buffer.from(body[i++]))); }, 1000);
+    await new Promise((r) => s.on('close', r));
+    clearInterval(timer);
+    const out = stdoutOf(Buffer.concat(chunks));
+    assert.match(out, /Status: 408/, out);
+    assert.match(out, /BODY_TIMEOUT/);
+    rows.push({ name: 'a body trickling in at a byte a second', peakMiB: null, cpuMs: null, outcome: '408 after BODY_TIMEOUT' });
+  });
+
+  test('a client that stops reading a long stream holds its worker at most SEND_TIMEOUT', async () => {
+    await measured(stack, 'a client that stops reading an endless stream', { peakMiB: 64, cpuMs: 4000 }, async () => {
+      const u = new URL(stack.url);
+      const s = await connect(Number(u.port));
+      const req = JSON.stringify({ model: 'm-endless', max_tokens: 1e9, stream: true, messages: [{ role: 'user', content: 'go' }] });
+      s.write(`POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${req.length}\r\n\r\n${req}`);
+      s.pause();
+      const stats0 = await stack.mock.stats();
+      const freed = await waitFor(async () => (await stack.mock.stats()).streams_aborted > stats0.streams_aborted, 'the stream to end', 20000)
+        .then(() => true, () => false);
+      s.destroy();
+      assert.ok(freed, 'the worker gave up on the stalled client and hung up on Ollama');
+      return { summary: 'worker free, Ollama hung up on' };
+    });
+  });
+
+  test('a client that leaves during a large request: the work stops, whatever step it had reached', async () => {
+    await stack.mock.scenario('m-held', '@hold\n');
+    await stack.mock.show('m-held', HUGE_WINDOW);
+    await measured(stack, 'the client leaves during a 30 MiB request', bodyBudget(30 * MiB), async () => {
+      const ctl = new AbortController();
+      const body30 = conversation(1500, 20000).replace('"model":"m-ok"', '"model":"m-held"');
+      const pending = fetch(stack.url + '/v1/messages', { method: 'POST', signal: ctl.signal, headers: { 'content-type': 'application/json' }, body: body30 })
+        .catch(() => null);
+      await sleep(150);
+      ctl.abort();
+      await pending;
+      // Ollama never asked, or hung up on: nothing of this request is left at the mock.
+      const settled = await waitFor(async () => {
+        const st = await stack.mock.stats();
+        return st.streams_active === 0 && st.holding === 0;
+      }, 'the work to stop', 5000).then(() => true, () => false);
+      assert.ok(settled, JSON.stringify(await stack.mock.stats()));
+      return { summary: 'nothing left running' };
+    });
+  });
+});
+
+// ---- the backstop and what must never leak ----
+
+describe('a worker past MEMORY_LIMIT, and secrets', () => {
+  test('a request that takes more than MEMORY_LIMIT ends in its dialect, and a fresh worker takes over', async () => {
+    const small = await startStack({ servers: ['nginx'], workers: 2, env: { ...ENV, MEMORY_LIMIT: '48' } });
+    try {
+      const url = small.servers[0].url;
+      await small.mock.scenario('m-ok', ollamaLines('m-ok', [{ content: 'Hello' }]));
+      await small.mock.show('m-ok', HUGE_WINDOW);
+      const pids = workerPids(small.pool.pid).sort();
+      const r = await readAll(await post(url + '/v1/messages', JSON.stringify({ model: 'm-ok', max_tokens: 16, messages: [{ role: 'user', content: 'a'.repeat(20 * MiB) }] })));
+      assert.equal(r.status, 413, r.text.slice(0, 300));
+      assert.equal(r.json.error.type, 'request_too_large');
+      assert.match(r.json.error.message, /MEMORY_LIMIT=48 MiB/);
+      const replaced = await waitFor(() => {
+        const now = workerPids(small.pool.pid).sort();
+        return now.length === 2 && now.filter((p) => !pids.includes(p)).length === 1;
+      }, 'a fresh worker', 5000).then(() => true, () => false);
+      assert.ok(replaced, `one worker replaced: ${pids} -> ${workerPids(small.pool.pid)}`);
+      const ok = await readAll(await post(url + '/v1/messages', { model: 'm-ok', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }));
+      assert.equal(ok.status, 200);
+      rows.push({ name: 'MEMORY_LIMIT=48 and a 20 MiB body', peakMiB: null, cpuMs: null, outcome: '413 naming MEMORY_LIMIT; the worker replaced' });
+    } finally {
+      await small.stop();
+    }
+  });
+
+  test('credentials in OLLAMA_BASE_URL are never shown', async () => {
+    const dead = await freePort();
+    const s = await startStack({
+      servers: ['nginx'], workers: 1, ollamaUrl: `http://user:s3cr3t@127.0.0.1:${dead}`, env: { ADAPTER_API_KEY: 'k' },
+    });
+    try {
+      const url = s.servers[0].url;
+      const open = await readAll(await fetch(url + '/health'));
+      assert.deepEqual(open.json, { status: 'ok' }, 'without the key, /health tells only that the adapter is up');
+      const full = await readAll(await fetch(url + '/health', { headers: { 'x-api-key': 'k' } }));
+      assert.equal(full.status, 503);
+      assert.equal(full.json.ollama.url, `http://***@127.0.0.1:${dead}`);
+      const err = await readAll(await post(url + '/v1/messages', { model: 'm', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }, { 'x-api-key': 'k' }));
+      assert.equal(err.status, 502);
+      for (const text of [open.text, full.text, err.text, s.log(), fs.readFileSync(path.join(s.dir, 'pool.log'), 'utf8')]) {
+        assert.doesNotMatch(text, /s3cr3t/);
+      }
+      rows.push({ name: 'user:password in OLLAMA_BASE_URL', peakMiB: null, cpuMs: null, outcome: 'shown as ***, nowhere in bodies or logs' });
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('the access log escapes what a client chose', async () => {
+    const model = 'evil\nmodel=ok status=200 \u001b[31m';
+    await readAll(await post(stack.url + '/v1/messages', { model, max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }));
+    const line = stack.log().split('\n').filter(Boolean).at(-1);
+    assert.match(line, /model=evil\\x0amodel=ok\\x20status=200\\x20\\x1b\[31m /, line);
+    rows.push({ name: 'a model name with a newline and an escape sequence', peakMiB: null, cpuMs: null, outcome: 'one log line, bytes escaped' });
+  });
+});
