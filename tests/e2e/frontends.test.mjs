@@ -273,9 +273,26 @@ for (const fe of FRONTENDS) {
       }
     });
 
-    test('what the program is handed: the client\'s path, headers and body', async (t) => {
+    // Caddy 2.6 hands the program CONTENT_LENGTH=-1 for a body without Content-Length, which the program
+    // reads as an enormous length (413). Clients send Content-Length, so this waits for the program to read
+    // a negative CONTENT_LENGTH as unknown.
+    test('a request body sent chunked, without Content-Length', {
+      todo: fe.name === 'caddy' && 'Caddy passes CONTENT_LENGTH=-1; the program must read it as unknown',
+    }, async () => {
+      await s.mock.scenario('m-chunked', ollamaLines('m-chunked', [{ content: 'got it' }]));
+      const text = JSON.stringify(DIALECTS[1].body('m-chunked', false));
+      const body = new ReadableStream({ start(c) { c.enqueue(new TextEncoder().encode(text)); c.close(); } });
+      const r = await fetch(s.url + '/v1/chat/completions', { method: 'POST', body, duplex: 'half',
+        headers: { 'content-type': 'application/json', ...OPENAI } });
+      const j = await r.json();
+      assert.equal(r.status, 200, JSON.stringify(j));
+      assert.equal(j.choices[0].message.content, 'got it');
+    });
+
+    test('what the program is handed: the client\'s path, headers and body', async () => {
       const e = await fe.echo();
       try {
+        // 300 KB: more than mod_fcgid lets through by default (FcgidMaxRequestLen 131072).
         const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x'.repeat(300000) }] });
         const r = await fetch(`${e.url}/v1/messages?beta=true`, { method: 'POST', body,
           headers: { 'content-type': 'application/json', ...ANTHROPIC, ...OPENAI } });
