@@ -228,10 +228,13 @@ for (const fe of FRONTENDS) {
         while (f && f.event !== 'content_block_delta');
         assert.ok(await pollUntil(async () => (await s.mock.stats()).holding === 1, 3000), 'the mock holds the stream');
         ac.abort();
+        // Each front end notices when a write to the client fails (the program writes every second while
+        // Ollama is silent) and then closes the FastCGI connection: nginx ~1 s, lighttpd ~2 s, Apache ~3 s,
+        // Caddy ~5 s (it closes only at its next read from the program).
         const st = await pollUntil(async () => {
           const x = await s.mock.stats();
           return x.streams_aborted > base.streams_aborted && x.holding === 0 ? x : null;
-        }, 8000);
+        }, 12000);
         assert.ok(st, `the mock must see the stream aborted after the client left: ${JSON.stringify(await s.mock.stats())}`);
         assert.equal(st.streams_active, base.streams_active, 'no stream left running at the mock');
         assert.ok(st.connections_open <= base.connections_open, `Ollama's connection closed: ${JSON.stringify({ base, st })}`);
