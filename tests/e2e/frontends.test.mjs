@@ -3,7 +3,8 @@
 // Apache mod_fcgid starting the program itself (deploy/apache-fcgid.conf and .htaccess) and Caddy
 // (deploy/Caddyfile). Each gets both dialects streamed and whole, streaming proved by order (the first text
 // reaches the client while the mock Ollama holds the rest back), a client disconnect seen at the mock, a
-// ping while Ollama is silent, and, with a FastCGI echo in the program's place, what the program is handed.
+// ping while Ollama is silent, a chunked request body, and, with a FastCGI echo in the program's place, what
+// the program is handed. Last, mod_fcgid's FcgidIOTimeout against a silent Ollama.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -332,3 +333,34 @@ for (const fe of FRONTENDS) {
     });
   });
 }
+
+// mod_fcgid gives up on a program silent for FcgidIOTimeout. A stream survives any silence, since the program
+// writes a keep-alive comment every second while Ollama is silent; an answer asked for whole says nothing
+// until it is done, which is why the shipped host configuration raises the limit.
+describe('apache-fcgid with FcgidIOTimeout 2', () => {
+  let dir, mock, fe;
+  before(async () => {
+    dir = tmp('fcgid-io');
+    fs.mkdirSync(path.join(dir, 'scenarios'));
+    mock = await startMock(dir);
+    const host = fs.readFileSync(path.join(ROOT, 'deploy/apache-fcgid.conf'), 'utf8').replace(/FcgidIOTimeout \d+/, 'FcgidIOTimeout 2');
+    fe = await startApacheFcgid(dir, await freePort(), { env: { OLLAMA_BASE_URL: mock.url }, hostText: host });
+    await mock.scenario('m-slow', `@sleep 3500\n${ollamaLines('m-slow', [{ content: 'late' }])}`);
+  });
+  after(async () => {
+    await fe?.stop();
+    mock?.proc.kill('SIGTERM');
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a stream silent for longer still completes; a whole answer does not', async () => {
+    const [streamed, whole] = await Promise.all([
+      post(fe.url + '/v1/chat/completions', DIALECTS[1].body('m-slow', true)).then(async (r) => ({ status: r.status, text: await r.text() })),
+      post(fe.url + '/v1/chat/completions', DIALECTS[1].body('m-slow', false)).then(async (r) => ({ status: r.status, text: await r.text() })),
+    ]);
+    assert.equal(streamed.status, 200);
+    assert.equal(openaiText(parseSSE(streamed.text)), 'late');
+    assert.match(streamed.text, /data: \[DONE\]\n\n$/);
+    assert.equal(whole.status, 500, `mod_fcgid's own error once the program was silent for 2 s: ${whole.text.slice(0, 200)}`);
+  });
+});
