@@ -7,7 +7,6 @@
 // the program is handed. Last, mod_fcgid's FcgidIOTimeout against a silent Ollama.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
