@@ -4,7 +4,7 @@
 set -eu
 need_build="pkg-config gcc make libfcgi-dev libjson-c-dev libcurl4-openssl-dev"
 need_run="$need_build lighttpd spawn-fcgi"
-need_test="$need_run libcriterion-dev nginx-light curl clang libclang-rt-14-dev valgrind"
+need_test="$need_run libcriterion-dev nginx-light curl clang libclang-rt-14-dev valgrind apache2 libapache2-mod-fcgid caddy"
 need_bench="$need_build nginx-light wrk"
 case "${1:-build}" in
   build) want=$need_build ;;
