@@ -60,18 +60,20 @@ void body_drain(struct request *rq)
         total += (size_t)n;
 }
 
+/* The body's length when the web server says it. Caddy says -1 for a chunked body: not known, so the body
+ * is read to its end as when no length is given. */
 static int content_length(struct request *rq, size_t *want, int *given, struct apierr *e)
 {
     const char *cl = worker_param(rq, "CONTENT_LENGTH");
     unsigned long long v;
     char *end;
 
-    *given = cl && *cl;
+    *given = cl && *cl && cl[0] != '-';
     if (!*given)
         return 0;
     errno = 0;
     v = strtoull(cl, &end, 10);
-    if (*end || end == cl || errno || cl[0] == '-') {
+    if (*end || end == cl || errno) {
         apierr_set(e, APIERR_INVALID_REQUEST, 400, "invalid Content-Length");
         return -1;
     }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "accesslog.h"
@@ -41,6 +42,27 @@ static int stdin_is_listening_socket(void)
     socklen_t len = sizeof listening;
 
     return getsockopt(0, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening;
+}
+
+/* Apache's mod_fcgid hands each process it starts a unix socket named <FcgidIPCDir>/<its pid>.<n> on fd 0,
+ * and runs one request at a time on it, starting and stopping processes itself; it sets no variable of its
+ * own. spawn-fcgi's socket is a path the user chose and lighttpd's ends in -<n>; neither is two numbers
+ * with a dot between. */
+static int started_by_mod_fcgid(void)
+{
+    struct sockaddr_un sa;
+    socklen_t len = sizeof sa;
+    const char *name;
+    size_t digits;
+
+    memset(&sa, 0, sizeof sa);
+    if (getsockname(0, (struct sockaddr *)&sa, &len) < 0 || sa.sun_family != AF_UNIX || !sa.sun_path[0])
+        return 0;
+    name = strrchr(sa.sun_path, '/');
+    name = name ? name + 1 : sa.sun_path;
+    digits = strspn(name, "0123456789");
+    return digits > 0 && name[digits] == '.' && name[digits + 1] &&
+           strspn(name + digits + 1, "0123456789") == strlen(name + digits + 1);
 }
 
 int main(int argc, char **argv)
@@ -89,6 +111,12 @@ int main(int argc, char **argv)
             return 1;
     } else if (stdin_is_listening_socket()) {
         fd = 0;
+        if (!single && started_by_mod_fcgid()) {
+            /* mod_fcgid supervises; a master of our own would fight it, and idle workers would wait forever. */
+            fprintf(stderr, "ollama-fcgi: started by mod_fcgid: one request at a time in this process, WORKERS "
+                            "ignored\n");
+            single = 1;
+        }
     } else {
         fprintf(stderr, "ollama-fcgi: nothing to listen on: set FCGI_LISTEN or --listen, or start it under "
                         "spawn-fcgi\n");

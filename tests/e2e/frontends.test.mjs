@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ROOT, startStack, startMock, startNginx, startProcess, waitFor, freePort, post, frameReader, parseSSE,
-  ollamaLines, sleep } from './harness.mjs';
+  ollamaLines, sleep, childPids } from './harness.mjs';
 import { startApacheProxyFcgi, startApacheFcgid, startCaddy, openToWebServer } from './frontends.mjs';
 
 const ECHO = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fcgi-echo.mjs');
@@ -150,6 +150,13 @@ const DIALECTS = [
     body: (model, stream) => ({ model, stream, messages: [{ role: 'user', content: 'hi' }] }) },
 ];
 
+// The processes running the executable at path, from /proc.
+function programProcesses(file) {
+  return fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number).filter((pid) => {
+    try { return fs.readlinkSync(`/proc/${pid}/exe`) === file; } catch { return false; }
+  });
+}
+
 // ---- the checks, the same for every front end ----
 
 for (const fe of FRONTENDS) {
@@ -183,6 +190,13 @@ for (const fe of FRONTENDS) {
       const denied = await post(s.url + '/v1/messages', DIALECTS[0].body('m-smoke', false), { 'anthropic-version': '2023-06-01' });
       assert.equal(denied.status, 401);
       assert.equal((await denied.json()).error.type, 'authentication_error');
+      if (fe.name === 'apache-fcgid') {
+        // mod_fcgid runs the processes: each of ours serves alone, with no workers of its own.
+        const ours = programProcesses(path.join(s.fcgid.docroot, 'ollama-fcgi.fcgi'));
+        assert.ok(ours.length >= 1, 'mod_fcgid started the program');
+        for (const pid of ours) assert.deepEqual(childPids(pid), [], `process ${pid} has no workers`);
+        assert.match(fs.readFileSync(s.fcgid.errorLog, 'utf8'), /started by mod_fcgid: one request at a time/);
+      }
     });
 
     test('streams event by event: the first text arrives while Ollama holds back the rest', async () => {
@@ -277,12 +291,8 @@ for (const fe of FRONTENDS) {
       }
     });
 
-    // Caddy 2.6 hands the program CONTENT_LENGTH=-1 for a body without Content-Length, which the program
-    // reads as an enormous length (413). Clients send Content-Length, so this waits for the program to read
-    // a negative CONTENT_LENGTH as unknown.
-    test('a request body sent chunked, without Content-Length', {
-      todo: fe.name === 'caddy' && 'Caddy passes CONTENT_LENGTH=-1; the program must read it as unknown',
-    }, async () => {
+    // Caddy 2.6 hands the program CONTENT_LENGTH=-1 for a body without Content-Length: read as unknown.
+    test('a request body sent chunked, without Content-Length', async () => {
       await s.mock.scenario('m-chunked', ollamaLines('m-chunked', [{ content: 'got it' }]));
       const text = JSON.stringify(DIALECTS[1].body('m-chunked', false));
       const body = new ReadableStream({ start(c) { c.enqueue(new TextEncoder().encode(text)); c.close(); } });
@@ -324,7 +334,7 @@ for (const fe of FRONTENDS) {
           assert.deepEqual(Object.keys(pr.env).filter((k) => k !== 'PWD').sort(),
             ['ADAPTER_API_KEY', 'OLLAMA_BASE_URL', 'PATH', 'PING_INTERVAL']);
           assert.match(path.basename(pr.fd0), new RegExp(`^${pr.ppid}\\.\\d+$`), JSON.stringify(pr));
-          assert.deepEqual(pr.argv, ['--single'], 'FcgidWrapper passes --single');
+          assert.deepEqual(pr.argv, [], 'the shipped .htaccess runs the program as it is');
           assert.match(got.params.SERVER_SOFTWARE, /mod_fcgid/);
         }
       } finally {
