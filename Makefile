@@ -11,7 +11,7 @@ VERSION := 0.1.0
 
 # The translation core: pure functions and state machines, no FastCGI and no libcurl.
 CORE_SRC := src/buf.c src/jsonx.c src/config.c src/apierr.c src/ollama.c src/chat.c src/stream.c \
-            src/pipeline.c src/anthropic.c src/openai.c src/models.c src/tokens.c src/stopseq.c src/sse.c
+            src/pipeline.c src/anthropic.c src/openai.c src/responses.c src/models.c src/tokens.c src/stopseq.c src/sse.c
 # The rooms with I/O around it.
 IO_SRC   := src/upstream.c src/reply.c src/body.c src/relay.c src/routes.c src/worker.c src/pool.c src/accesslog.c \
             src/metrics.c src/main.c
@@ -112,7 +112,8 @@ install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/ollama-fcgi $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/ollama-fcgi
 	install -m 644 lighttpd.conf nginx-fastcgi.conf deploy/nginx-scale-out.conf deploy/litellm-config.yaml \
-	  $(DESTDIR)$(PREFIX)/share/ollama-fcgi/
+	  deploy/apache-proxy-fcgi.conf deploy/apache-fcgid.conf deploy/apache-fcgid.htaccess deploy/Caddyfile \
+	  deploy/FRONTENDS.md $(DESTDIR)$(PREFIX)/share/ollama-fcgi/
 	sed 's|/usr/local/|$(PREFIX)/|g' deploy/ollama-fcgi.service > $(DESTDIR)$(PREFIX)/share/ollama-fcgi/ollama-fcgi.service
 	install -m 755 spawn-fcgi.sh deploy/entrypoint.sh $(DESTDIR)$(PREFIX)/share/ollama-fcgi/
 	install -m 644 deploy/ollama-fcgi.8 $(DESTDIR)$(PREFIX)/share/man/man8/ollama-fcgi.8

@@ -16,7 +16,6 @@
  * far, which tool results need. */
 struct xlate {
     struct chat_request *req;
-    struct json_object *tool_names; /* owned: id -> name */
     struct chat_msg *m;             /* the message whose blocks are being read */
     struct buf *text;               /* where system text goes */
     struct apierr *err;
@@ -156,7 +155,7 @@ static int tool_result_part(void *ctx, struct json_object *part, const char *pat
  * its images attached to the tool message. */
 static int tool_result_message(struct xlate *x, struct json_object *blk, const char *path)
 {
-    struct json_object *id, *content = NULL, *name_obj = NULL;
+    struct json_object *id, *content = NULL;
     struct chat_msg m, *outer = x->m;
     int is_error = 0, rc = -1;
     char name[160];
@@ -180,10 +179,7 @@ static int tool_result_message(struct xlate *x, struct json_object *blk, const c
         buf_free(&m.text);
         m.text = marked;
     }
-    if (json_object_object_get_ex(x->tool_names, json_object_get_string(id), &name_obj))
-        m.tool_name = json_object_get(name_obj);
-    m.tool_call_id = json_object_get(id);
-    chat_push(x->req, &m);
+    chat_push_answer(x->req, &m, id);
     rc = 0;
 out:
     x->m = outer;
@@ -199,8 +195,7 @@ static int tool_use_call(struct xlate *x, struct chat_msg *m, struct json_object
         jsonx_req(blk, "name", json_type_string, path, &name, x->err) < 0 ||
         jsonx_opt(blk, "input", json_type_object, path, &input, x->err) < 0)
         return -1;
-    json_object_object_add(x->tool_names, json_object_get_string(id), json_object_get(name));
-    chat_msg_call(m, id, name, input ? json_object_get(input) : json_object_new_object());
+    chat_msg_call(x->req, m, id, name, input ? json_object_get(input) : json_object_new_object());
     return 0;
 }
 
@@ -408,25 +403,27 @@ static int translate_options(struct json_object *body, struct chat_request *req,
 }
 
 /* Fields Ollama has no use for are still checked, as Anthropic checks them. */
+static const struct chat_field ignored_fields[] = {
+    { "metadata", json_type_object }, { "service_tier", json_type_string }, { "output_config", json_type_object },
+    { "context_management", json_type_object },
+};
+
 static int check_ignored_fields(struct json_object *body, struct apierr *err)
 {
-    struct json_object *metadata, *v;
+    struct json_object *metadata;
     const char *s;
 
-    if (jsonx_opt(body, "metadata", json_type_object, "", &metadata, err) < 0 ||
-        (metadata && jsonx_opt_string(metadata, "user_id", "metadata", &s, err) < 0) ||
-        jsonx_opt_string(body, "service_tier", "", &s, err) < 0 ||
-        jsonx_opt(body, "output_config", json_type_object, "", &v, err) < 0 ||
-        jsonx_opt(body, "context_management", json_type_object, "", &v, err) < 0)
+    if (chat_check_fields(body, ignored_fields, sizeof ignored_fields / sizeof *ignored_fields, err) < 0)
         return -1;
-    return 0;
+    json_object_object_get_ex(body, "metadata", &metadata);
+    return metadata ? jsonx_opt_string(metadata, "user_id", "metadata", &s, err) : 0;
 }
 
 static int translate(struct json_object *body, const struct config *cfg, struct chat_request *req,
                      int for_count, struct apierr *err)
 {
     struct json_object *messages, *sys;
-    struct xlate x = { .req = req, .tool_names = json_object_new_object(), .err = err };
+    struct xlate x = { .req = req, .err = err };
     struct chat_msg system;
     int rc = -1;
 
@@ -443,13 +440,9 @@ static int translate(struct json_object *body, const struct config *cfg, struct 
         if (system.text.len)
             chat_push(req, &system);
     }
-    if (chat_each_message(messages, "messages", for_count, translate_message, &x, err) < 0)
-        goto out;
-    chat_default_think(req, cfg);
-    rc = 0;
+    rc = chat_each_message(messages, "messages", for_count, translate_message, &x, err);
 out:
     chat_msg_free(&system);
-    json_object_put(x.tool_names);
     return rc;
 }
 
@@ -531,8 +524,11 @@ static int open_block(struct astream *s, enum block kind)
     return chat_send(&s->out, "content_block_start");
 }
 
-static int delta(struct astream *s, enum block kind, const char *str, size_t n)
+static int astream_delta(void *st, enum chat_part part, const char *str, size_t n)
 {
+    struct astream *s = st;
+    enum block kind = part == CHAT_THINKING ? BLOCK_THINKING : BLOCK_TEXT;
+
     if (open_block(s, kind) < 0)
         return -1;
     buf_reset(&s->out.data);
@@ -543,16 +539,6 @@ static int delta(struct astream *s, enum block kind, const char *str, size_t n)
     jsonx_put_string(&s->out.data, str, n);
     buf_puts(&s->out.data, "}}");
     return chat_send(&s->out, "content_block_delta");
-}
-
-static int astream_thinking(void *st, const char *str, size_t n)
-{
-    return delta(st, BLOCK_THINKING, str, n);
-}
-
-static int astream_text(void *st, const char *str, size_t n)
-{
-    return delta(st, BLOCK_TEXT, str, n);
 }
 
 /* Claude Code reads a tool's input only from input_json_delta, never from content_block_start. */
@@ -654,7 +640,7 @@ static int astream_ping(void *st)
 }
 
 static const struct stream_ops astream_ops = {
-    .begin = astream_begin, .thinking = astream_thinking, .text = astream_text, .tool_call = astream_tool_call,
+    .begin = astream_begin, .delta = astream_delta, .tool_call = astream_tool_call,
     .finish = astream_finish, .error = astream_error, .ping = astream_ping,
 };
 
@@ -670,7 +656,7 @@ static struct json_object *add_block(struct json_object *content, const char *ty
     return blk;
 }
 
-static struct json_object *anthropic_reply(const struct chat_request *req, const struct chat_reply *r)
+static void anthropic_reply(const struct chat_request *req, const struct chat_reply *r, struct buf *out)
 {
     struct json_object *o = json_object_new_object(), *content = json_object_new_array(), *blk, *usage;
     struct apierr ignored;
@@ -708,7 +694,8 @@ static struct json_object *anthropic_reply(const struct chat_request *req, const
     json_object_object_add(usage, "cache_read_input_tokens", json_object_new_int(0));
     json_object_object_add(usage, "output_tokens", json_object_new_int64(r->finish.output_tokens));
     json_object_object_add(o, "usage", usage);
-    return o;
+    jsonx_write(out, o);
+    json_object_put(o);
 }
 
 static void anthropic_error_body(const struct dialect *d, const struct apierr *e, const char *request_id,

@@ -6,43 +6,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #define DRAIN_LIMIT (256u * 1024 * 1024)
 #define CHUNK 65536
 
-/* Each read from the web server may wait only as long as is left of the body's time. Returns -1 once
- * the time is up. */
-static int arm_deadline(struct request *rq, const struct timespec *deadline)
+/* Each read waits at most BODY_TIMEOUT (the worker arms the connection so), and the body's whole time is
+ * checked after each read: a body trickling in byte by byte holds the worker at most twice BODY_TIMEOUT. */
+static void deadline_in(struct request *rq, struct timespec *at)
 {
-    struct timespec now;
-    struct timeval left;
-    long long ms;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    ms = (long long)(deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
-    if (ms <= 0)
-        return -1;
-    left.tv_sec = (time_t)(ms / 1000);
-    left.tv_usec = (suseconds_t)(ms % 1000) * 1000;
-    setsockopt(rq->fcgi->ipcFd, SOL_SOCKET, SO_RCVTIMEO, &left, sizeof left);
-    return 0;
-}
-
-static void deadline_in(struct timespec *t, long seconds)
-{
-    clock_gettime(CLOCK_MONOTONIC, t);
-    t->tv_sec += seconds;
+    clock_gettime(CLOCK_MONOTONIC, at);
+    at->tv_sec += rq->w->cfg->body_timeout;
 }
 
 /* Reads at most n bytes; 0 at the end of the body, -1 when the web server stopped sending in time. */
-static int read_some(struct request *rq, char *chunk, int n, const struct timespec *deadline)
+static int read_some(struct request *rq, char *chunk, int n, const struct timespec *at)
 {
-    int got;
+    struct timespec now;
+    int got = FCGX_GetStr(chunk, n, rq->fcgi->in);
 
-    if (arm_deadline(rq, deadline) < 0)
-        return -1;
-    got = FCGX_GetStr(chunk, n, rq->fcgi->in);
     if (got == 0 && FCGX_GetError(rq->fcgi->in) != 0)
+        return -1;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (got > 0 && (now.tv_sec > at->tv_sec || (now.tv_sec == at->tv_sec && now.tv_nsec > at->tv_nsec)))
         return -1;
     return got;
 }
@@ -55,7 +41,7 @@ void body_drain(struct request *rq)
     int n;
 
     /* Unread bytes would make close() reset the connection and lose our reply on the way out. */
-    deadline_in(&deadline, rq->w->cfg->body_timeout);
+    deadline_in(rq, &deadline);
     while (total < DRAIN_LIMIT && (n = read_some(rq, scratch, sizeof scratch, &deadline)) > 0)
         total += (size_t)n;
 }
@@ -97,7 +83,7 @@ int body_read(struct request *rq, struct apierr *e)
     int n, given;
 
     buf_reset(b);
-    deadline_in(&deadline, rq->w->cfg->body_timeout);
+    deadline_in(rq, &deadline);
     if (ct && *ct && !strstr(ct, "json")) {
         body_drain(rq);
         apierr_set(e, APIERR_INVALID_REQUEST, 400, "Content-Type must be application/json, got \"%.100s\"", ct);

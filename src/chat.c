@@ -24,6 +24,7 @@ void chat_request_free(struct chat_request *req)
     json_object_put(req->parts.think);
     json_object_put(req->parts.format);
     json_object_put(req->extra);
+    json_object_put(req->call_names);
     if (req->has_last)
         chat_msg_free(&req->last);
     for (size_t i = 0; i < req->n_stop; i++)
@@ -53,6 +54,22 @@ int chat_preamble(struct json_object *body, const struct config *cfg, struct cha
     }
     req->client_model = xstrdup(json_object_get_string(model));
     req->ollama_model = xstrdup(config_map_model(cfg, req->client_model));
+    return 0;
+}
+
+int chat_check_fields(struct json_object *body, const struct chat_field *fields, size_t n, struct apierr *err)
+{
+    struct json_object *v;
+    long long i;
+    int present;
+
+    for (size_t k = 0; k < n; k++) {
+        int rc = fields[k].type == json_type_int ? jsonx_opt_int(body, fields[k].name, "", &i, &present, err)
+                                                 : jsonx_opt(body, fields[k].name, fields[k].type, "", &v, err);
+
+        if (rc < 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -232,6 +249,25 @@ int chat_each_message(struct json_object *list, const char *field, int may_be_em
     return 0;
 }
 
+int chat_role_and_content(struct json_object *msg, const char *path, const char **role, struct json_object **content,
+                          char *content_path, size_t size, struct apierr *err)
+{
+    struct json_object *v;
+
+    if (jsonx_req(msg, "role", json_type_string, path, &v, err) < 0)
+        return -1;
+    *role = json_object_get_string(v);
+    *content = NULL;
+    json_object_object_get_ex(msg, "content", content);
+    jsonx_path(content_path, size, path, "content");
+    return 0;
+}
+
+int chat_is_system_role(const char *role)
+{
+    return strcmp(role, "system") == 0 || strcmp(role, "developer") == 0;
+}
+
 void chat_msg_init(struct chat_msg *m, const char *role)
 {
     *m = (struct chat_msg){ .role = role };
@@ -262,15 +298,19 @@ void chat_msg_image(struct chat_msg *m, struct json_object *data)
     json_object_array_add(m->images, json_object_get(data));
 }
 
-void chat_msg_call(struct chat_msg *m, struct json_object *id, struct json_object *name,
+void chat_msg_call(struct chat_request *req, struct chat_msg *m, struct json_object *id, struct json_object *name,
                    struct json_object *arguments)
 {
     struct json_object *call = json_object_new_object(), *fn = json_object_new_object();
 
     if (!m->calls)
         m->calls = json_object_new_array();
-    if (id)
+    if (id) {
+        if (!req->call_names)
+            req->call_names = json_object_new_object();
+        json_object_object_add(req->call_names, json_object_get_string(id), json_object_get(name));
         json_object_object_add(call, "id", json_object_get(id));
+    }
     json_object_object_add(fn, "name", json_object_get(name));
     /* Ollama decodes arguments as an object (a string is rejected); the client's key order is kept. */
     json_object_object_add(fn, "arguments", arguments);
@@ -314,6 +354,35 @@ void chat_push(struct chat_request *req, struct chat_msg *m)
     req->last = *m;
     req->has_last = 1;
     chat_msg_init(m, m->role);
+}
+
+struct json_object *chat_call_name(const struct chat_request *req, const char *id)
+{
+    struct json_object *name = NULL;
+
+    json_object_object_get_ex(req->call_names, id, &name);
+    return name;
+}
+
+void chat_push_answer(struct chat_request *req, struct chat_msg *m, struct json_object *id)
+{
+    struct json_object *name = chat_call_name(req, json_object_get_string(id));
+
+    if (name)
+        m->tool_name = json_object_get(name);
+    m->tool_call_id = json_object_get(id);
+    chat_push(req, m);
+}
+
+struct chat_msg *chat_open(struct chat_request *req, const char *role)
+{
+    struct chat_msg m;
+
+    if (!req->has_last || strcmp(req->last.role, role) != 0) {
+        chat_msg_init(&m, role);
+        chat_push(req, &m);
+    }
+    return &req->last;
 }
 
 /* Before the conversation starts, system text joins the one leading system message. Later it stays where
@@ -421,6 +490,8 @@ int chat_check_window(const struct chat_request *req, struct apierr *err)
     if (req->window > 0 && req->estimated_tokens > req->window) {
         apierr_set(err, APIERR_INVALID_REQUEST, 400, "prompt is too long: %lld tokens > %lld maximum",
                    req->estimated_tokens, req->window);
+        /* OpenAI's code for it, which Codex answers by telling the user to start afresh. */
+        err->code = "context_length_exceeded";
         return -1;
     }
     return 0;

@@ -43,6 +43,7 @@ struct chat_request {
     int include_usage;             /* OpenAI stream_options.include_usage */
     long long max_tokens;          /* what the client allows the reply, 0 when it did not say */
     struct json_object *extra;     /* owned: what a dialect keeps from the request for its reply, or NULL */
+    struct json_object *call_names;    /* owned: tool-call id -> tool name, for the results that answer them */
     long long raw_estimate;        /* the prompt's size as tokens_estimate counts it */
     long long estimated_tokens;    /* the same, scaled by what the model's real counts taught */
     long long window;              /* the context window the request is sent with, 0 if unknown */
@@ -65,6 +66,12 @@ void chat_request_free(struct chat_request *req);
  * Sets client_model, ollama_model (after MODEL_MAP) and stream. Returns 0, or -1 with err set. */
 int chat_preamble(struct json_object *body, const struct config *cfg, struct chat_request *req,
                   struct apierr *err);
+/* Fields Ollama has no use for are still type-checked, as the real APIs check them. */
+struct chat_field {
+    const char *name;
+    enum json_type type;           /* json_type_int: a whole number; json_type_double: any finite number */
+};
+int chat_check_fields(struct json_object *body, const struct chat_field *fields, size_t n, struct apierr *err);
 /* The fields that pass to Ollama's options under the same name (temperature, top_k, seed, ...). */
 struct chat_option {
     const char *name;
@@ -102,17 +109,33 @@ int chat_each_block(struct json_object *content, const char *path, const char *k
 int chat_each_message(struct json_object *list, const char *field, int may_be_empty,
                       int (*one)(void *ctx, struct json_object *msg, const char *path), void *ctx, struct apierr *err);
 
+/* A message's role (required) and content (optional, may be NULL), with the content's path for errors.
+ * Returns 0, or -1 with err set. */
+int chat_role_and_content(struct json_object *msg, const char *path, const char **role, struct json_object **content,
+                          char *content_path, size_t size, struct apierr *err);
+/* Whether a role is one whose text is system text: "system", or OpenAI's "developer". */
+int chat_is_system_role(const char *role);
+
 void chat_msg_init(struct chat_msg *m, const char *role);
 void chat_msg_free(struct chat_msg *m);
 /* Appends a JSON string's text, after a newline when the text is not empty. */
 void chat_join_text(struct buf *b, struct json_object *str);
 /* Borrows data (a base64 string). */
 void chat_msg_image(struct chat_msg *m, struct json_object *data);
-/* An Ollama tool call. Borrows id (may be NULL) and name; takes arguments (an object). */
-void chat_msg_call(struct chat_msg *m, struct json_object *id, struct json_object *name,
+/* An Ollama tool call in m, whose id (when given) the request remembers for the result that answers it.
+ * Borrows id (may be NULL) and name; takes arguments (an object). */
+void chat_msg_call(struct chat_request *req, struct chat_msg *m, struct json_object *id, struct json_object *name,
                    struct json_object *arguments);
+/* The name of the tool the call with this id called, or NULL. Borrowed. */
+struct json_object *chat_call_name(const struct chat_request *req, const char *id);
+/* m, a tool's result, answers the call with this id: it gets the call's tool name and the id, and becomes
+ * the request's newest message. Borrows id. */
+void chat_push_answer(struct chat_request *req, struct chat_msg *m, struct json_object *id);
 /* Hands m to the request as its newest message; m is left empty. */
 void chat_push(struct chat_request *req, struct chat_msg *m);
+/* The newest message when it has this role, else a new empty one of the role: for dialects whose turns
+ * come in pieces (the Responses API's reasoning, message and call items of one assistant turn). */
+struct chat_msg *chat_open(struct chat_request *req, const char *role);
 /* Places a system text that comes in the middle of a conversation (Claude Code's role "system" entries,
  * an OpenAI system or developer message after the first turn) where it stands. */
 void chat_place_system(struct chat_request *req, const char *text, size_t len);
@@ -176,7 +199,6 @@ struct chat_reply {
     struct buf text;
     struct chat_tool_call *calls;
     size_t n_calls;
-    size_t bytes;                  /* everything collected, against the cap */
     struct chat_finish finish;
     int failed;
     struct apierr err;
@@ -199,11 +221,13 @@ struct stream_state {
 /* Sends data as one SSE event, named or (NULL) not. Returns 0, or -1 once the client is gone. */
 int chat_send(struct stream_state *st, const char *event);
 
+/* What a piece of the reply's words is. */
+enum chat_part { CHAT_THINKING, CHAT_TEXT };
+
 /* A dialect's stream machine, over its state. Each returns 0, or -1 once the client is gone. */
 struct stream_ops {
     int (*begin)(void *st);
-    int (*thinking)(void *st, const char *s, size_t n);
-    int (*text)(void *st, const char *s, size_t n);
+    int (*delta)(void *st, enum chat_part part, const char *s, size_t n);
     int (*tool_call)(void *st, const char *id, const char *name, const char *args, size_t args_len);
     int (*finish)(void *st, const struct chat_finish *f);
     int (*error)(void *st, const struct apierr *e);
@@ -217,14 +241,18 @@ struct dialect {
     const char *tool_prefix;       /* for tool-call ids Ollama did not give */
     int overloaded_status;         /* Anthropic says 529, OpenAI 503 */
     int count_only;                /* count_tokens: the request is estimated, never sent */
+    int keeps_output;              /* its stream machine holds the whole reply (for a last event that
+                                    * repeats it), so a stream is capped like a whole reply */
     const char *const *error_types;    /* by enum apierr_kind, where the dialect's names differ from the
                                         * common ones; [APIERR_API] names any other failure */
     int (*translate)(struct json_object *body, const struct config *cfg, struct chat_request *req,
                      struct apierr *err);
     size_t state_size;             /* the stream machine's state, which begins with a struct stream_state */
     const struct stream_ops *ops;
-    /* The whole reply as JSON; the caller puts it. */
-    struct json_object *(*reply)(const struct chat_request *req, const struct chat_reply *r);
+    /* Frees what the state holds beyond its stream_state, or NULL when it holds nothing more. */
+    void (*state_free)(void *st);
+    /* The whole reply, as JSON text appended to out. */
+    void (*reply)(const struct chat_request *req, const struct chat_reply *r, struct buf *out);
     /* The error body in this dialect. */
     void (*error_body)(const struct dialect *d, const struct apierr *e, const char *request_id, struct buf *out);
 };

@@ -180,12 +180,12 @@ static size_t first_non_json(const char *s, size_t len, size_t *cost)
     return len;
 }
 
-struct json_object *jsonx_parse_with(struct json_tokener *tok, const char *text, size_t len)
+static struct json_object *parse(struct json_tokener *tok, const char *text, size_t len)
 {
     struct json_object *o;
     size_t end;
 
-    if (len > 0x7ffffff0u || (len > JSONX_COSTLY && jsonx_cost(text, len) > jsonx_budget(len)))
+    if (len > 0x7ffffff0u)
         return NULL;
     json_tokener_reset(tok);
     o = json_tokener_parse_ex(tok, text, (int)len);
@@ -204,6 +204,13 @@ struct json_object *jsonx_parse_with(struct json_tokener *tok, const char *text,
         return NULL;
     }
     return o;
+}
+
+struct json_object *jsonx_parse_with(struct json_tokener *tok, const char *text, size_t len)
+{
+    if (len > JSONX_COSTLY && jsonx_cost(text, len) > jsonx_budget(len))
+        return NULL;
+    return parse(tok, text, len);
 }
 
 struct json_object *jsonx_parse(const char *text, size_t len, struct apierr *err)
@@ -238,7 +245,7 @@ struct json_object *jsonx_parse(const char *text, size_t len, struct apierr *err
                    JSONX_BUDGET_PER_BYTE);
         goto out;
     }
-    o = jsonx_parse_with(tok, text, len);
+    o = parse(tok, text, len);
     if (!o) {
         jerr = json_tokener_get_error(tok);
         if (jerr == json_tokener_success || jerr == json_tokener_continue)
@@ -424,6 +431,12 @@ size_t jsonx_string_len(const char *s, size_t n)
     return len;
 }
 
+/* How jsonx_put_string treats each byte: 0 goes out as it is, 1 is escaped, 2 starts a character of
+ * several bytes, which goes out as it is if it is well formed and as U+FFFD if not. */
+static const unsigned char put_class[256] = {
+    [0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x80 ... 0xff] = 2,
+};
+
 void jsonx_put_string(struct buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -436,9 +449,9 @@ void jsonx_put_string(struct buf *b, const char *s, size_t n)
         char u[6];
         size_t k;
 
-        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80)
+        if (!put_class[c])
             continue;
-        if (c >= 0x80) {
+        if (put_class[c] == 2) {
             k = jsonx_utf8_char(s + i, n - i);
             if (k) {
                 i += k - 1;

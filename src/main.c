@@ -22,8 +22,9 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: ollama-fcgi [--listen ADDR] [--workers N] [--single]\n"
             "\n"
-            "Serves Anthropic Messages (/v1/messages) and OpenAI Chat Completions (/v1/chat/completions)\n"
-            "from Ollama's /api/chat, as a FastCGI worker pool behind nginx, lighttpd or any web server.\n"
+            "Serves Anthropic Messages (/v1/messages), OpenAI Chat Completions (/v1/chat/completions) and the\n"
+            "OpenAI Responses API (/v1/responses) from Ollama's /api/chat, as a FastCGI worker pool behind\n"
+            "nginx, lighttpd, Apache, Caddy or any web server.\n"
             "\n"
             "  --listen ADDR   host:port or a unix socket path (default: FCGI_LISTEN, else the socket on\n"
             "                  stdin, as spawn-fcgi and lighttpd's bin-path hand it over)\n"
@@ -32,8 +33,9 @@ static void usage(FILE *out)
             "  --help, --version\n"
             "\n"
             "Environment: OLLAMA_BASE_URL THINK_MODELS MODEL_MAP NUM_CTX KEEP_ALIVE ADAPTER_API_KEY\n"
-            "PING_INTERVAL UPSTREAM_TIMEOUT CONNECT_TIMEOUT GRACE_TIMEOUT MAX_BODY_BYTES LOG_FILE\n"
-            "FCGI_LISTEN WORKERS (see the README).\n");
+            "PING_INTERVAL UPSTREAM_TIMEOUT IDLE_TIMEOUT CONNECT_TIMEOUT GRACE_TIMEOUT BODY_TIMEOUT\n"
+            "SEND_TIMEOUT MAX_BODY_BYTES MAX_REPLY_BYTES MEMORY_LIMIT LOG_FILE FCGI_LISTEN WORKERS\n"
+            "(see the README).\n");
 }
 
 static int stdin_is_listening_socket(void)

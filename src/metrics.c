@@ -16,7 +16,7 @@ static const double buckets[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 #define N_BUCKETS (sizeof buckets / sizeof *buckets)
 
 static const char *const route_names[METRICS_N_ROUTES] = {
-    "/v1/messages", "/v1/messages/count_tokens", "/v1/chat/completions", "/v1/models", "/health",
+    "/v1/messages", "/v1/messages/count_tokens", "/v1/chat/completions", "/v1/responses", "/v1/models", "/health",
     "/metrics", "probe", "/api/event_logging", "other",
 };
 

@@ -13,7 +13,6 @@
 
 struct xlate {
     struct chat_request *req;
-    struct json_object *tool_names; /* owned: tool_call id -> function name */
     struct apierr *err;
 };
 
@@ -137,9 +136,7 @@ static int assistant_tool_calls(struct xlate *x, struct json_object *msg, const 
         args = openai_arguments(fargs, jsonx_path(fpath, sizeof fpath, fpath, "arguments"), x->err);
         if (!args)
             return -1;
-        if (id)
-            json_object_object_add(x->tool_names, json_object_get_string(id), json_object_get(fname));
-        chat_msg_call(m, id, fname, args);
+        chat_msg_call(x->req, m, id, fname, args);
     }
     return 0;
 }
@@ -169,7 +166,7 @@ static int tool_message(struct xlate *x, struct json_object *msg, struct json_ob
     if (!legacy) {
         if (jsonx_req(msg, "tool_call_id", json_type_string, path, &id, x->err) < 0)
             return -1;
-        json_object_object_get_ex(x->tool_names, json_object_get_string(id), &name);
+        name = chat_call_name(x->req, json_object_get_string(id));
         m->tool_call_id = json_object_get(id);
     }
     if (!name && jsonx_opt(msg, "name", json_type_string, path, &name, x->err) < 0)
@@ -182,19 +179,16 @@ static int tool_message(struct xlate *x, struct json_object *msg, struct json_ob
 static int translate_message(void *ctx, struct json_object *msg, const char *path)
 {
     struct xlate *x = ctx;
-    struct json_object *v, *content = NULL;
+    struct json_object *content;
     struct chat_msg m;
     const char *role;
     char name[160];
     int rc = -1;
 
     chat_msg_init(&m, "user");
-    if (jsonx_req(msg, "role", json_type_string, path, &v, x->err) < 0)
+    if (chat_role_and_content(msg, path, &role, &content, name, sizeof name, x->err) < 0)
         goto out;
-    role = json_object_get_string(v);
-    json_object_object_get_ex(msg, "content", &content);
-    jsonx_path(name, sizeof name, path, "content");
-    if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0) {
+    if (chat_is_system_role(role)) {
         if (content_text(content, name, &m, 0, x->err) < 0)
             goto out;
         chat_place_system(x->req, m.text.data, m.text.len);
@@ -220,9 +214,36 @@ out:
     return rc;
 }
 
-static int translate_tool_choice(struct json_object *body, struct chat_tools *t, struct apierr *err)
+/* A named tool: {"function": {"name"}} in Chat Completions; {"type": "function" or "custom", "name"} in
+ * the Responses API, where a hosted tool's type or a list of allowed tools offers them all. */
+static int named_tool_choice(struct json_object *choice, struct chat_tools *t, struct apierr *err)
 {
-    struct json_object *choice = NULL, *fn, *v;
+    struct json_object *fn, *v;
+    const char *type = NULL;
+
+    if (jsonx_opt(choice, "function", json_type_object, "tool_choice", &fn, err) < 0 ||
+        jsonx_opt_string(choice, "type", "tool_choice", &type, err) < 0)
+        return -1;
+    if (fn) {
+        if (jsonx_req(fn, "name", json_type_string, "tool_choice.function", &v, err) < 0)
+            return -1;
+        t->only_field = "tool_choice.function.name";
+    } else if (type && (strcmp(type, "function") == 0 || strcmp(type, "custom") == 0) &&
+               json_object_object_get_ex(choice, "name", &v)) {
+        if (jsonx_req(choice, "name", json_type_string, "tool_choice", &v, err) < 0)
+            return -1;
+        t->only_field = "tool_choice.name";
+    } else {
+        return 0;
+    }
+    t->choice = CHAT_TOOLS_ONE;
+    t->only = json_object_get_string(v);
+    return 0;
+}
+
+int openai_tool_choice(struct json_object *body, struct chat_tools *t, struct apierr *err)
+{
+    struct json_object *choice = NULL;
 
     json_object_object_get_ex(body, "tool_choice", &choice);
     if (!choice)
@@ -245,16 +266,7 @@ static int translate_tool_choice(struct json_object *body, struct chat_tools *t,
                      jsonx_type_name(json_object_get_type(choice)));
         return -1;
     }
-    if (jsonx_opt(choice, "function", json_type_object, "tool_choice", &fn, err) < 0)
-        return -1;
-    if (fn) {
-        if (jsonx_req(fn, "name", json_type_string, "tool_choice.function", &v, err) < 0)
-            return -1;
-        t->choice = CHAT_TOOLS_ONE;
-        t->only = json_object_get_string(v);
-        t->only_field = "tool_choice.function.name";
-    }
-    return 0;
+    return named_tool_choice(choice, t, err);
 }
 
 static int translate_tools(struct json_object *body, struct chat_request *req, struct apierr *err)
@@ -266,7 +278,7 @@ static int translate_tools(struct json_object *body, struct chat_request *req, s
 
     chat_tools_init(&t);
     if (jsonx_opt(body, "tools", json_type_array, "", &tools, err) < 0 ||
-        translate_tool_choice(body, &t, err) < 0)
+        openai_tool_choice(body, &t, err) < 0)
         return -1;
     if (!tools)
         return 0;
@@ -362,61 +374,41 @@ int openai_reasoning_effort(const char *effort, const char *field, struct chat_r
 }
 
 /* Fields Ollama has no use for are still checked, as OpenAI checks them. */
-static int check_ignored_fields(struct json_object *body, struct apierr *err)
-{
-    static const char *const bools[] = { "parallel_tool_calls", "logprobs", "store" };
-    static const char *const strings[] = { "user", "service_tier", "safety_identifier", "prompt_cache_key" };
-    struct json_object *v;
-    const char *s;
-    long long n;
-    int b, present;
-
-    for (size_t i = 0; i < sizeof bools / sizeof *bools; i++)
-        if (jsonx_opt_bool(body, bools[i], "", &b, err) < 0)
-            return -1;
-    for (size_t i = 0; i < sizeof strings / sizeof *strings; i++)
-        if (jsonx_opt_string(body, strings[i], "", &s, err) < 0)
-            return -1;
-    if (jsonx_opt_int(body, "top_logprobs", "", &n, &present, err) < 0 ||
-        jsonx_opt(body, "metadata", json_type_object, "", &v, err) < 0 ||
-        jsonx_opt(body, "logit_bias", json_type_object, "", &v, err) < 0)
-        return -1;
-    return 0;
-}
+static const struct chat_field ignored_fields[] = {
+    { "parallel_tool_calls", json_type_boolean }, { "logprobs", json_type_boolean }, { "store", json_type_boolean },
+    { "user", json_type_string }, { "service_tier", json_type_string }, { "safety_identifier", json_type_string },
+    { "prompt_cache_key", json_type_string }, { "top_logprobs", json_type_int }, { "metadata", json_type_object },
+    { "logit_bias", json_type_object },
+};
 
 static int openai_translate(struct json_object *body, const struct config *cfg, struct chat_request *req,
                             struct apierr *err)
 {
     struct json_object *messages, *so, *rf;
-    struct xlate x = { req, json_object_new_object(), err };
+    struct xlate x = { req, err };
     const char *effort;
     long long n_choices;
-    int present, rc = -1;
+    int present;
 
     if (chat_preamble(body, cfg, req, err) < 0 ||
         jsonx_req(body, "messages", json_type_array, "", &messages, err) < 0 ||
         jsonx_opt_int(body, "n", "", &n_choices, &present, err) < 0 ||
         jsonx_opt(body, "stream_options", json_type_object, "", &so, err) < 0)
-        goto out;
+        return -1;
     if (present && n_choices != 1) {
         apierr_field(err, "n", "only n=1 is supported: Ollama generates one choice per request");
-        goto out;
+        return -1;
     }
     if ((so && jsonx_opt_bool(so, "include_usage", "stream_options", &req->include_usage, err) < 0) ||
-        check_ignored_fields(body, err) < 0 || translate_options(body, req, err) < 0 ||
+        chat_check_fields(body, ignored_fields, sizeof ignored_fields / sizeof *ignored_fields, err) < 0 ||
+        translate_options(body, req, err) < 0 ||
         jsonx_opt(body, "response_format", json_type_object, "", &rf, err) < 0 ||
         (rf && openai_format(rf, "response_format", req, err) < 0) ||
         jsonx_opt_string(body, "reasoning_effort", "", &effort, err) < 0 ||
         (effort && openai_reasoning_effort(effort, "reasoning_effort", req, err) < 0) ||
         translate_tools(body, req, err) < 0)
-        goto out;
-    if (chat_each_message(messages, "messages", 0, translate_message, &x, err) < 0)
-        goto out;
-    chat_default_think(req, cfg);
-    rc = 0;
-out:
-    json_object_put(x.tool_names);
-    return rc;
+        return -1;
+    return chat_each_message(messages, "messages", 0, translate_message, &x, err);
 }
 
 /* ---- the stream machine ---- */
@@ -448,25 +440,16 @@ static int ostream_begin(void *st)
     return chat_send(&s->out, NULL);
 }
 
-static int delta_text(struct ostream *s, const char *key, const char *str, size_t n)
+static int ostream_delta(void *st, enum chat_part part, const char *str, size_t n)
 {
+    struct ostream *s = st;
+
     chunk_head(s);
-    buf_puts(&s->out.data, "[{\"index\":0,\"delta\":{\"");
-    buf_puts(&s->out.data, key);
-    buf_puts(&s->out.data, "\":");
+    buf_puts(&s->out.data, part == CHAT_THINKING ? "[{\"index\":0,\"delta\":{\"reasoning_content\":"
+                                                 : "[{\"index\":0,\"delta\":{\"content\":");
     jsonx_put_string(&s->out.data, str, n);
     buf_puts(&s->out.data, "},\"logprobs\":null,\"finish_reason\":null}]}");
     return chat_send(&s->out, NULL);
-}
-
-static int ostream_thinking(void *st, const char *str, size_t n)
-{
-    return delta_text(st, "reasoning_content", str, n);
-}
-
-static int ostream_text(void *st, const char *str, size_t n)
-{
-    return delta_text(st, "content", str, n);
 }
 
 static int ostream_tool_call(void *st, const char *id, const char *name, const char *args, size_t args_len)
@@ -568,13 +551,13 @@ static int ostream_ping(void *st)
 }
 
 static const struct stream_ops ostream_ops = {
-    .begin = ostream_begin, .thinking = ostream_thinking, .text = ostream_text, .tool_call = ostream_tool_call,
+    .begin = ostream_begin, .delta = ostream_delta, .tool_call = ostream_tool_call,
     .finish = ostream_finish, .error = ostream_error, .ping = ostream_ping,
 };
 
 /* ---- whole replies ---- */
 
-static struct json_object *openai_reply(const struct chat_request *req, const struct chat_reply *r)
+static void openai_reply(const struct chat_request *req, const struct chat_reply *r, struct buf *out)
 {
     struct json_object *o = json_object_new_object(), *choices = json_object_new_array(), *choice, *msg, *usage;
 
@@ -618,7 +601,8 @@ static struct json_object *openai_reply(const struct chat_request *req, const st
     json_object_object_add(usage, "total_tokens",
                            json_object_new_int64(chat_sum_tokens(r->finish.input_tokens, r->finish.output_tokens)));
     json_object_object_add(o, "usage", usage);
-    return o;
+    jsonx_write(out, o);
+    json_object_put(o);
 }
 
 const struct dialect openai_dialect = {

@@ -13,6 +13,8 @@ int openai_data_uri_image(struct chat_msg *m, const char *url, const char *field
 struct json_object *openai_arguments(struct json_object *text, const char *field, struct apierr *err);
 /* response_format (Chat Completions) or text.format (Responses) as Ollama's format. */
 int openai_format(struct json_object *format, const char *field, struct chat_request *req, struct apierr *err);
+/* tool_choice in either API's shape. */
+int openai_tool_choice(struct json_object *body, struct chat_tools *t, struct apierr *err);
 /* A reasoning effort as Ollama's think level. */
 int openai_reasoning_effort(const char *effort, const char *field, struct chat_request *req, struct apierr *err);
 /* OpenAI's error object, and the whole error body {"error": ...}. */

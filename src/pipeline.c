@@ -20,6 +20,7 @@ int pipeline_request(const struct dialect *d, const char *body, size_t len, cons
     json_object_put(parsed);
     if (rc < 0)
         return -1;
+    chat_default_think(req, cfg);
     chat_close_messages(req);
     if (models->facts(models->ctx, req, &facts, err) < 0)
         return -1;

@@ -16,6 +16,8 @@
 
 #define SHOW_TIMEOUT_MS 15000
 #define KEEPALIVE_MS 1000.0
+/* How often a call looks at the worker's memory: /proc costs five system calls. */
+#define MEMORY_CHECK_MS 500.0
 /* A whole reply may hold this much per token the client allows, and at least REPLY_FLOOR. */
 #define REPLY_BYTES_PER_TOKEN 64
 #define REPLY_FLOOR (1u << 20)
@@ -33,6 +35,7 @@ struct relay {
     struct timespec last_byte;    /* the last bytes sent, keep-alive comments included */
     int got_data;
     int over_memory;              /* the worker grew past MEMORY_LIMIT during the call */
+    struct timespec memory_checked;
 };
 
 static void unreachable(struct relay *r, const struct upstream_result *res, struct apierr *e)
@@ -139,9 +142,12 @@ static int on_tick(void *ctx, int client_news)
 
     if (worker_client_gone(r->rq, client_news))
         return 1;
-    if (worker_over_memory(r->rq)) {
-        r->over_memory = 1;
-        return 1;
+    if (worker_ms_since(&r->memory_checked) >= MEMORY_CHECK_MS) {
+        clock_gettime(CLOCK_MONOTONIC, &r->memory_checked);
+        if (worker_over_memory(r->rq)) {
+            r->over_memory = 1;
+            return 1;
+        }
     }
     if (!r->req.stream || r->stream.ended)
         return 0;
@@ -210,7 +216,7 @@ static void answer(struct relay *r)
 
     if (call(r, &res) < 0)
         goto out;
-    worker_note_large(rq, r->whole.bytes);
+    worker_note_large(rq, r->stream.bytes);
     if (r->over_memory) {
         /* The reply ends with an error, and the worker makes way for a fresh one. */
         apierr_set(&e, APIERR_API, 502, "answering took more memory than a worker may hold (MEMORY_LIMIT=%ld MiB)",
@@ -236,10 +242,12 @@ static void answer(struct relay *r)
         if (r->whole.failed) {
             fail(r, &r->whole.err);
         } else {
-            struct json_object *o = r->d->reply(&r->req, &r->whole);
+            struct buf body;
 
-            reply_json(&rq->reply, 200, o);
-            json_object_put(o);
+            buf_init(&body);
+            r->d->reply(&r->req, &r->whole, &body);
+            reply_body(&rq->reply, 200, "application/json", body.data, body.len);
+            buf_free(&body);
         }
     }
     if (!rq->log.outcome)
@@ -263,11 +271,10 @@ static size_t reply_cap(const struct chat_request *req, const struct config *cfg
 
 static void estimate_only(struct relay *r)
 {
-    struct json_object *o = json_object_new_object();
+    char body[64];
 
-    json_object_object_add(o, "input_tokens", json_object_new_int64(r->req.estimated_tokens));
-    reply_json(&r->rq->reply, 200, o);
-    json_object_put(o);
+    snprintf(body, sizeof body, "{\"input_tokens\":%lld}", r->req.estimated_tokens);
+    reply_body(&r->rq->reply, 200, "application/json", body, strlen(body));
 }
 
 void relay_serve(struct request *rq, const struct dialect *d)
@@ -292,7 +299,8 @@ void relay_serve(struct request *rq, const struct dialect *d)
         rq->log.upstream_model = rq->upstream_model;
     }
     worker_note_large(rq, rq->w->body.len);
-    if (rc == 0 && worker_over_memory(rq)) {
+    /* Only a large body can have taken memory that matters: a small one's shape is bounded by its size. */
+    if (rc == 0 && rq->large && worker_over_memory(rq)) {
         apierr_set(&e, APIERR_TOO_LARGE, 413, "this request takes more memory than a worker may hold "
                    "(MEMORY_LIMIT=%ld MiB)", rq->w->cfg->memory_limit);
         rc = -1;
@@ -311,7 +319,7 @@ void relay_serve(struct request *rq, const struct dialect *d)
     worker_random_id(r.req.id, sizeof r.req.id, d->id_prefix);
     r.req.created = (long long)time(NULL);
     clock_gettime(CLOCK_MONOTONIC, &r.last_event);
-    r.last_byte = r.last_event;
+    r.last_byte = r.memory_checked = r.last_event;
     stream_open(&r.stream, d, &r.req, r.req.stream ? &r.sink : NULL, &r.whole, reply_cap(&r.req, rq->w->cfg));
     metrics_stream_started();
     answer(&r);

@@ -17,15 +17,11 @@ static int collect_nothing(void *st)
     return 0;
 }
 
-static int collect_thinking(void *st, const char *s, size_t n)
+static int collect_delta(void *st, enum chat_part part, const char *s, size_t n)
 {
-    buf_append(&((struct chat_reply *)st)->thinking, s, n);
-    return 0;
-}
+    struct chat_reply *r = st;
 
-static int collect_text(void *st, const char *s, size_t n)
-{
-    buf_append(&((struct chat_reply *)st)->text, s, n);
+    buf_append(part == CHAT_THINKING ? &r->thinking : &r->text, s, n);
     return 0;
 }
 
@@ -57,7 +53,7 @@ static int collect_error(void *st, const struct apierr *e)
 }
 
 static const struct stream_ops collect_ops = {
-    .begin = collect_nothing, .thinking = collect_thinking, .text = collect_text, .tool_call = collect_tool_call,
+    .begin = collect_nothing, .delta = collect_delta, .tool_call = collect_tool_call,
     .finish = collect_finish, .error = collect_error, .ping = collect_nothing,
 };
 
@@ -73,6 +69,7 @@ void stream_open(struct stream *s, const struct dialect *d, const struct chat_re
     s->prompt_tokens = -1;
     buf_init(&s->line);
     stopseq_init(&s->stop, req->stop, req->n_stop);
+    s->cap = cap;
     if (sink) {
         struct stream_state *st = xcalloc(1, d->state_size);
 
@@ -85,7 +82,6 @@ void stream_open(struct stream *s, const struct dialect *d, const struct chat_re
         s->ops = &collect_ops;
         s->st = whole;
         s->whole = whole;
-        s->whole_cap = cap;
     }
 }
 
@@ -94,6 +90,8 @@ void stream_close(struct stream *s)
     if (s->tok)
         json_tokener_free(s->tok);
     if (s->st && !s->whole) {
+        if (s->d->state_free)
+            s->d->state_free(s->st);
         buf_free(&((struct stream_state *)s->st)->data);
         free(s->st);
     }
@@ -128,18 +126,18 @@ int stream_ping(struct stream *s)
     return s->ops->ping(s->st);
 }
 
-/* A whole reply is held in memory until it is complete: past the cap it ends with an error. */
+/* A reply held in memory until it is complete: past the cap it ends with an error. */
 static int room_for(struct stream *s, size_t n)
 {
     struct apierr e;
 
-    if (!s->whole)
+    if (!s->whole && !s->d->keeps_output)
         return 0;
-    s->whole->bytes += n;
-    if (s->whole->bytes <= s->whole_cap)
+    s->bytes += n;
+    if (s->bytes <= s->cap)
         return 0;
-    apierr_set(&e, APIERR_API, 502, "Ollama's reply grew past %zu bytes, the most a reply that is not streamed may "
-               "hold; ask for it with \"stream\": true, or lower the token limit", s->whole_cap);
+    apierr_set(&e, APIERR_API, 502, "Ollama's reply grew past %zu bytes, the most a reply held whole may hold; "
+               "lower the token limit%s", s->cap, s->whole ? ", or ask for it with \"stream\": true" : "");
     stream_fail(s, &e);
     return -1;
 }
@@ -173,7 +171,7 @@ static int flush_text(struct stream *s)
         return STREAM_MORE;
     if (room_for(s, n) < 0)
         return STREAM_DONE;
-    return s->ops->text(s->st, out, n) < 0 ? STREAM_GONE : STREAM_MORE;
+    return s->ops->delta(s->st, CHAT_TEXT, out, n) < 0 ? STREAM_GONE : STREAM_MORE;
 }
 
 static int emit_text(struct stream *s, const char *text, size_t n)
@@ -184,7 +182,7 @@ static int emit_text(struct stream *s, const char *text, size_t n)
 
     if (len && room_for(s, len) < 0)
         return STREAM_DONE;
-    if (len && s->ops->text(s->st, out, len) < 0)
+    if (len && s->ops->delta(s->st, CHAT_TEXT, out, len) < 0)
         return STREAM_GONE;
     if (hit >= 0)
         return finish(s, "stop", s->req->stop[hit]) < 0 ? STREAM_GONE : STREAM_DONE;
@@ -195,7 +193,7 @@ static int emit_thinking(struct stream *s, const char *text, size_t n)
 {
     if (room_for(s, n) < 0)
         return STREAM_DONE;
-    return s->ops->thinking(s->st, text, n) < 0 ? STREAM_GONE : STREAM_MORE;
+    return s->ops->delta(s->st, CHAT_THINKING, text, n) < 0 ? STREAM_GONE : STREAM_MORE;
 }
 
 /* One tool call from Ollama's tool_calls array; malformed entries are skipped. */

@@ -21,7 +21,8 @@ struct stream {
     const struct stream_ops *ops;
     void *st;                      /* owned: the dialect's SSE machine, or the whole reply being collected */
     struct chat_reply *whole;      /* borrowed: where a whole reply is collected, or NULL */
-    size_t whole_cap;              /* the most a whole reply may collect, in bytes */
+    size_t bytes;                  /* what the reply has held so far */
+    size_t cap;                    /* the most a reply held in memory may hold, in bytes */
     struct json_tokener *tok;
     struct buf line;               /* an unfinished line, carried to the next bytes */
     struct stopseq stop;
@@ -35,7 +36,8 @@ struct stream {
 };
 
 /* Opens the stream for req: with a sink, the dialect's SSE machine writing to it; without, the collector
- * filling whole (at most cap bytes). stream_close frees what stream_open made. */
+ * filling whole. A reply held in memory (a whole one, or one whose dialect keeps its output) ends with an
+ * error past cap bytes. stream_close frees what stream_open made. */
 void stream_open(struct stream *s, const struct dialect *d, const struct chat_request *req, struct sse_sink *sink,
                  struct chat_reply *whole, size_t cap);
 void stream_close(struct stream *s);

@@ -19,6 +19,7 @@
 #include "metrics.h"
 #include "openai.h"
 #include "relay.h"
+#include "responses.h"
 #include "routes.h"
 
 #define GONE_CHECK_MS 200.0
@@ -173,6 +174,11 @@ static void serve_chat_completions(struct request *rq)
     relay_serve(rq, &openai_dialect);
 }
 
+static void serve_responses(struct request *rq)
+{
+    relay_serve(rq, &responses_dialect);
+}
+
 struct route {
     enum metrics_route label;
     const char *method;           /* GET routes answer HEAD too */
@@ -188,6 +194,8 @@ static const struct route routes[] = {
     { METRICS_CHAT_COMPLETIONS, "POST", "/v1/chat/completions", 0, 0, serve_chat_completions },
     /* OpenAI clients given a base URL without /v1. */
     { METRICS_CHAT_COMPLETIONS, "POST", "/chat/completions", 0, 0, serve_chat_completions },
+    { METRICS_RESPONSES, "POST", "/v1/responses", 0, 0, serve_responses },
+    { METRICS_RESPONSES, "POST", "/responses", 0, 0, serve_responses },
     { METRICS_MODELS, "GET", "/v1/models", 0, 0, routes_models },
     { METRICS_MODELS, "GET", "/v1/models/", 1, 0, routes_models },
     { METRICS_HEALTH, "GET", "/health", 0, 1, routes_health },
@@ -215,8 +223,10 @@ static const struct dialect *path_dialect(const char *path)
 {
     if (strncmp(path, "/v1/chat/", 9) == 0 || strncmp(path, "/chat/", 6) == 0 ||
         strncmp(path, "/v1/completions", 15) == 0 ||
-        strncmp(path, "/v1/embeddings", 14) == 0 || strncmp(path, "/v1/responses", 13) == 0)
+        strncmp(path, "/v1/embeddings", 14) == 0)
         return &openai_dialect;
+    if (strncmp(path, "/v1/responses", 13) == 0 || strncmp(path, "/responses", 10) == 0)
+        return &responses_dialect;
     return &anthropic_dialect;
 }
 
@@ -305,8 +315,10 @@ static void handle(struct worker *w)
     enum metrics_route label;
 
     /* A client that stops taking the reply (and so a web server that stops reading it) holds a write at
-     * most SEND_TIMEOUT; the write then fails as if the client had left. */
+     * most SEND_TIMEOUT; the write then fails as if the client had left. A read of the body waits at most
+     * BODY_TIMEOUT. */
     limit(w->fcgi.ipcFd, SO_SNDTIMEO, w->cfg->send_timeout);
+    limit(w->fcgi.ipcFd, SO_RCVTIMEO, w->cfg->body_timeout);
     memset(&rq, 0, sizeof rq);
     rq.w = w;
     rq.fcgi = &w->fcgi;

@@ -23,6 +23,8 @@
  *                      or ends goes out short, so nothing said waits on what comes after.
  *   @chunks off        back to one HTTP chunk per line, the default
  *   @repeat N          send the next line (plain or @raw) N times, up to 10^12: a reply without end
+ *   @next              the end of this request's reply: the model's next request plays the script from
+ *                      here to the next @next, and so on; the last part plays for every request after
  *
  * @status and @reject-think hold for the whole reply wherever they stand; the others act where they stand.
  * Blank lines are skipped. A directive the mock does not understand makes the reply a 500 naming it.
@@ -86,6 +88,7 @@ struct entry {
     struct entry *next;
     char *name, *text;
     size_t len;
+    long served;                /* requests answered from it: which part of a script with @next comes next */
 };
 
 /* A request as received, for GET /_mock/requests. */
@@ -288,14 +291,44 @@ static void entry_set(struct entry **list, const char *name, const char *text, s
     }
     e->text = xmemdup(text, len);
     e->len = len;
+    e->served = 0;
 }
 
-static char *entry_copy(const struct entry *e, const char *name, size_t *len)
+/* The part of a script the request numbered turn plays: scripts split at lines "@next", the last part
+ * playing again once the others are spent. */
+static void script_part(const char *text, size_t len, long turn, const char **part, size_t *part_len)
+{
+    const char *start = text, *end = text + len, *at = text;
+
+    for (;;) {
+        const char *nl = memchr(at, '\n', (size_t)(end - at)), *line_end = nl ? nl : end;
+
+        if ((size_t)(line_end - at) == 5 && !memcmp(at, "@next", 5)) {
+            if (turn-- == 0) {
+                end = at;
+                break;
+            }
+            start = nl ? nl + 1 : end;
+        }
+        if (!nl)
+            break;
+        at = nl + 1;
+    }
+    *part = start;
+    *part_len = (size_t)(end - start);
+}
+
+/* A copy of the entry named name: for a script, the part its next request plays. */
+static char *entry_copy(struct entry *e, const char *name, bool turns, size_t *len)
 {
     for (; e; e = e->next) {
         if (!strcmp(e->name, name)) {
+            const char *part = e->text;
+
             *len = e->len;
-            return xmemdup(e->text, e->len);
+            if (turns)
+                script_part(e->text, e->len, e->served++, &part, len);
+            return xmemdup(part, *len);
         }
     }
     return NULL;
@@ -339,13 +372,13 @@ static void counter_add(long *counter, long delta)
 }
 
 /* An installed entry, else SCENARIO_DIR/<sub><model><ext> with the model's unsafe characters as _. */
-static char *load(struct entry **list, const char *sub, const char *model, const char *ext, size_t *len)
+static char *load(struct entry **list, const char *sub, const char *model, const char *ext, bool turn, size_t *len)
 {
     static const char safe[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
     char *text, *name, *p;
 
     pthread_mutex_lock(&state.lock);
-    text = entry_copy(*list, model, len);
+    text = entry_copy(*list, model, turn, len);
     pthread_mutex_unlock(&state.lock);
     if (text)
         return text;
@@ -1148,7 +1181,7 @@ static int handle_chat(struct conn *c, const struct request *r)
         rc = send_error(c, 400, "model is required");
         goto out;
     }
-    script = load(&state.scenarios, "", model, ".ndjson", &len);
+    script = load(&state.scenarios, "", model, ".ndjson", true, &len);
     if (!script) {
         rc = send_error(c, 404, "model '%s' not found", model);
         goto out;
@@ -1185,12 +1218,12 @@ static int handle_show(struct conn *c, const struct request *r)
         rc = send_error(c, 400, "model is required");
         goto out;
     }
-    doc = load(&state.shows, "show/", model, ".json", &len);
+    doc = load(&state.shows, "show/", model, ".json", false, &len);
     if (doc) {
         rc = send_reply(c, 200, JSON_CT, doc, len);
         goto out;
     }
-    doc = load(&state.scenarios, "", model, ".ndjson", &len);
+    doc = load(&state.scenarios, "", model, ".ndjson", false, &len);
     if (!doc) {
         rc = send_error(c, 404, "model '%s' not found", model);
         goto out;

@@ -1,5 +1,5 @@
 // openai-sdk.test.mjs -- the official OpenAI SDK (openai, pinned in ../package-lock.json) against the adapter's
-// /v1/chat/completions and /v1/models, through the real lighttpd and the real nginx.
+// /v1/chat/completions, /v1/responses and /v1/models, through the real lighttpd and the real nginx.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI, { APIError, NotFoundError } from 'openai';
@@ -204,6 +204,55 @@ for (const server of ['lighttpd', 'nginx']) {
         return true;
       });
       assert.equal(content, 'Partial');
+    });
+
+    test('responses.create() with a function tool, then the tool\'s output in the next turn', async () => {
+      const weather = { type: 'function', name: 'get_weather', description: 'Weather for a city', strict: false,
+        parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } };
+      const r = await client.responses.create({ model: 'oai-tools', tools: [weather], input: 'Weather in Tokyo?' });
+      assert.equal(r.object, 'response');
+      assert.equal(r.status, 'completed');
+      assert.equal(r.output_text, 'Checking both.', 'the SDK reads the text from the output');
+      const call = r.output.find((it) => it.type === 'function_call');
+      assert.equal(call.name, 'get_weather');
+      assert.equal(call.call_id, 'call_aa11bb22');
+      assert.deepEqual(JSON.parse(call.arguments), { city: 'Tokyo', unit: 'c' });
+      assert.equal(r.usage.input_tokens, 210);
+      const next = await client.responses.create({ model: 'oai-text', tools: [weather], input: [
+        { role: 'user', content: 'Weather in Tokyo?' }, call,
+        { type: 'function_call_output', call_id: call.call_id, output: '18 degrees, clear' }] });
+      assert.equal(next.output_text, 'Hello, world!');
+      const sent = (await stack.mock.chats()).filter((c) => c.body.model === 'oai-text').at(-1).body.messages;
+      assert.deepEqual(sent.at(-1), { role: 'tool', content: '18 degrees, clear', tool_name: 'get_weather',
+        tool_call_id: 'call_aa11bb22' });
+    });
+
+    test('responses.stream() gives its events in order and the final response', async () => {
+      const stream = client.responses.stream({ model: 'oai-think', input: 'Think, then answer', reasoning: { summary: 'auto' } });
+      const types = [];
+      let text = '';
+      stream.on('response.output_text.delta', (e) => { text += e.delta; });
+      for await (const e of stream) types.push(e.type);
+      const final = await stream.finalResponse();
+      assert.equal(text, 'Answer.');
+      assert.equal(final.output_text, 'Answer.');
+      assert.deepEqual(final.output.map((it) => it.type), ['reasoning', 'message']);
+      assert.equal(final.output[0].summary[0].text, 'Think first.');
+      assert.equal(types[0], 'response.created');
+      assert.equal(types.at(-1), 'response.completed');
+      assert.ok(types.includes('response.reasoning_summary_text.delta'), types.join(','));
+    });
+
+    test('responses.stream() when Ollama fails in the middle: response.failed, the error in the final response', async () => {
+      const stream = client.responses.stream({ model: 'oai-midstream-error', input: 'hi' });
+      const types = [];
+      for await (const e of stream) types.push(e.type);
+      const final = await stream.finalResponse();
+      assert.equal(types.at(-1), 'response.failed', types.join(','));
+      assert.ok(!types.includes('response.completed'));
+      assert.equal(final.status, 'failed');
+      assert.equal(final.error.code, 'server_error');
+      assert.match(final.error.message, /GGML_ASSERT/);
     });
 
     test('models.list() in OpenAI\'s shape', async () => {

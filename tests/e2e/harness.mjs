@@ -1,5 +1,6 @@
 // harness.mjs -- starts the real pieces for end-to-end tests: the scripted mock Ollama, the ollama-fcgi
 // pool, and the real lighttpd and nginx in front of it with the repository's own configurations.
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -8,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const BIN = path.join(ROOT, 'build/ollama-fcgi');
+export const BIN = process.env.OFCGI_BIN ?? path.join(ROOT, 'build/ollama-fcgi');
 const MOCK = path.join(ROOT, 'build/mock-ollama');
 
 export function freePort() {
@@ -289,4 +290,93 @@ export function ollamaLines(model, parts, done = {}) {
       done: true, done_reason: 'stop', total_duration: 1000, prompt_eval_count: 10, eval_count: 5, ...done }));
   }
   return lines.join('\n') + '\n';
+}
+
+// Checks a Responses API stream against the documented order and returns what it carried: every event's
+// type matches its name, sequence numbers count up from 0, response.created and response.in_progress come
+// first, each output item runs from output_item.added through its own events to output_item.done before the
+// next begins, every .done repeats what the deltas added up to, and the stream ends with exactly one of
+// response.completed, response.incomplete or response.failed, whose output lists the finished items.
+export function checkResponsesEvents(frames, label = '') {
+  const events = frames.filter((f) => f.data !== null && f.comment === null);
+  const at = (i) => `${label} event ${i} (${events[i]?.event})`;
+  events.forEach((f, i) => {
+    assert.equal(f.data.type, f.event, `${at(i)}: type and event name differ`);
+    assert.equal(f.data.sequence_number, i, `${at(i)}: sequence_number`);
+  });
+  assert.equal(events[0]?.event, 'response.created', `${label}: first event`);
+  assert.equal(events[0].data.response.status, 'in_progress', label);
+  assert.deepEqual(events[0].data.response.output, [], label);
+  assert.equal(events[1]?.event, 'response.in_progress', `${label}: second event`);
+  const items = [];
+  let i = 2;
+  while (i < events.length && events[i].event === 'response.output_item.added') {
+    const index = items.length;
+    const added = events[i].data;
+    assert.equal(added.output_index, index, `${at(i)}: output_index`);
+    const id = added.item.id;
+    const type = added.item.type;
+    let text = '';
+    let parts = 0;
+    i++;
+    const item = (ev) => { assert.equal(ev.item_id, id, `${at(i)}: item_id`); assert.equal(ev.output_index, index, `${at(i)}: output_index`); };
+    // A failure may cut an item short: it is then not among the finished ones.
+    for (; i < events.length && !['response.output_item.done', 'response.failed'].includes(events[i].event); i++) {
+      const e = events[i];
+      const ev = e.data;
+      item(ev);
+      const name = e.event.replace(/^response\./, '');
+      if (type === 'message') {
+        if (name === 'content_part.added') { assert.equal(parts++, 0, `${at(i)}: one part`); assert.equal(ev.part.text, ''); }
+        else if (name === 'output_text.delta') { assert.equal(parts, 1, `${at(i)}: delta before its part`); text += ev.delta; }
+        else if (name === 'output_text.done') assert.equal(ev.text, text, `${at(i)}: text`);
+        else if (name === 'content_part.done') assert.equal(ev.part.text, text, `${at(i)}: part text`);
+        else assert.fail(`${at(i)}: ${e.event} in a message`);
+      } else if (type === 'reasoning') {
+        if (name === 'reasoning_summary_part.added') parts++;
+        else if (name === 'reasoning_summary_text.delta' || name === 'reasoning_text.delta') text += ev.delta;
+        else if (name === 'reasoning_summary_text.done' || name === 'reasoning_text.done') assert.equal(ev.text, text, `${at(i)}: text`);
+        else if (name === 'reasoning_summary_part.done') assert.equal(ev.part.text, text, `${at(i)}: part text`);
+        else assert.fail(`${at(i)}: ${e.event} in a reasoning item`);
+      } else if (type === 'function_call') {
+        if (name === 'function_call_arguments.delta') text += ev.delta;
+        else if (name === 'function_call_arguments.done') assert.equal(ev.arguments, text, `${at(i)}: arguments`);
+        else assert.fail(`${at(i)}: ${e.event} in a function call`);
+      } else if (type === 'custom_tool_call') {
+        if (name === 'custom_tool_call_input.delta') text += ev.delta;
+        else if (name === 'custom_tool_call_input.done') assert.equal(ev.input, text, `${at(i)}: input`);
+        else assert.fail(`${at(i)}: ${e.event} in a custom tool call`);
+      } else {
+        assert.fail(`${at(i)}: an item of type ${type}`);
+      }
+    }
+    if (i >= events.length || events[i].event === 'response.failed') break;
+    const done = events[i].data;
+    assert.equal(done.output_index, index, `${at(i)}: output_index`);
+    assert.equal(done.item.id, id, `${at(i)}: item id`);
+    if (type === 'message') assert.equal(done.item.content[0].text, text, `${at(i)}: message text`);
+    if (type === 'function_call') assert.equal(done.item.arguments, text, `${at(i)}: arguments`);
+    if (type === 'custom_tool_call') assert.equal(done.item.input, text, `${at(i)}: input`);
+    if (type === 'reasoning') {
+      const all = [...(done.item.summary ?? []), ...(done.item.content ?? [])].map((p) => p.text).join('');
+      assert.equal(all, text, `${at(i)}: reasoning text`);
+    }
+    items.push(done.item);
+    i++;
+  }
+  const last = events[i];
+  assert.ok(last && ['response.completed', 'response.incomplete', 'response.failed'].includes(last.event),
+    `${label}: the stream ends with ${last?.event} after ${items.length} items`);
+  assert.equal(i, events.length - 1, `${label}: events after ${last.event}`);
+  const response = last.data.response;
+  assert.deepEqual(response.output, items, `${label}: the last event's output is the items streamed`);
+  if (last.event === 'response.failed') {
+    assert.equal(response.status, 'failed');
+    assert.equal(typeof response.error.message, 'string');
+  } else {
+    assert.equal(response.status, last.event === 'response.completed' ? 'completed' : 'incomplete');
+    assert.equal(typeof response.usage.input_tokens, 'number');
+    assert.equal(response.usage.total_tokens, response.usage.input_tokens + response.usage.output_tokens);
+  }
+  return { end: last.event, response, items };
 }

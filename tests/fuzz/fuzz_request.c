@@ -6,6 +6,7 @@
 #include "anthropic.h"
 #include "openai.h"
 #include "pipeline.h"
+#include "responses.h"
 
 static const char *fuzz_env(const char *name, void *ctx)
 {
@@ -45,7 +46,8 @@ static void run(const struct dialect *d, const struct config *cfg, const uint8_t
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const struct dialect *const dialects[] = { &anthropic_dialect, &anthropic_count_dialect, &openai_dialect };
+    static const struct dialect *const dialects[] = { &anthropic_dialect, &anthropic_count_dialect, &openai_dialect,
+                                                      &responses_dialect };
     static struct config cfg;
     static int ready;
     char err[128];

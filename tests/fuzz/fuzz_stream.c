@@ -1,5 +1,6 @@
 /* fuzz_stream.c -- libFuzzer harness: any bytes as Ollama's NDJSON reply, in pieces of the fuzzer's choosing,
- * through every dialect's stream machine and the whole-reply collector, with stop sequences in play. */
+ * through every dialect's stream machine and the whole-reply collector, with stop sequences in play. The
+ * Responses machine needs what its translator keeps (req->extra): a small request gives it. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include "anthropic.h"
 #include "jsonx.h"
 #include "openai.h"
+#include "responses.h"
 #include "stream.h"
 
 static int discard(void *ctx, const char *bytes, size_t len)
@@ -34,7 +36,6 @@ static void run(const struct dialect *d, const struct chat_request *req, const u
     struct stream s;
     struct chat_reply r;
     struct buf out;
-    struct json_object *o;
 
     sse_sink_init(&sink, discard, NULL);
     chat_reply_init(&r);
@@ -45,9 +46,7 @@ static void run(const struct dialect *d, const struct chat_request *req, const u
     feed(&s, data, size, piece);
     if (!r.failed) {
         buf_init(&out);
-        o = d->reply(req, &r);
-        jsonx_write(&out, o);
-        json_object_put(o);
+        d->reply(req, &r, &out);
         buf_free(&out);
     }
     stream_close(&s);
@@ -57,7 +56,7 @@ static void run(const struct dialect *d, const struct chat_request *req, const u
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const struct dialect *const dialects[] = { &anthropic_dialect, &openai_dialect };
+    static const struct dialect *const dialects[] = { &anthropic_dialect, &openai_dialect, &responses_dialect };
     struct chat_request req;
     char *stops[] = { "END", "\n\nHuman:", "x" };
     size_t piece;

@@ -238,8 +238,9 @@ function chunk(content) {
 }
 
 describe("Ollama's replies within bounds", () => {
+  before(() => stack.mock.scenario('m-endless', `@repeat 1000000000000\n${chunk('token ')}\n`));
+
   test('an endless reply to a request that is not streamed ends at its cap with an error, not an abort', async () => {
-    await stack.mock.scenario('m-endless', `@repeat 1000000000000\n${chunk('token ')}\n`);
     await measured(stack, 'endless reply, not streamed, max_tokens 1000', { peakMiB: 80, cpuMs: 3000 }, async () => {
       const r = await readAll(await post(stack.url + '/v1/messages', { model: 'm-endless', max_tokens: 1000, messages: [{ role: 'user', content: 'go' }] }));
       assert.equal(r.status, 502, r.text.slice(0, 300));
@@ -273,6 +274,20 @@ describe("Ollama's replies within bounds", () => {
         .then(() => true, () => false);
       assert.ok(seen, 'Ollama saw the hang-up');
       return { summary: 'Ollama hung up on within a second' };
+    });
+  });
+  test('an endless streamed Responses reply, which its last event repeats whole: capped with response.failed', async () => {
+    await measured(stack, 'endless reply, streamed to /v1/responses', { peakMiB: 160, cpuMs: 20000 }, async () => {
+      // Hundreds of MB of events: only the end is kept.
+      const r = await post(stack.url + '/v1/responses', { model: 'm-endless', stream: true, input: 'go' });
+      let tail = Buffer.alloc(0);
+      for await (const piece of r.body) tail = Buffer.concat([tail, piece]).subarray(-64 * 1024);
+      const text = tail.toString();
+      const frames = parseSSE(text.slice(text.indexOf('\n\n') + 2));
+      const last = frames.filter((f) => f.event).at(-1);
+      assert.equal(last.event, 'response.failed', text.slice(-300));
+      assert.match(last.data.response.error.message, /grew past 16777216 bytes/);
+      return { summary: 'response.failed at 16 MiB' };
     });
   });
   test("after its done line, Ollama keeps the connection open: the reply is complete at once", async () => {

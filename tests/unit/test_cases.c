@@ -30,6 +30,7 @@
 #include "ollama.h"
 #include "openai.h"
 #include "pipeline.h"
+#include "responses.h"
 #include "stream.h"
 
 struct case_param {
@@ -73,7 +74,7 @@ static int by_name(const struct dirent **a, const struct dirent **b)
 
 ParameterizedTestParameters(cases, translate)
 {
-    static const char *const dialects[] = { "anthropic", "openai", "count_tokens" };
+    static const char *const dialects[] = { "anthropic", "openai", "responses", "count_tokens" };
     struct case_param *params = NULL;
     size_t n = 0, cap = 0;
 
@@ -245,10 +246,7 @@ static char *client_bytes(const struct dialect *d, const struct chat_request *re
     if (*failed) {
         *failure = whole.err;
     } else if (!req->stream) {
-        struct json_object *o = d->reply(req, &whole);
-
-        jsonx_write(&out, o);
-        json_object_put(o);
+        d->reply(req, &whole, &out);
     }
     chat_reply_free(&whole);
     return buf_steal(&out);
@@ -302,6 +300,8 @@ static const struct dialect *case_dialect(const char *name)
 {
     if (strcmp(name, "openai") == 0)
         return &openai_dialect;
+    if (strcmp(name, "responses") == 0)
+        return &responses_dialect;
     if (strcmp(name, "count_tokens") == 0)
         return &anthropic_count_dialect;
     return &anthropic_dialect;
