@@ -297,6 +297,12 @@ function workloads(ccBody) {
   const small = (stream) => ({ model: MODEL, max_tokens: 1024, stream, messages: [{ role: 'user', content: 'Say hi' }] });
   const texts = (sse) => [...sse.matchAll(/"text_delta","text":("(?:[^"\\]|\\.)*")/g)].map((m) => JSON.parse(m[1])).join('');
   const anthropicStream = (want) => (b) => b.includes('event: message_stop') && texts(b) === want;
+  const deltas = (sse, re) => [...sse.matchAll(re)].map((m) => JSON.parse(m[1])).join('');
+  const openai = { model: MODEL, stream: true, messages: [{ role: 'user', content: 'Say hi' }] };
+  const openaiStream = (want) => (b) => b.includes('data: [DONE]') && deltas(b, /"content":("(?:[^"\\]|\\.)*")/g) === want;
+  const responses = { model: MODEL, stream: true, input: 'Say hi' };
+  const responsesStream = (want) => (b) => b.includes('event: response.completed')
+    && deltas(b, /output_text\.delta".*?"delta":("(?:[^"\\]|\\.)*")/g) === want;
   return [
     { id: 'a-stream', name: 'small Anthropic stream', shape: 'small', path: '/v1/messages', body: small(true),
       stream: true, events: SMALL_TOKENS.length, check: anthropicStream(SMALL_TOKENS.join('')) },
@@ -305,9 +311,13 @@ function workloads(ccBody) {
     { id: 'a-stream-200', name: '200-event Anthropic stream', shape: 'long', path: '/v1/messages', body: small(true),
       stream: true, events: LONG_TOKENS.length, check: anthropicStream(LONG_TOKENS.join('')) },
     { id: 'o-stream', name: 'small OpenAI stream', shape: 'small', path: '/v1/chat/completions',
-      body: { model: MODEL, stream: true, messages: [{ role: 'user', content: 'Say hi' }] }, stream: true,
-      events: SMALL_TOKENS.length,
-      check: (b) => b.includes('data: [DONE]') && [...b.matchAll(/"content":("(?:[^"\\]|\\.)*")/g)].map((m) => JSON.parse(m[1])).join('') === SMALL_TOKENS.join('') },
+      body: openai, stream: true, events: SMALL_TOKENS.length, check: openaiStream(SMALL_TOKENS.join('')) },
+    { id: 'o-stream-200', name: '200-event OpenAI stream', shape: 'long', path: '/v1/chat/completions',
+      body: openai, stream: true, events: LONG_TOKENS.length, check: openaiStream(LONG_TOKENS.join('')) },
+    { id: 'r-stream', name: 'small Responses stream', shape: 'small', path: '/v1/responses',
+      body: responses, stream: true, events: SMALL_TOKENS.length, check: responsesStream(SMALL_TOKENS.join('')) },
+    { id: 'r-stream-200', name: '200-event Responses stream', shape: 'long', path: '/v1/responses',
+      body: responses, stream: true, events: LONG_TOKENS.length, check: responsesStream(LONG_TOKENS.join('')) },
     { id: 'cc-76k', name: '76 KB Claude Code request (streamed)', shape: 'small', path: '/v1/messages?beta=true',
       body: ccBody, stream: true, events: SMALL_TOKENS.length, check: anthropicStream(SMALL_TOKENS.join('')) },
   ];
@@ -636,6 +646,12 @@ function report({ W, res, ttfbs, rssFresh, rssBefore, rssAfter, rssRounds, serve
   const perEvent1 = (cpuPath('a-stream-200', 1) - cpuPath('a-stream', 1)) / extraEvents;
   target('CPU per additional streamed event ≤ 0.01 ms', `${fmt(perEvent * 1000, 1)} µs`, perEvent <= 0.01,
     `c=16: (${fmt(cpuPath('a-stream-200', C), 3)} − ${fmt(cpuPath('a-stream', C), 3)} ms) / ${extraEvents} events; c=1: ${fmt(perEvent1 * 1000, 1)} µs; in-core ${fmt(mb.anthropic_event_ns / 1000, 2)} µs`);
+  const eventOf = (a, b) => (cpuPath(a, C) - cpuPath(b, C)) / extraEvents;
+  const perO = eventOf('o-stream-200', 'o-stream');
+  const perR = eventOf('r-stream-200', 'r-stream');
+  target('CPU per additional streamed event, /v1/responses within 20% of /v1/chat/completions', `${fmt(perR * 1000, 1)} µs`,
+    perR <= perO * 1.2,
+    `c=16: Chat Completions ${fmt(perO * 1000, 1)} µs, Responses ${fmt(perR * 1000, 1)} µs (${pct(perR / perO)}); in-core ${fmt(mb.openai_event_ns / 1000, 2)} and ${fmt(mb.responses_event_ns / 1000, 2)} µs`);
   const all = (o) => Object.values(o).flat();
   const maxRss = Math.max(...all(rssAfter), ...all(rssBefore));
   target('RSS per worker ≤ 8 MB', `${fmt(maxRss / 1024, 1)} MB`, maxRss <= 8192,
@@ -679,6 +695,7 @@ function report({ W, res, ttfbs, rssFresh, rssBefore, rssAfter, rssRounds, serve
     ['  allocations per request', fmtInt(mb.request_allocs)],
     [`NDJSON line → Anthropic SSE frame (${mb.anthropic_frame_bytes} B)`, `${fmt(mb.anthropic_event_ns, 0)} ns, ${fmt(mb.anthropic_event_allocs, 1)} allocations`],
     [`NDJSON line → OpenAI SSE frame (${mb.openai_frame_bytes} B)`, `${fmt(mb.openai_event_ns, 0)} ns, ${fmt(mb.openai_event_allocs, 1)} allocations`],
+    [`NDJSON line → Responses SSE frame (${mb.responses_frame_bytes} B)`, `${fmt(mb.responses_event_ns, 0)} ns, ${fmt(mb.responses_event_allocs, 1)} allocations`],
   ]));
   return { text: out.join('\n'), data: { targets: rows, runs: res, ttfb: ttfbs, rss: { fresh: rssFresh, before: rssBefore, rounds: rssRounds, after: rssAfter, served, samePids }, micro: mb } };
 }

@@ -16,6 +16,7 @@
 #include "jsonx.h"
 #include "openai.h"
 #include "pipeline.h"
+#include "responses.h"
 #include "stream.h"
 
 /* ---- allocation counting: the executable's malloc interposes on glibc's for the whole process ---- */
@@ -238,7 +239,7 @@ static void bench_events(const struct dialect *d, const char *request, const str
     snprintf(req.id, sizeof req.id, "%sbench", d->id_prefix);
     req.created = 1700000000;
     sse_sink_init(&sink, count_frame, &count);
-    stream_open(&st, d, &req, &sink, &unused, 0);
+    stream_open(&st, d, &req, &sink, &unused, (size_t)-1);
 
     /* The first line opens the message and its text block; warm up and size the batches. */
     double start = now_ns();
@@ -275,7 +276,7 @@ int main(int argc, char **argv)
 {
     struct config cfg;
     struct request_figures rq = { 0 };
-    struct event_figures an = { 0 }, oa = { 0 };
+    struct event_figures an = { 0 }, oa = { 0 }, rs = { 0 };
     char err[256];
     size_t len;
     char *text;
@@ -303,13 +304,15 @@ int main(int argc, char **argv)
     bench_events(&openai_dialect,
                  "{\"model\":\"qwen3:4b\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"Say hi\"}]}",
                  &cfg, seconds / 2, &oa);
+    bench_events(&responses_dialect, "{\"model\":\"qwen3:4b\",\"stream\":true,\"input\":\"Say hi\"}", &cfg, seconds / 2, &rs);
     printf("{\"request_bytes\":%zu,\"ollama_bytes\":%zu,"
            "\"request_us\":%.2f,\"parse_us\":%.2f,\"free_us\":%.2f,"
            "\"request_allocs\":%.0f,"
            "\"anthropic_event_ns\":%.1f,\"anthropic_event_allocs\":%.2f,\"anthropic_frame_bytes\":%.0f,"
-           "\"openai_event_ns\":%.1f,\"openai_event_allocs\":%.2f,\"openai_frame_bytes\":%.0f}\n",
+           "\"openai_event_ns\":%.1f,\"openai_event_allocs\":%.2f,\"openai_frame_bytes\":%.0f,"
+           "\"responses_event_ns\":%.1f,\"responses_event_allocs\":%.2f,\"responses_frame_bytes\":%.0f}\n",
            len, rq.out_bytes, rq.request_us, rq.parse_us, rq.free_us, rq.allocs,
-           an.ns, an.allocs, an.frame_bytes, oa.ns, oa.allocs, oa.frame_bytes);
+           an.ns, an.allocs, an.frame_bytes, oa.ns, oa.allocs, oa.frame_bytes, rs.ns, rs.allocs, rs.frame_bytes);
     config_free(&cfg);
     free(text);
     return 0;
