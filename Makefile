@@ -11,7 +11,8 @@ VERSION := 0.1.0
 
 # The translation core: pure functions and state machines, no FastCGI and no libcurl.
 CORE_SRC := src/buf.c src/jsonx.c src/config.c src/apierr.c src/ollama.c src/chat.c src/stream.c \
-            src/pipeline.c src/anthropic.c src/openai.c src/responses.c src/models.c src/tokens.c src/stopseq.c src/sse.c
+            src/pipeline.c src/anthropic.c src/openai.c src/responses.c src/models.c src/tokens.c src/stopseq.c \
+            src/textcall.c src/sse.c
 # The rooms with I/O around it.
 IO_SRC   := src/upstream.c src/reply.c src/body.c src/relay.c src/routes.c src/worker.c src/pool.c src/accesslog.c \
             src/metrics.c src/main.c

@@ -14,6 +14,7 @@ struct access_entry {
     long long input_tokens;
     long long output_tokens;
     const char *outcome;          /* ok, client_gone, upstream_error, rejected */
+    unsigned text_tool_calls;     /* the textcall formats of tool calls recovered from the reply's text */
 };
 
 /* Returns 0, or -1 when LOG_FILE cannot be opened. */

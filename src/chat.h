@@ -42,6 +42,7 @@ struct chat_request {
     size_t n_stop;
     int include_usage;             /* OpenAI stream_options.include_usage */
     long long max_tokens;          /* what the client allows the reply, 0 when it did not say */
+    unsigned text_calls;           /* the textcall formats to recover from the reply's text, 0 for none */
     struct json_object *extra;     /* owned: what a dialect keeps from the request for its reply, or NULL */
     struct json_object *call_names;    /* owned: tool-call id -> tool name, for the results that answer them */
     long long raw_estimate;        /* the prompt's size as tokens_estimate counts it */

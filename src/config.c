@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "textcall.h"
 
 static const char *env_getter(const char *name, void *ctx)
 {
@@ -141,6 +142,9 @@ int config_load(struct config *cfg, config_getter get, void *ctx, char *err, siz
         split_think_models(cfg, v);
     v = get("MODEL_MAP", ctx);
     if (v && split_model_map(cfg, v, err, errlen) < 0)
+        return -1;
+    v = get("TEXT_TOOL_CALLS", ctx);
+    if (textcall_parse_formats(v && *v ? v : "auto", &cfg->text_tool_calls, err, errlen) < 0)
         return -1;
     if (setting_long(get, ctx, "NUM_CTX", 65536, 0, 16777216, &cfg->num_ctx, err, errlen) < 0 ||
         setting_long(get, ctx, "PING_INTERVAL", 10, 1, 3600, &cfg->ping_interval, err, errlen) < 0 ||

@@ -32,6 +32,7 @@ struct config {
     char *listen;                /* FCGI_LISTEN or NULL (inherit fd 0) */
     long workers;                /* WORKERS */
     long memory_limit;           /* MEMORY_LIMIT, MiB a worker may hold before its request ends, 0 = none */
+    unsigned text_tool_calls;    /* TEXT_TOOL_CALLS: the textcall formats recovered from a reply's text */
 };
 
 /* Where settings come from: getenv, or a table in tests. */

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "textcall.h"
+
 static const int status_codes[] = { 200, 204, 400, 401, 404, 405, 413, 429, 500, 502, 503, 504, 529, 0 };
 #define N_STATUS (sizeof status_codes / sizeof *status_codes)   /* the last is "any other" */
 
@@ -32,6 +34,7 @@ struct slot {
     uint64_t client_disconnects;
     uint64_t input_tokens;
     uint64_t output_tokens;
+    uint64_t text_tool_calls[TEXTCALL_N_FORMATS];
     struct histogram duration;
     struct histogram ttft;
 };
@@ -115,6 +118,15 @@ void metrics_request(enum metrics_route route, int status, double duration_s, do
         observe(&mine->ttft, ttft_s);
 }
 
+void metrics_text_tool_calls(unsigned formats)
+{
+    if (!mine)
+        return;
+    for (int f = 0; f < TEXTCALL_N_FORMATS; f++)
+        if (formats & (1u << f))
+            add(&mine->text_tool_calls[f], 1);
+}
+
 static uint64_t sum(size_t offset)
 {
     uint64_t total = 0;
@@ -177,6 +189,12 @@ void metrics_render(struct buf *out)
                    offsetof(struct slot, input_tokens));
     render_counter(out, "ollama_fcgi_output_tokens_total", "counter", "Generated tokens, as Ollama counted them.",
                    offsetof(struct slot, output_tokens));
+    buf_puts(out, "# HELP ollama_fcgi_text_tool_calls_total Replies whose tool calls the model wrote as text and the "
+                  "adapter recovered, by the format they were written in.\n"
+                  "# TYPE ollama_fcgi_text_tool_calls_total counter\n");
+    for (int f = 0; f < TEXTCALL_N_FORMATS; f++)
+        buf_printf(out, "ollama_fcgi_text_tool_calls_total{format=\"%s\"} %llu\n", textcall_format_name(f),
+                   (unsigned long long)sum(offsetof(struct slot, text_tool_calls) + (size_t)f * sizeof(uint64_t)));
     render_histogram(out, "ollama_fcgi_request_duration_seconds", "Time from request to the end of the answer.",
                      offsetof(struct slot, duration));
     render_histogram(out, "ollama_fcgi_time_to_first_token_seconds", "Time from request to Ollama's first output.",

@@ -23,6 +23,8 @@ void metrics_stream_ended(void);
 /* One finished request. ttft_s < 0 when there was no first token. */
 void metrics_request(enum metrics_route route, int status, double duration_s, double ttft_s,
                      long long input_tokens, long long output_tokens, int upstream_error, int client_gone);
+/* A reply whose tool calls were recovered from its text, in these textcall formats. */
+void metrics_text_tool_calls(unsigned formats);
 /* The Prometheus text exposition, summed over every slot. */
 void metrics_render(struct buf *out);
 

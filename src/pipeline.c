@@ -21,6 +21,10 @@ int pipeline_request(const struct dialect *d, const char *body, size_t len, cons
     if (rc < 0)
         return -1;
     chat_default_think(req, cfg);
+    /* Calls written as text are looked for only where a call could be meant: with tools offered, and not
+     * when the client asked for JSON output, which may well look like one. */
+    if (req->parts.tools && json_object_array_length(req->parts.tools) > 0 && !req->parts.format)
+        req->text_calls = cfg->text_tool_calls;
     chat_close_messages(req);
     if (models->facts(models->ctx, req, &facts, err) < 0)
         return -1;

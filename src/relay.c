@@ -238,6 +238,9 @@ static void answer(struct relay *r)
         models_learn(r->entry, r->req.raw_estimate, r->stream.prompt_tokens);
     rq->log.input_tokens = r->stream.prompt_tokens >= 0 ? r->stream.prompt_tokens : r->req.estimated_tokens;
     rq->log.output_tokens = r->stream.output_tokens;
+    rq->log.text_tool_calls = r->stream.text_calls;
+    if (r->stream.text_calls)
+        metrics_text_tool_calls(r->stream.text_calls);
     if (!r->req.stream) {
         if (r->whole.failed) {
             fail(r, &r->whole.err);

@@ -69,6 +69,9 @@ void stream_open(struct stream *s, const struct dialect *d, const struct chat_re
     s->prompt_tokens = -1;
     buf_init(&s->line);
     stopseq_init(&s->stop, req->stop, req->n_stop);
+    s->recover = req->text_calls != 0;
+    if (s->recover)
+        textcall_init(&s->calls, req->parts.tools, req->text_calls, cap);
     s->cap = cap;
     if (sink) {
         struct stream_state *st = xcalloc(1, d->state_size);
@@ -96,6 +99,8 @@ void stream_close(struct stream *s)
         free(s->st);
     }
     stopseq_free(&s->stop);
+    if (s->recover)
+        textcall_free(&s->calls);
     buf_free(&s->line);
     memset(s, 0, sizeof *s);
 }
@@ -161,32 +166,56 @@ static int finish(struct stream *s, const char *done_reason, const char *stop_se
     return s->ops->finish(s->st, &f);
 }
 
-static int flush_text(struct stream *s)
+static int send_text(struct stream *s, const char *text, size_t n)
 {
-    const char *out;
-    size_t n;
-
-    stopseq_flush(&s->stop, &out, &n);
     if (!n)
         return STREAM_MORE;
     if (room_for(s, n) < 0)
         return STREAM_DONE;
-    return s->ops->delta(s->st, CHAT_TEXT, out, n) < 0 ? STREAM_GONE : STREAM_MORE;
+    return s->ops->delta(s->st, CHAT_TEXT, text, n) < 0 ? STREAM_GONE : STREAM_MORE;
+}
+
+static int emit_calls(struct stream *s, struct json_object *calls);
+
+/* The text ends (the reply does, or a tool call or a stop sequence comes): what was held back for a stop
+ * sequence goes out, and what was held as a possible tool call becomes one or goes out as text. */
+static int end_text(struct stream *s)
+{
+    const char *out;
+    size_t n;
+    struct json_object *calls;
+    unsigned found = 0;
+    int rc;
+
+    stopseq_flush(&s->stop, &out, &n);
+    if (!s->recover)
+        return send_text(s, out, n);
+    textcall_feed(&s->calls, out, n, &out, &n);
+    rc = send_text(s, out, n);
+    if (rc != STREAM_MORE)
+        return rc;
+    calls = textcall_end(&s->calls, &out, &n, &found);
+    rc = calls ? emit_calls(s, calls) : send_text(s, out, n);
+    s->text_calls |= found;
+    json_object_put(calls);
+    return rc;
 }
 
 static int emit_text(struct stream *s, const char *text, size_t n)
 {
     const char *out;
     size_t len;
-    int hit = stopseq_feed(&s->stop, text, n, &out, &len);
+    int hit = stopseq_feed(&s->stop, text, n, &out, &len), rc;
 
-    if (len && room_for(s, len) < 0)
-        return STREAM_DONE;
-    if (len && s->ops->delta(s->st, CHAT_TEXT, out, len) < 0)
-        return STREAM_GONE;
-    if (hit >= 0)
-        return finish(s, "stop", s->req->stop[hit]) < 0 ? STREAM_GONE : STREAM_DONE;
-    return STREAM_MORE;
+    if (s->recover)
+        textcall_feed(&s->calls, out, len, &out, &len);
+    rc = send_text(s, out, len);
+    if (rc != STREAM_MORE || hit < 0)
+        return rc;
+    rc = end_text(s);
+    if (rc != STREAM_MORE)
+        return rc;
+    return finish(s, "stop", s->req->stop[hit]) < 0 ? STREAM_GONE : STREAM_DONE;
 }
 
 static int emit_thinking(struct stream *s, const char *text, size_t n)
@@ -235,10 +264,10 @@ static int emit_tool_call(struct stream *s, struct json_object *call)
     return s->ops->tool_call(s->st, id, name, args, args_len) < 0 ? STREAM_GONE : STREAM_MORE;
 }
 
-static int emit_tool_calls(struct stream *s, struct json_object *calls)
+static int emit_calls(struct stream *s, struct json_object *calls)
 {
     size_t n = json_object_array_length(calls);
-    int rc = flush_text(s);
+    int rc = STREAM_MORE;
 
     for (size_t i = 0; i < n && rc == STREAM_MORE; i++)
         rc = emit_tool_call(s, json_object_array_get_idx(calls, i));
@@ -256,8 +285,11 @@ static int emit_chunk(struct stream *s, const struct ollama_chunk *c)
         rc = emit_thinking(s, c->thinking, c->thinking_len);
     if (rc == STREAM_MORE && c->content_len)
         rc = emit_text(s, c->content, c->content_len);
-    if (rc == STREAM_MORE && c->tool_calls)
-        rc = emit_tool_calls(s, c->tool_calls);
+    if (rc == STREAM_MORE && c->tool_calls) {
+        rc = end_text(s);
+        if (rc == STREAM_MORE)
+            rc = emit_calls(s, c->tool_calls);
+    }
     if (rc != STREAM_MORE || !c->done)
         return rc;
     s->saw_done = 1;
@@ -265,7 +297,7 @@ static int emit_chunk(struct stream *s, const struct ollama_chunk *c)
         s->prompt_tokens = c->prompt_eval_count;
     if (c->eval_count >= 0)
         s->output_tokens = c->eval_count;
-    rc = flush_text(s);
+    rc = end_text(s);
     if (rc != STREAM_MORE)
         return rc;
     return finish(s, c->done_reason, NULL) < 0 ? STREAM_GONE : STREAM_DONE;

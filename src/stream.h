@@ -8,6 +8,7 @@
 
 #include "chat.h"
 #include "stopseq.h"
+#include "textcall.h"
 
 /* The longest NDJSON line accepted from Ollama: a tool call writing a large file fits; a runaway line
  * ends the reply with an error instead of growing without bound. */
@@ -26,6 +27,9 @@ struct stream {
     struct json_tokener *tok;
     struct buf line;               /* an unfinished line, carried to the next bytes */
     struct stopseq stop;
+    struct textcall calls;         /* tool calls written as text, when the request recovers them */
+    int recover;
+    unsigned text_calls;           /* the textcall formats of the calls recovered */
     int begun;
     int ended;                     /* finish or error sent */
     int saw_done;                  /* Ollama's last line came: nothing left to stop */
