@@ -295,6 +295,10 @@ async function startStack(dir) {
 
 function workloads(ccBody) {
   const small = (stream) => ({ model: MODEL, max_tokens: 1024, stream, messages: [{ role: 'user', content: 'Say hi' }] });
+  // Tools offered: the reply's text goes through text tool-call recovery (and is plain prose, so stays text).
+  const schema = (props) => ({ type: 'object', properties: Object.fromEntries(props.map((p) => [p, { type: 'string' }])) });
+  const withTools = { ...small(true), tools: [{ name: 'Read', description: 'Reads a file', input_schema: schema(['file_path']) },
+    { name: 'Write', description: 'Writes a file', input_schema: schema(['file_path', 'content']) }] };
   const texts = (sse) => [...sse.matchAll(/"text_delta","text":("(?:[^"\\]|\\.)*")/g)].map((m) => JSON.parse(m[1])).join('');
   const anthropicStream = (want) => (b) => b.includes('event: message_stop') && texts(b) === want;
   const deltas = (sse, re) => [...sse.matchAll(re)].map((m) => JSON.parse(m[1])).join('');
@@ -309,6 +313,10 @@ function workloads(ccBody) {
     { id: 'a-whole', name: 'small non-streamed Anthropic request', shape: 'small', path: '/v1/messages', body: small(false),
       stream: false, events: SMALL_TOKENS.length, check: (b) => JSON.parse(b).content?.[0]?.text === SMALL_TOKENS.join('') },
     { id: 'a-stream-200', name: '200-event Anthropic stream', shape: 'long', path: '/v1/messages', body: small(true),
+      stream: true, events: LONG_TOKENS.length, check: anthropicStream(LONG_TOKENS.join('')) },
+    { id: 't-stream', name: 'small Anthropic stream, tools offered', shape: 'small', path: '/v1/messages', body: withTools,
+      stream: true, events: SMALL_TOKENS.length, check: anthropicStream(SMALL_TOKENS.join('')) },
+    { id: 't-stream-200', name: '200-event Anthropic stream, tools offered', shape: 'long', path: '/v1/messages', body: withTools,
       stream: true, events: LONG_TOKENS.length, check: anthropicStream(LONG_TOKENS.join('')) },
     { id: 'o-stream', name: 'small OpenAI stream', shape: 'small', path: '/v1/chat/completions',
       body: openai, stream: true, events: SMALL_TOKENS.length, check: openaiStream(SMALL_TOKENS.join('')) },
@@ -417,6 +425,7 @@ function median(v) {
 const fmt = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '–');
 const fmtInt = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '–');
 const pct = (x) => (Number.isFinite(x) ? `${(x * 100).toFixed(0)}%` : '–');
+const pct1 = (x) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : '–');
 
 function table(header, rows) {
   const lines = [`| ${header.join(' | ')} |`, `|${header.map((h, i) => (i ? '---:' : '---')).join('|')}|`];
@@ -652,6 +661,13 @@ function report({ W, res, ttfbs, rssFresh, rssBefore, rssAfter, rssRounds, serve
   target('CPU per additional streamed event, /v1/responses within 20% of /v1/chat/completions', `${fmt(perR * 1000, 1)} µs`,
     perR <= perO * 1.2,
     `c=16: Chat Completions ${fmt(perO * 1000, 1)} µs, Responses ${fmt(perR * 1000, 1)} µs (${pct(perR / perO)}); in-core ${fmt(mb.openai_event_ns / 1000, 2)} and ${fmt(mb.responses_event_ns / 1000, 2)} µs`);
+  const perT = eventOf('t-stream-200', 't-stream');
+  const inCore = [mb.anthropic_tools_event_ns / mb.anthropic_event_ns, mb.code_tools_event_ns / mb.code_event_ns];
+  target('CPU per streamed event with text tool-call recovery on (tools offered) ≤ 5% above off', `+${pct1(Math.max(...inCore) - 1)}`,
+    Math.max(...inCore) <= 1.05,
+    `in-core, per Ollama line: prose ${fmt(mb.anthropic_event_ns / 1000, 2)} → ${fmt(mb.anthropic_tools_event_ns / 1000, 2)} µs (+${pct1(inCore[0] - 1)}), `
+    + `a code answer full of {, [, < and fences ${fmt(mb.code_event_ns / 1000, 2)} → ${fmt(mb.code_tools_event_ns / 1000, 2)} µs (+${pct1(inCore[1] - 1)}); `
+    + `through nginx and the pool, c=16: ${fmt(perEvent * 1000, 1)} µs without tools, ${fmt(perT * 1000, 1)} µs with (${pct(perT / perEvent)})`);
   const all = (o) => Object.values(o).flat();
   const maxRss = Math.max(...all(rssAfter), ...all(rssBefore));
   target('RSS per worker ≤ 8 MB', `${fmt(maxRss / 1024, 1)} MB`, maxRss <= 8192,
@@ -696,6 +712,8 @@ function report({ W, res, ttfbs, rssFresh, rssBefore, rssAfter, rssRounds, serve
     [`NDJSON line → Anthropic SSE frame (${mb.anthropic_frame_bytes} B)`, `${fmt(mb.anthropic_event_ns, 0)} ns, ${fmt(mb.anthropic_event_allocs, 1)} allocations`],
     [`NDJSON line → OpenAI SSE frame (${mb.openai_frame_bytes} B)`, `${fmt(mb.openai_event_ns, 0)} ns, ${fmt(mb.openai_event_allocs, 1)} allocations`],
     [`NDJSON line → Responses SSE frame (${mb.responses_frame_bytes} B)`, `${fmt(mb.responses_event_ns, 0)} ns, ${fmt(mb.responses_event_allocs, 1)} allocations`],
+    ['NDJSON line → Anthropic SSE frame, tools offered (text tool-call recovery on)', `${fmt(mb.anthropic_tools_event_ns, 0)} ns`],
+    ['A code answer\'s NDJSON lines (braces, brackets, angle brackets, fences), per line, without → with tools offered', `${fmt(mb.code_event_ns, 0)} → ${fmt(mb.code_tools_event_ns, 0)} ns`],
   ]));
   return { text: out.join('\n'), data: { targets: rows, runs: res, ttfb: ttfbs, rss: { fresh: rssFresh, before: rssBefore, rounds: rssRounds, after: rssAfter, served, samePids }, micro: mb } };
 }

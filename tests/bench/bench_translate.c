@@ -215,68 +215,124 @@ struct event_figures {
 };
 
 /* Ollama's own line for one token, as /api/chat streams it, with its newline. */
-static const char LINE[] =
-    "{\"model\":\"qwen3:4b\",\"created_at\":\"2026-01-01T10:00:00.123456789Z\",\"message\":{\"role\":\"assistant\","
-    "\"content\":\" the\"},\"done\":false}\n";
+#define OLLAMA_LINE(token) \
+    "{\"model\":\"qwen3:4b\",\"created_at\":\"2026-01-01T10:00:00.123456789Z\",\"message\":{\"role\":\"assistant\"," \
+    "\"content\":\"" token "\"},\"done\":false}\n"
+static const char *const PROSE[] = { OLLAMA_LINE(" the") };
+/* A code answer's tokens: braces, brackets, angle brackets, fences and JSON that open possible tool calls
+ * and are ruled out a few bytes later -- the most work text tool-call recovery does on text it keeps. */
+static const char *const CODE[] = {
+    OLLAMA_LINE("```"), OLLAMA_LINE("json"), OLLAMA_LINE("\\n"), OLLAMA_LINE("{\\\""), OLLAMA_LINE("name"),
+    OLLAMA_LINE("\\\":"), OLLAMA_LINE(" \\\"Alice"), OLLAMA_LINE("\\\"}"), OLLAMA_LINE("\\n```\\n"),
+    OLLAMA_LINE("if"), OLLAMA_LINE(" (a"), OLLAMA_LINE(" <"), OLLAMA_LINE(" b)"), OLLAMA_LINE(" {"),
+    OLLAMA_LINE(" x"), OLLAMA_LINE("["), OLLAMA_LINE("i"), OLLAMA_LINE("]"), OLLAMA_LINE(" ="), OLLAMA_LINE(" <"),
+    OLLAMA_LINE("div"), OLLAMA_LINE(">;"), OLLAMA_LINE(" }"), OLLAMA_LINE("\\n"),
+};
+#define N_CODE (sizeof CODE / sizeof *CODE)
 
-static void bench_events(const struct dialect *d, const char *request, const struct config *cfg, double seconds,
-                         struct event_figures *r)
-{
+/* Short batches, many of them, interleaved: the median then shrugs off a VM's bursts of stolen time. */
+#define EVENT_BATCHES 41
+
+/* One stream being fed Ollama lines in turn, through the stream driver to a sink that counts frames. */
+struct event_run {
     struct chat_request req;
     struct stream st;
     struct sse_sink sink;
-    struct sink_count count = { 0, 0 };
+    struct sink_count count;
     struct chat_reply unused;
-    struct apierr e;
     struct buf ignored;
-    double ns[BATCHES], allocs[BATCHES];
-    long iters = 0;
+    const char *const *lines;
+    size_t *lens;
+    size_t n_lines;
+    long iters;                    /* lines per batch */
+    double ns[EVENT_BATCHES], allocs[EVENT_BATCHES];
+};
 
-    chat_request_init(&req);
-    buf_init(&ignored);
-    if (pipeline_request(d, request, strlen(request), cfg, &models, &req, &ignored, &e) < 0)
+static void event_open(struct event_run *r, const struct dialect *d, const char *request, const char *const *lines,
+                       size_t n_lines, const struct config *cfg)
+{
+    struct apierr e;
+
+    memset(r, 0, sizeof *r);
+    r->lines = lines;
+    r->n_lines = n_lines;
+    r->lens = calloc(n_lines, sizeof *r->lens);
+    for (size_t i = 0; i < n_lines; i++)
+        r->lens[i] = strlen(lines[i]);
+    chat_request_init(&r->req);
+    buf_init(&r->ignored);
+    if (pipeline_request(d, request, strlen(request), cfg, &models, &r->req, &r->ignored, &e) < 0)
         die("the stream request does not pass the pipeline", &e);
-    snprintf(req.id, sizeof req.id, "%sbench", d->id_prefix);
-    req.created = 1700000000;
-    sse_sink_init(&sink, count_frame, &count);
-    stream_open(&st, d, &req, &sink, &unused, (size_t)-1);
-
-    /* The first line opens the message and its text block; warm up and size the batches. */
-    double start = now_ns();
-    while (now_ns() - start < 0.1e9) {
-        if (stream_feed(&st, LINE, sizeof LINE - 1) != STREAM_MORE)
-            die("the stream ended", NULL);
-        iters++;
-    }
-    iters = (long)((double)iters * seconds / 0.1 / BATCHES);
-    if (iters < 1000)
-        iters = 1000;
-    for (int k = 0; k < BATCHES; k++) {
-        unsigned long long a0 = n_allocs;
-        size_t f0 = count.frames, b0 = count.bytes;
-        double t0 = now_ns();
-
-        for (long i = 0; i < iters; i++)
-            stream_feed(&st, LINE, sizeof LINE - 1);
-        ns[k] = (now_ns() - t0) / (double)iters;
-        allocs[k] = (double)(n_allocs - a0) / (double)iters;
-        if (count.frames - f0 != (size_t)iters)
-            die("one line did not make one frame", NULL);
-        r->frame_bytes = (double)(count.bytes - b0) / (double)iters;
-    }
-    r->ns = median(ns, BATCHES);
-    r->allocs = median(allocs, BATCHES);
-    stream_close(&st);
-    sse_sink_free(&sink);
-    buf_free(&ignored);
-    chat_request_free(&req);
+    snprintf(r->req.id, sizeof r->req.id, "%sbench", d->id_prefix);
+    r->req.created = 1700000000;
+    sse_sink_init(&r->sink, count_frame, &r->count);
+    stream_open(&r->st, d, &r->req, &r->sink, &r->unused, (size_t)-1);
 }
+
+/* Feeds iters lines; the ns per line. Once warm (allocs asked), a single line must make one frame each time. */
+static double event_feed(struct event_run *r, long iters, double *allocs)
+{
+    unsigned long long a0 = n_allocs;
+    size_t f0 = r->count.frames;
+    double t0 = now_ns();
+
+    for (long i = 0; i < iters; i++)
+        if (stream_feed(&r->st, r->lines[i % (long)r->n_lines], r->lens[i % (long)r->n_lines]) != STREAM_MORE)
+            die("the stream ended", NULL);
+    if (allocs)
+        *allocs = (double)(n_allocs - a0) / (double)iters;
+    if (allocs && r->n_lines == 1 && r->count.frames - f0 != (size_t)iters)
+        die("one line did not make one frame", NULL);
+    return (now_ns() - t0) / (double)iters;
+}
+
+static void event_close(struct event_run *r, struct event_figures *f)
+{
+    f->ns = median(r->ns, EVENT_BATCHES);
+    f->allocs = median(r->allocs, EVENT_BATCHES);
+    f->frame_bytes = (double)r->count.bytes / (double)r->count.frames;
+    stream_close(&r->st);
+    sse_sink_free(&r->sink);
+    buf_free(&r->ignored);
+    chat_request_free(&r->req);
+    free(r->lens);
+}
+
+/* Every run's batches taken in turn, so that a machine that speeds up or slows down during the bench
+ * (a VM's neighbours) weighs on every figure alike and the ratios between them hold. */
+static void bench_events(struct event_run *runs, size_t n, double seconds)
+{
+    for (size_t i = 0; i < n; i++) {
+        double start = now_ns();
+        long iters = 0;
+
+        /* The first line opens the message and its text block; warm up and size the batches. */
+        while (now_ns() - start < 0.05e9)
+            iters += (long)runs[i].n_lines, event_feed(&runs[i], (long)runs[i].n_lines, NULL);
+        iters = (long)((double)iters * seconds / 0.05 / EVENT_BATCHES);
+        iters -= iters % (long)runs[i].n_lines;
+        runs[i].iters = iters > 1000 ? iters : 1000;
+    }
+    for (int k = 0; k < EVENT_BATCHES; k++)
+        for (size_t i = 0; i < n; i++)
+            runs[i].ns[k] = event_feed(&runs[i], runs[i].iters, &runs[i].allocs[k]);
+}
+
+/* An Anthropic stream request, with or without tools offered (with them, text tool-call recovery is on). */
+#define ANTHROPIC_REQUEST(tools) \
+    "{\"model\":\"qwen3:4b\",\"max_tokens\":1024,\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"Say hi\"}]" \
+    tools "}"
+#define TOOLS \
+    ",\"tools\":[{\"name\":\"Read\",\"input_schema\":{\"type\":\"object\",\"properties\":{\"file_path\":{\"type\":\"string\"}}}}," \
+    "{\"name\":\"Write\",\"input_schema\":{\"type\":\"object\",\"properties\":{\"file_path\":{\"type\":\"string\"}," \
+    "\"content\":{\"type\":\"string\"}}}}]"
 
 int main(int argc, char **argv)
 {
     struct config cfg;
     struct request_figures rq = { 0 };
-    struct event_figures an = { 0 }, oa = { 0 }, rs = { 0 };
+    struct event_figures an = { 0 }, oa = { 0 }, rs = { 0 }, an_tools = { 0 }, code = { 0 }, code_tools = { 0 };
+    struct event_run runs[6];
     char err[256];
     size_t len;
     char *text;
@@ -298,21 +354,32 @@ int main(int argc, char **argv)
         return 1;
     }
     bench_request(text, len, &cfg, seconds, &rq);
-    bench_events(&anthropic_dialect,
-                 "{\"model\":\"qwen3:4b\",\"max_tokens\":1024,\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"Say hi\"}]}",
-                 &cfg, seconds / 2, &an);
-    bench_events(&openai_dialect,
-                 "{\"model\":\"qwen3:4b\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"Say hi\"}]}",
-                 &cfg, seconds / 2, &oa);
-    bench_events(&responses_dialect, "{\"model\":\"qwen3:4b\",\"stream\":true,\"input\":\"Say hi\"}", &cfg, seconds / 2, &rs);
+    event_open(&runs[0], &anthropic_dialect, ANTHROPIC_REQUEST(""), PROSE, 1, &cfg);
+    event_open(&runs[1], &openai_dialect,
+               "{\"model\":\"qwen3:4b\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"Say hi\"}]}",
+               PROSE, 1, &cfg);
+    event_open(&runs[2], &responses_dialect, "{\"model\":\"qwen3:4b\",\"stream\":true,\"input\":\"Say hi\"}", PROSE, 1,
+               &cfg);
+    event_open(&runs[3], &anthropic_dialect, ANTHROPIC_REQUEST(TOOLS), PROSE, 1, &cfg);
+    event_open(&runs[4], &anthropic_dialect, ANTHROPIC_REQUEST(""), CODE, N_CODE, &cfg);
+    event_open(&runs[5], &anthropic_dialect, ANTHROPIC_REQUEST(TOOLS), CODE, N_CODE, &cfg);
+    bench_events(runs, 6, seconds / 2);
+    event_close(&runs[0], &an);
+    event_close(&runs[1], &oa);
+    event_close(&runs[2], &rs);
+    event_close(&runs[3], &an_tools);
+    event_close(&runs[4], &code);
+    event_close(&runs[5], &code_tools);
     printf("{\"request_bytes\":%zu,\"ollama_bytes\":%zu,"
            "\"request_us\":%.2f,\"parse_us\":%.2f,\"free_us\":%.2f,"
            "\"request_allocs\":%.0f,"
            "\"anthropic_event_ns\":%.1f,\"anthropic_event_allocs\":%.2f,\"anthropic_frame_bytes\":%.0f,"
            "\"openai_event_ns\":%.1f,\"openai_event_allocs\":%.2f,\"openai_frame_bytes\":%.0f,"
-           "\"responses_event_ns\":%.1f,\"responses_event_allocs\":%.2f,\"responses_frame_bytes\":%.0f}\n",
+           "\"responses_event_ns\":%.1f,\"responses_event_allocs\":%.2f,\"responses_frame_bytes\":%.0f,"
+           "\"anthropic_tools_event_ns\":%.1f,\"code_event_ns\":%.1f,\"code_tools_event_ns\":%.1f}\n",
            len, rq.out_bytes, rq.request_us, rq.parse_us, rq.free_us, rq.allocs,
-           an.ns, an.allocs, an.frame_bytes, oa.ns, oa.allocs, oa.frame_bytes, rs.ns, rs.allocs, rs.frame_bytes);
+           an.ns, an.allocs, an.frame_bytes, oa.ns, oa.allocs, oa.frame_bytes, rs.ns, rs.allocs, rs.frame_bytes,
+           an_tools.ns, code.ns, code_tools.ns);
     config_free(&cfg);
     free(text);
     return 0;

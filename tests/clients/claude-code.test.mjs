@@ -197,6 +197,41 @@ describe('Claude Code', () => {
       fs.rmSync(box.root, { recursive: true, force: true });
     });
 
+  test('-p: a Write call the model wrote as qwen3-coder text (no opening <tool_call>) creates the file',
+    { timeout: RUN_TIMEOUT_MS + 30000 }, async (t) => {
+      const box = sandbox();
+      const model = 'cc-qwen3-text';
+      const file = path.join(box.work, 'notes.md');
+      const content = '# Notes\n\nWritten from <text> the model wrote & the adapter recovered.';
+      const answer = 'Created notes.md.';
+      const text = `I'll write the notes now.\n\n<function=Write>\n<parameter=file_path>\n${file}\n</parameter>\n` +
+        `<parameter=content>\n${content}\n</parameter>\n</function>\n</tool_call>`;
+      // As a model streams it: a token of a few bytes per Ollama chunk.
+      const tokens = text.match(/\s*[A-Za-z0-9_]+|\s*[^A-Za-z0-9_\s]+|\s+/g);
+      const first = script(model, [...tokens.map((content) => ({ content })), '@hold'],
+        { prompt_eval_count: 900, eval_count: tokens.length });
+      const second = script(model, [{ content: answer }], { prompt_eval_count: 950, eval_count: 4 });
+      const env = claudeEnv(box, model, { ANTHROPIC_API_KEY: 'test' });
+      const { run, chats } = await toolRoundTrip({ model, first, second, box, env,
+        args: ['-p', 'Write my notes.', '--allowedTools', 'Write'] });
+      t.diagnostic(`Claude Code (Write written as text) took ${run.ms} ms, ${chats.length} /api/chat requests`);
+      await explain(() => {
+        assert.equal(run.code, 0, 'Claude Code exits 0');
+        assert.equal(fs.readFileSync(file, 'utf8'), content, 'the file Claude Code wrote');
+        assert.equal(chats.length, 2, 'the recovered call, then the final answer');
+        const req2 = chats[1].body;
+        const asst = req2.messages.findLast((m) => m.role === 'assistant');
+        assert.equal(asst.content, "I'll write the notes now.\n\n", 'the lead-in stayed text');
+        assert.deepEqual(asst.tool_calls[0].function, { name: 'Write', arguments: { file_path: file, content } });
+        const tool = req2.messages.findLast((m) => m.role === 'tool');
+        assert.equal(tool.tool_call_id, asst.tool_calls[0].id, 'the result answers the recovered call');
+        assert.doesNotMatch(tool.content, /error/i, 'the tool succeeded');
+        assert.equal(run.stdout.trim(), answer, 'Claude Code prints the final answer');
+      }, run, box);
+      assert.match(stack.log(), /model=cc-qwen3-text .* text_tool_calls=qwen3/);
+      fs.rmSync(box.root, { recursive: true, force: true });
+    });
+
   test('-p with thinking: Bash tool call, runs it, sends the output back, prints the final answer',
     { timeout: RUN_TIMEOUT_MS + 30000 }, async (t) => {
       const box = sandbox();

@@ -123,6 +123,34 @@ for (const server of ['lighttpd', 'nginx']) {
       assert.equal(text.choices[0].finish_reason, 'stop');
     });
 
+    test('runTools(): a call the model wrote as Hermes text runs the tool, and the loop ends with the answer', async () => {
+      const model = 'oai-text-call';
+      const text = 'Let me check.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Tokyo", "unit": "c"}}\n</tool_call>';
+      const tokens = text.match(/\s*[A-Za-z0-9_]+|\s*[^A-Za-z0-9_\s]+|\s+/g);
+      const ran = [];
+      for (const stream of [true, false]) {
+        // The first request gets the call, the second (with the tool's result) the answer.
+        await stack.mock.scenario(model, script(model, tokens.map((content) => ({ content })),
+          { prompt_eval_count: 60, eval_count: tokens.length }) + '@next\n' +
+          script(model, [{ content: 'It is 21°C in Tokyo.' }], { prompt_eval_count: 90, eval_count: 8 }));
+        const runner = client.chat.completions.runTools({ model, stream, messages: [{ role: 'user', content: 'Tokyo?' }],
+          tools: [{ type: 'function', function: { name: 'get_weather', parameters: tools[0].function.parameters,
+            parse: JSON.parse, function: (args) => { ran.push(args); return { temp_c: 21 }; } } }] });
+        assert.equal(await runner.finalContent(), 'It is 21°C in Tokyo.', `stream ${stream}`);
+        const msgs = runner.messages;
+        const call = msgs.find((m) => m.role === 'assistant' && m.tool_calls?.length);
+        assert.equal(call.content, 'Let me check.\n', `stream ${stream}: the lead-in stayed text`);
+        assert.equal(call.tool_calls[0].function.name, 'get_weather');
+        assert.equal(msgs.find((m) => m.role === 'tool').tool_call_id, call.tool_calls[0].id);
+      }
+      assert.deepEqual(ran, [{ city: 'Tokyo', unit: 'c' }, { city: 'Tokyo', unit: 'c' }], 'the tool ran with the arguments');
+      const chats = (await stack.mock.chats()).filter((c) => c.body.model === model);
+      const last = chats.at(-1).body.messages;
+      assert.deepEqual(last.at(-2).tool_calls.map((c) => [c.function.name, c.function.arguments]),
+        [['get_weather', { city: 'Tokyo', unit: 'c' }]], 'Ollama sees the call in the history as a real call');
+      assert.equal(last.at(-1).role, 'tool');
+    });
+
     test('a non-streamed call with tool calls and usage', async () => {
       const r = await client.chat.completions.create({ model: 'oai-tools', tools,
         messages: [{ role: 'user', content: 'Weather and time in Tokyo?' }] });
