@@ -1,10 +1,10 @@
 # ollama-fcgi: Anthropic Messages and OpenAI Chat Completions served from Ollama by a FastCGI worker pool.
 CC      ?= cc
-PKGS    := fcgi json-c libcurl
+PKGS    := fcgi json-c libcurl zlib libzstd
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Isrc
 CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lfcgi -ljson-c -lcurl)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lfcgi -ljson-c -lcurl -lz -lzstd)
 PREFIX  ?= /usr/local
 PORT    ?= 4000
 VERSION := 0.1.0
@@ -14,8 +14,8 @@ CORE_SRC := src/buf.c src/jsonx.c src/config.c src/apierr.c src/ollama.c src/cha
             src/pipeline.c src/anthropic.c src/openai.c src/responses.c src/models.c src/tokens.c src/stopseq.c \
             src/textcall.c src/sse.c
 # The rooms with I/O around it.
-IO_SRC   := src/upstream.c src/reply.c src/body.c src/relay.c src/routes.c src/worker.c src/pool.c src/accesslog.c \
-            src/metrics.c src/main.c
+IO_SRC   := src/upstream.c src/reply.c src/decode.c src/body.c src/relay.c src/routes.c src/worker.c src/pool.c \
+            src/accesslog.c src/metrics.c src/main.c
 
 BIN      := build/ollama-fcgi
 MOCK     := build/mock-ollama

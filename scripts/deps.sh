@@ -2,9 +2,9 @@
 # Installs the Debian packages the build, the tests and `make run` need, only when one is missing.
 # Usage: scripts/deps.sh build|run|test|bench
 set -eu
-need_build="pkg-config gcc make libfcgi-dev libjson-c-dev libcurl4-openssl-dev"
+need_build="pkg-config gcc make libfcgi-dev libjson-c-dev libcurl4-openssl-dev zlib1g-dev libzstd-dev"
 need_run="$need_build lighttpd spawn-fcgi"
-need_test="$need_run libcriterion-dev nginx-light curl clang libclang-rt-14-dev valgrind apache2 libapache2-mod-fcgid caddy"
+need_test="$need_run libcriterion-dev nginx-light curl clang libclang-rt-14-dev valgrind apache2 libapache2-mod-fcgid caddy zstd"
 need_bench="$need_build nginx-light wrk"
 case "${1:-build}" in
   build) want=$need_build ;;

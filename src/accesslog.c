@@ -53,12 +53,17 @@ void accesslog_write(const struct access_entry *e)
 {
     struct timespec now;
     struct tm tm;
-    char stamp[32], method[64], path[1200], model[600], upstream[600], recovered[128] = "";
+    char stamp[32], method[64], path[1200], model[600], upstream[600], recovered[128] = "", dropped[400] = "";
 
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &tm);
     strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-    /* Marked only when it happened, so an operator can grep for the models that need it. */
+    /* Marked only when it happened, so an operator can grep for the models and clients concerned. */
+    if (e->dropped && *e->dropped) {
+        char types[300];
+
+        snprintf(dropped, sizeof dropped, " dropped_blocks=%s", field(e->dropped, types, sizeof types));
+    }
     for (int f = 0, n = 0; f < TEXTCALL_N_FORMATS; f++)
         if (e->text_tool_calls & (1u << f))
             n += snprintf(recovered + n, sizeof recovered - (size_t)n, "%s%s", n ? "," : " text_tool_calls=",
@@ -66,10 +71,10 @@ void accesslog_write(const struct access_entry *e)
     /* One write per line, so lines of concurrent workers never interleave. */
     fprintf(log_out ? log_out : stderr,
             "%s.%03ldZ %s %s %s model=%s upstream_model=%s status=%d duration_ms=%.1f ttft_ms=%.1f "
-            "input_tokens=%lld output_tokens=%lld outcome=%s%s\n",
+            "input_tokens=%lld output_tokens=%lld outcome=%s%s%s\n",
             stamp, now.tv_nsec / 1000000, e->request_id, field(e->method, method, sizeof method),
             field(e->path, path, sizeof path), field(e->model, model, sizeof model),
             field(e->upstream_model, upstream, sizeof upstream), e->status, e->duration_ms, e->ttft_ms,
-            e->input_tokens, e->output_tokens, e->outcome ? e->outcome : "ok", recovered);
+            e->input_tokens, e->output_tokens, e->outcome ? e->outcome : "ok", recovered, dropped);
     fflush(log_out ? log_out : stderr);
 }

@@ -18,8 +18,125 @@ struct xlate {
     struct chat_request *req;
     struct chat_msg *m;             /* the message whose blocks are being read */
     struct buf *text;               /* where system text goes */
+    struct chat_tools tools;        /* what was offered, for a tool a message adds */
     struct apierr *err;
 };
+
+/* Blocks that only Anthropic's own servers make or read (server tools, their results, redacted thinking):
+ * nothing for a local model, left out without a note. */
+static const char *const server_only_blocks[] = {
+    "redacted_thinking", "server_tool_use", "web_search_tool_result", "web_fetch_tool_result",
+    "code_execution_tool_result", "bash_code_execution_tool_result", "text_editor_code_execution_tool_result",
+    "mcp_tool_use", "mcp_tool_result", "container_upload",
+};
+
+static int is_server_only(const char *type)
+{
+    for (size_t i = 0; i < sizeof server_only_blocks / sizeof *server_only_blocks; i++)
+        if (strcmp(type, server_only_blocks[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static void join_line(struct buf *text, const char *s)
+{
+    if (text->len > 0)
+        buf_putc(text, '\n');
+    buf_puts(text, s);
+}
+
+static const char *string_at(struct json_object *o, const char *key)
+{
+    struct json_object *v;
+
+    return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
+           ? json_object_get_string(v) : NULL;
+}
+
+/* The texts of a block's "content" list (a search_result's, say), joined; 0 when it has none. */
+static int texts_of(struct json_object *blk, struct buf *out)
+{
+    struct json_object *content;
+    const char *s;
+
+    if (!json_object_object_get_ex(blk, "content", &content) || !json_object_is_type(content, json_type_array))
+        return 0;
+    for (size_t i = 0; i < json_object_array_length(content); i++)
+        if ((s = string_at(json_object_array_get_idx(content, i), "text")))
+            join_line(out, s);
+    return out->len > 0;
+}
+
+/* tool_addition {tool: {type: "tool_definition", definition: {name, description, input_schema}}}: the
+ * tool is offered from here on, when tools are offered at all, and the model is told. */
+static void tool_addition(struct xlate *x, struct json_object *blk, struct buf *text)
+{
+    struct json_object *tool = NULL, *def = NULL, *schema = NULL, *desc = NULL;
+    const char *name;
+    struct buf line;
+
+    json_object_object_get_ex(blk, "tool", &tool);
+    if (tool && !json_object_object_get_ex(tool, "definition", &def))
+        def = tool;
+    name = def ? string_at(def, "name") : NULL;
+    if (!name) {
+        chat_note_dropped(x->req, "tool_addition");
+        return;
+    }
+    if (x->req->parts.tools && json_object_object_get_ex(def, "input_schema", &schema) &&
+        json_object_is_type(schema, json_type_object)) {
+        int offered = 0;
+
+        for (size_t i = 0; i < json_object_array_length(x->req->parts.tools) && !offered; i++) {
+            struct json_object *fn;
+
+            json_object_object_get_ex(json_object_array_get_idx(x->req->parts.tools, i), "function", &fn);
+            offered = strcmp(string_at(fn, "name"), name) == 0;
+        }
+        json_object_object_get_ex(def, "description", &desc);
+        if (!offered)
+            chat_offer_tool(x->req, &x->tools, name, desc && json_object_is_type(desc, json_type_string) ? desc : NULL,
+                            json_object_get(schema));
+    }
+    buf_init(&line);
+    buf_printf(&line, "The tool %s is now available.", name);
+    join_line(text, line.data);
+    buf_free(&line);
+}
+
+/* A block of a type this translator has no rule for (tool search's tool_reference, a tool added or
+ * removed mid-conversation, a type yet to come) becomes text the model can act on, or is left out with a
+ * note in the access log. Never an error that would end the client's session. */
+static void other_block(struct xlate *x, struct json_object *blk, const char *type, struct buf *text)
+{
+    const char *s;
+    struct buf line;
+
+    if (is_server_only(type))
+        return;
+    buf_init(&line);
+    if (strcmp(type, "tool_reference") == 0 && (s = string_at(blk, "tool_name"))) {
+        /* Claude Code's tool search found this tool: it is in tools[] from this request on. */
+        buf_printf(&line, "Tool %s loaded: it can be called now.", s);
+    } else if (strcmp(type, "tool_addition") == 0) {
+        tool_addition(x, blk, text);
+    } else if (strcmp(type, "tool_removal") == 0) {
+        struct json_object *tool = NULL;
+
+        json_object_object_get_ex(blk, "tool", &tool);
+        if (tool && ((s = string_at(tool, "name")) || (s = string_at(tool, "tool_name"))))
+            buf_printf(&line, "The tool %s is no longer available; do not call it.", s);
+        else
+            chat_note_dropped(x->req, type);
+    } else if ((s = string_at(blk, "text")) || (s = string_at(blk, "content"))) {
+        buf_puts(&line, s);
+    } else if (!texts_of(blk, &line)) {
+        chat_note_dropped(x->req, type);
+    }
+    if (line.len)
+        join_line(text, line.data);
+    buf_free(&line);
+}
 
 static int is_billing_block(const char *text)
 {
@@ -32,13 +149,14 @@ static int system_block(void *ctx, struct json_object *blk, const char *path)
     struct json_object *text;
     const char *type;
 
-    if (jsonx_opt_string(blk, "type", path, &type, x->err) < 0 ||
-        jsonx_req(blk, "text", json_type_string, path, &text, x->err) < 0)
+    if (jsonx_opt_string(blk, "type", path, &type, x->err) < 0)
         return -1;
     if (type && strcmp(type, "text") != 0) {
-        apierr_field(x->err, path, "expected a block of type \"text\", got \"%s\"", type);
-        return -1;
+        other_block(x, blk, type, x->text);
+        return 0;
     }
+    if (jsonx_req(blk, "text", json_type_string, path, &text, x->err) < 0)
+        return -1;
     if (!is_billing_block(json_object_get_string(text)))
         chat_join_text(x->text, text);
     return 0;
@@ -147,6 +265,8 @@ static int tool_result_part(void *ctx, struct json_object *part, const char *pat
         return add_image(x->m, part, path, x->err);
     } else if (type && strcmp(type, "document") == 0) {
         return document_text(part, path, &x->m->text, x->err);
+    } else if (type) {
+        other_block(x, part, type, &x->m->text);
     }
     return 0;
 }
@@ -199,6 +319,26 @@ static int tool_use_call(struct xlate *x, struct chat_msg *m, struct json_object
     return 0;
 }
 
+/* Thinking the client sends back. Sent without its text (display "omitted"), it rides in the signature. */
+static int thinking_block(struct chat_msg *m, struct json_object *blk, const char *path, struct apierr *err)
+{
+    struct json_object *t;
+    const char *sig = string_at(blk, "signature");
+    size_t mark = sizeof CHAT_THINKING_MARK - 1;
+
+    if (jsonx_req(blk, "thinking", json_type_string, path, &t, err) < 0)
+        return -1;
+    if (json_object_get_string_len(t) == 0 && sig && strncmp(sig, CHAT_THINKING_MARK, mark) == 0) {
+        size_t before = m->thinking.len;
+
+        if (buf_get_base64(sig + mark, strlen(sig + mark), &m->thinking) < 0)
+            m->thinking.len = before;
+        return 0;
+    }
+    buf_append(&m->thinking, json_object_get_string(t), (size_t)json_object_get_string_len(t));
+    return 0;
+}
+
 /* One block of a user or assistant message. */
 static int content_block(void *ctx, struct json_object *blk, const char *path)
 {
@@ -224,15 +364,13 @@ static int content_block(void *ctx, struct json_object *blk, const char *path)
     } else if (strcmp(type, "tool_use") == 0 && assistant) {
         return tool_use_call(x, m, blk, path);
     } else if (strcmp(type, "thinking") == 0 && assistant) {
-        if (jsonx_req(blk, "thinking", json_type_string, path, &t, x->err) < 0)
-            return -1;
-        buf_append(&m->thinking, json_object_get_string(t), (size_t)json_object_get_string_len(t));
+        return thinking_block(m, blk, path, x->err);
     } else if (strcmp(type, "tool_result") == 0 || strcmp(type, "tool_use") == 0) {
         apierr_field(x->err, path, "a %s block cannot be in a%s message", type, assistant ? "n assistant" : " user");
         return -1;
+    } else if (strcmp(type, "thinking") != 0) {
+        other_block(x, blk, type, &m->text);
     }
-    /* redacted_thinking, server tool blocks and block types yet to come carry nothing Ollama can use:
-     * dropped, never an error. */
     return 0;
 }
 
@@ -319,16 +457,16 @@ static int translate_tool_choice(struct json_object *body, struct chat_tools *t,
     return 0;
 }
 
-static int translate_tools(struct json_object *body, struct chat_request *req, struct apierr *err)
+static int translate_tools(struct json_object *body, struct chat_request *req, struct chat_tools *t,
+                           struct apierr *err)
 {
-    struct json_object *tools;
-    struct chat_tools t;
+    struct json_object *tools, *v;
     char path[64];
     size_t n;
 
-    chat_tools_init(&t);
+    chat_tools_init(t);
     if (jsonx_opt(body, "tools", json_type_array, "", &tools, err) < 0 ||
-        translate_tool_choice(body, &t, err) < 0)
+        translate_tool_choice(body, t, err) < 0)
         return -1;
     n = tools ? json_object_array_length(tools) : 0;
     for (size_t i = 0; i < n; i++) {
@@ -347,20 +485,43 @@ static int translate_tools(struct json_object *body, struct chat_request *req, s
         if (type && strcmp(type, "custom") != 0)
             continue;
         if (jsonx_req(tool, "input_schema", json_type_object, path, &schema, err) < 0 ||
-            jsonx_opt(tool, "description", json_type_string, path, &desc, err) < 0)
+            jsonx_opt(tool, "description", json_type_string, path, &desc, err) < 0 ||
+            jsonx_opt(tool, "defer_loading", json_type_boolean, path, &v, err) < 0)
             return -1;
-        chat_offer_tool(req, &t, json_object_get_string(name), desc, json_object_get(schema));
+        /* Claude Code's placeholder keeps its tool search on and must never be called: a small model is
+         * better off not seeing it. Every other tool, deferred ones included, is offered. */
+        if (v && json_object_get_boolean(v) && strcmp(json_object_get_string(name), "DeferredToolPlaceholder") == 0)
+            continue;
+        chat_offer_tool(req, t, json_object_get_string(name), desc, json_object_get(schema));
     }
     /* An empty tools list offers nothing, and a named choice has nothing to name. */
     if (!tools)
         return 0;
-    return chat_tools_done(req, &t, err);
+    return chat_tools_done(req, t, err);
+}
+
+/* output_config.effort as Ollama's think level: levels a model cannot take become true later, with its
+ * facts. A value this translator does not know leaves thinking simply on. */
+static int effort_level(struct json_object *body, const char **level, struct apierr *err)
+{
+    struct json_object *config;
+    const char *effort = NULL;
+
+    *level = NULL;
+    if (jsonx_opt(body, "output_config", json_type_object, "", &config, err) < 0 ||
+        (config && jsonx_opt_string(config, "effort", "output_config", &effort, err) < 0))
+        return -1;
+    if (effort && (strcmp(effort, "low") == 0 || strcmp(effort, "medium") == 0))
+        *level = effort;
+    else if (effort && (strcmp(effort, "high") == 0 || strcmp(effort, "xhigh") == 0 || strcmp(effort, "max") == 0))
+        *level = "high";
+    return 0;
 }
 
 static int translate_thinking(struct json_object *body, struct chat_request *req, struct apierr *err)
 {
     struct json_object *thinking, *v;
-    const char *type;
+    const char *type, *display, *level;
     long long budget;   /* Ollama cannot bound thinking: checked, not used */
     int present;
 
@@ -369,14 +530,18 @@ static int translate_thinking(struct json_object *body, struct chat_request *req
     if (!thinking)
         return 0;
     if (jsonx_req(thinking, "type", json_type_string, "thinking", &v, err) < 0 ||
-        jsonx_opt_int(thinking, "budget_tokens", "thinking", &budget, &present, err) < 0)
+        jsonx_opt_int(thinking, "budget_tokens", "thinking", &budget, &present, err) < 0 ||
+        jsonx_opt_string(thinking, "display", "thinking", &display, err) < 0)
         return -1;
     type = json_object_get_string(v);
-    if (strcmp(type, "enabled") == 0 || strcmp(type, "adaptive") == 0)
-        req->parts.think = json_object_new_boolean(1);
-    else if (strcmp(type, "disabled") == 0)
+    req->thinking_omitted = display && strcmp(display, "omitted") == 0;
+    if (strcmp(type, "enabled") == 0 || strcmp(type, "adaptive") == 0) {
+        if (effort_level(body, &level, err) < 0)
+            return -1;
+        req->parts.think = level ? json_object_new_string(level) : json_object_new_boolean(1);
+    } else if (strcmp(type, "disabled") == 0) {
         req->parts.think = json_object_new_boolean(0);
-    else {
+    } else {
         apierr_field(err, "thinking.type", "expected \"enabled\", \"adaptive\" or \"disabled\", got \"%s\"", type);
         return -1;
     }
@@ -432,7 +597,7 @@ static int translate(struct json_object *body, const struct config *cfg, struct 
         jsonx_req(body, "messages", json_type_array, "", &messages, err) < 0 ||
         check_ignored_fields(body, err) < 0 ||
         translate_options(body, req, !for_count, err) < 0 || translate_thinking(body, req, err) < 0 ||
-        translate_tools(body, req, err) < 0)
+        translate_tools(body, req, &x.tools, err) < 0)
         goto out;
     if (json_object_object_get_ex(body, "system", &sys) && sys) {
         if (system_text(&x, sys, "system", &system.text) < 0)
@@ -466,7 +631,26 @@ struct astream {
     struct stream_state out;
     int next_index;
     enum block open;
+    struct buf thinking;            /* display "omitted": the block's thinking, sent in its signature */
 };
+
+static void astream_free(void *st)
+{
+    buf_free(&((struct astream *)st)->thinking);
+}
+
+/* A thinking block's signature. Ollama has none; clients keep it and send it back, so it is a stable
+ * local one -- or, when the text was omitted, the text itself, for the next request to give back to
+ * Ollama as Anthropic's own signatures carry it. */
+static void put_signature(struct buf *b, const struct chat_request *req, const char *thinking, size_t n)
+{
+    if (!req->thinking_omitted) {
+        buf_puts(b, "ollama-fcgi");
+        return;
+    }
+    buf_puts(b, CHAT_THINKING_MARK);
+    buf_put_base64(b, thinking, n);
+}
 
 static int astream_begin(void *st)
 {
@@ -490,13 +674,14 @@ static int close_block(struct astream *s)
     if (s->open == BLOCK_NONE)
         return 0;
     if (s->open == BLOCK_THINKING) {
-        /* Clients keep and send back a signature; Ollama has none, so a stable local one. */
         buf_reset(&s->out.data);
         buf_puts(&s->out.data, "{\"type\":\"content_block_delta\",\"index\":");
         buf_put_int(&s->out.data, index);
-        buf_puts(&s->out.data, ",\"delta\":{\"type\":\"signature_delta\",\"signature\":");
-        jsonx_put_string(&s->out.data, "ollama-fcgi", 11);
-        buf_puts(&s->out.data, "}}");
+        /* Base64 and the mark need no escaping. */
+        buf_puts(&s->out.data, ",\"delta\":{\"type\":\"signature_delta\",\"signature\":\"");
+        put_signature(&s->out.data, s->out.req, s->thinking.data, s->thinking.len);
+        buf_reset(&s->thinking);
+        buf_puts(&s->out.data, "\"}}");
         if (chat_send(&s->out, "content_block_delta") < 0)
             return -1;
     }
@@ -531,6 +716,10 @@ static int astream_delta(void *st, enum chat_part part, const char *str, size_t 
 
     if (open_block(s, kind) < 0)
         return -1;
+    if (kind == BLOCK_THINKING && s->out.req->thinking_omitted) {
+        buf_append(&s->thinking, str, n);
+        return 0;
+    }
     buf_reset(&s->out.data);
     buf_puts(&s->out.data, "{\"type\":\"content_block_delta\",\"index\":");
     buf_put_int(&s->out.data, s->next_index - 1);
@@ -666,9 +855,15 @@ static void anthropic_reply(const struct chat_request *req, const struct chat_re
     json_object_object_add(o, "role", json_object_new_string("assistant"));
     json_object_object_add(o, "model", json_object_new_string(req->client_model));
     if (r->thinking.len) {
+        struct buf sig;
+
+        buf_init(&sig);
+        put_signature(&sig, req, r->thinking.data, r->thinking.len);
         blk = add_block(content, "thinking");
-        json_object_object_add(blk, "thinking", jsonx_string(r->thinking.data, r->thinking.len));
-        json_object_object_add(blk, "signature", json_object_new_string("ollama-fcgi"));
+        json_object_object_add(blk, "thinking", req->thinking_omitted ? json_object_new_string("")
+                                                                       : jsonx_string(r->thinking.data, r->thinking.len));
+        json_object_object_add(blk, "signature", jsonx_string(sig.data, sig.len));
+        buf_free(&sig);
     }
     if (r->text.len)
         json_object_object_add(add_block(content, "text"), "text", jsonx_string(r->text.data, r->text.len));
@@ -713,6 +908,7 @@ static void anthropic_error_body(const struct dialect *d, const struct apierr *e
 const struct dialect anthropic_dialect = {
     .id_prefix = "msg_", .tool_prefix = "toolu_", .overloaded_status = 529, .error_types = error_types,
     .translate = anthropic_translate, .state_size = sizeof(struct astream), .ops = &astream_ops,
+    .state_free = astream_free,
     .reply = anthropic_reply, .error_body = anthropic_error_body,
 };
 

@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "decode.h"
+
 #define DRAIN_LIMIT (256u * 1024 * 1024)
 #define CHUNK 65536
 
@@ -113,5 +115,6 @@ int body_read(struct request *rq, struct apierr *e)
         apierr_set(e, APIERR_INVALID_REQUEST, 400, "request body is truncated: got %zu of %zu bytes", b->len, want);
         return -1;
     }
-    return 0;
+    /* What the client compressed counts against MAX_BODY_BYTES decoded, as the JSON it is. */
+    return decode_body(worker_param(rq, "HTTP_CONTENT_ENCODING"), b, max, e);
 }

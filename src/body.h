@@ -6,8 +6,10 @@
 #include "apierr.h"
 #include "worker.h"
 
-/* Reads the body into rq->w->body. Returns 0, or -1 with err set: 400 (not JSON by its Content-Type, a
- * truncated body), 413 (too large), 408 (not sent in time). */
+/* Reads the body into rq->w->body, decoded when the client compressed it (Content-Encoding). Returns 0,
+ * or -1 with err set: 400 (not JSON by its Content-Type, a truncated body, bytes that are not their
+ * encoding), 413 (too large, sent or decoded), 415 (an encoding it cannot decode), 408 (not sent in
+ * time). */
 int body_read(struct request *rq, struct apierr *err);
 /* Reads what is left of the body and drops it, so that closing the connection does not reset it. */
 void body_drain(struct request *rq);

@@ -153,3 +153,38 @@ char *buf_steal(struct buf *b)
     buf_init(b);
     return p;
 }
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+void buf_put_base64(struct buf *b, const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+        char q[4] = { b64[v >> 18], b64[(v >> 12) & 63], i + 1 < n ? b64[(v >> 6) & 63] : '=',
+                      i + 2 < n ? b64[v & 63] : '=' };
+
+        buf_append(b, q, 4);
+    }
+}
+
+int buf_get_base64(const char *s, size_t n, struct buf *b)
+{
+    unsigned v = 0;
+    int bits = 0;
+
+    for (size_t i = 0; i < n && s[i] != '='; i++) {
+        const char *at = memchr(b64, s[i], 64);
+
+        if (!at || !s[i])
+            return -1;
+        v = (v << 6) | (unsigned)(at - b64);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            buf_putc(b, (char)((v >> bits) & 0xff));
+        }
+    }
+    return 0;
+}

@@ -21,6 +21,10 @@ void buf_putc(struct buf *b, char c);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A decimal integer, without printf: it runs for every streamed event. */
 void buf_put_int(struct buf *b, long long v);
+/* Appends n bytes of s as base64 (RFC 4648, padded). */
+void buf_put_base64(struct buf *b, const char *s, size_t n);
+/* Appends what buf_put_base64 wrote, decoded; anything that is not base64 gives -1. */
+int buf_get_base64(const char *s, size_t n, struct buf *b);
 /* Gives the bytes to the caller, who frees them; the buffer is left empty. */
 char *buf_steal(struct buf *b);
 

@@ -182,6 +182,18 @@ void chat_drop_think(struct chat_request *req)
     req->parts.think = NULL;
 }
 
+void chat_note_dropped(struct chat_request *req, const char *type)
+{
+    size_t n = strlen(req->dropped), len = strlen(type);
+
+    for (const char *p = req->dropped; *p; p += strcspn(p, ","), p += *p == ',')
+        if (strncmp(p, type, len) == 0 && (p[len] == ',' || p[len] == '\0'))
+            return;
+    if (n + len + 2 > sizeof req->dropped)
+        return;
+    snprintf(req->dropped + n, sizeof req->dropped - n, "%s%s", n ? "," : "", type);
+}
+
 int chat_think_requested(const struct chat_request *req)
 {
     struct json_object *t = req->parts.think;
@@ -479,6 +491,10 @@ void chat_apply_facts(struct chat_request *req, const struct model_facts *f, con
         return;
     if (!f->can_think)
         chat_drop_think(req);
+    else if (req->parts.think && json_object_is_type(req->parts.think, json_type_string) && !f->think_levels) {
+        json_object_put(req->parts.think);
+        req->parts.think = json_object_new_boolean(1);
+    }
     if (f->context_length > 0 && (req->window == 0 || f->context_length < req->window))
         req->window = f->context_length;
     if (f->correction > 0)

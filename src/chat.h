@@ -11,6 +11,10 @@
 #include "config.h"
 #include "sse.h"
 
+/* Thinking this adapter sent without its text (Anthropic's display "omitted", a Responses reasoning
+ * item's encrypted_content) comes back after this mark, as base64, and reaches Ollama again. */
+#define CHAT_THINKING_MARK "ollama-fcgi:"
+
 /* The pieces of an Ollama /api/chat request, filled by a dialect's translator. All owned. */
 struct ollama_parts {
     struct json_object *messages;  /* array, complete once chat_close_messages ran */
@@ -43,6 +47,8 @@ struct chat_request {
     int include_usage;             /* OpenAI stream_options.include_usage */
     long long max_tokens;          /* what the client allows the reply, 0 when it did not say */
     unsigned text_calls;           /* the textcall formats to recover from the reply's text, 0 for none */
+    int thinking_omitted;          /* the client wants thinking blocks without their text (display "omitted") */
+    char dropped[96];              /* block types the request held that nothing could be made of, for the log */
     struct json_object *extra;     /* owned: what a dialect keeps from the request for its reply, or NULL */
     struct json_object *call_names;    /* owned: tool-call id -> tool name, for the results that answer them */
     long long raw_estimate;        /* the prompt's size as tokens_estimate counts it */
@@ -56,6 +62,7 @@ struct chat_request {
 struct model_facts {
     int known;
     int can_think;
+    int think_levels;              /* think takes "low", "medium" or "high" (gpt-oss), not only a boolean */
     long long context_length;      /* 0 when not said */
     double correction;             /* real prompt tokens / estimate; 1.0 until learned */
 };
@@ -93,6 +100,8 @@ int chat_set_stop(struct chat_request *req, struct json_object *v, const char *f
  * otherwise turn thinking on by itself for every model that can). */
 void chat_default_think(struct chat_request *req, const struct config *cfg);
 void chat_drop_think(struct chat_request *req);
+/* A block type that carried nothing the model could read was left out: noted for the access log. */
+void chat_note_dropped(struct chat_request *req, const char *type);
 int chat_think_requested(const struct chat_request *req);
 
 /* ---- messages ---- */
@@ -167,8 +176,9 @@ int chat_tools_done(struct chat_request *req, struct chat_tools *t, struct apier
 
 /* ---- the Ollama request ---- */
 
-/* Applies the model's facts: no think for a model that cannot, num_ctx capped at its own length and
- * the same for every request to that model, the estimate scaled. */
+/* Applies the model's facts: no think for a model that cannot, a think level only for a model that takes
+ * levels (true for the others), num_ctx capped at its own length and the same for every request to that
+ * model, the estimate scaled. */
 void chat_apply_facts(struct chat_request *req, const struct model_facts *f, const struct config *cfg);
 /* Ollama would silently drop the start of a conversation longer than its window; refuse it instead,
  * in the words Claude Code answers by compacting. Returns 0, or -1 with a 400 in err. */

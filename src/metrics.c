@@ -11,7 +11,7 @@
 
 #include "textcall.h"
 
-static const int status_codes[] = { 200, 204, 400, 401, 404, 405, 413, 429, 500, 502, 503, 504, 529, 0 };
+static const int status_codes[] = { 200, 204, 400, 401, 404, 405, 408, 413, 415, 429, 500, 502, 503, 504, 529, 0 };
 #define N_STATUS (sizeof status_codes / sizeof *status_codes)   /* the last is "any other" */
 
 static const double buckets[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300 };

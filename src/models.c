@@ -69,6 +69,8 @@ int models_parse_show(const char *body, size_t len, struct model_facts *f)
         json_object_object_get_ex(info, "general.architecture", &arch) &&
         json_object_is_type(arch, json_type_string)) {
         snprintf(key, sizeof key, "%s.context_length", json_object_get_string(arch));
+        /* gpt-oss takes a think level (and cannot stop thinking); every other thinking model a boolean. */
+        f->think_levels = strcmp(json_object_get_string(arch), "gptoss") == 0;
         if (json_object_object_get_ex(info, key, &ctx) && json_object_is_type(ctx, json_type_int))
             f->context_length = (long long)json_object_get_int64(ctx);
     }

@@ -300,6 +300,8 @@ void relay_serve(struct request *rq, const struct dialect *d)
         snprintf(rq->upstream_model, sizeof rq->upstream_model, "%s", r.req.ollama_model);
         rq->log.model = rq->model;
         rq->log.upstream_model = rq->upstream_model;
+        snprintf(rq->dropped, sizeof rq->dropped, "%s", r.req.dropped);
+        rq->log.dropped = rq->dropped;
     }
     worker_note_large(rq, rq->w->body.len);
     /* Only a large body can have taken memory that matters: a small one's shape is bounded by its size. */

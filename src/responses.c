@@ -10,8 +10,6 @@
 #include "openai.h"
 
 #define MAX_STOP 16
-/* Thinking this adapter wrote comes back in encrypted_content after this mark, as base64. */
-#define THINKING_MARK "ollama-fcgi:"
 
 /* ---- what the reply needs from the request: req->extra ----
  *
@@ -31,44 +29,6 @@ static int extra_flag(const struct chat_request *req, const char *key)
     struct json_object *v = extra_get(req, key);
 
     return v && json_object_get_boolean(v);
-}
-
-/* ---- base64, for the thinking carried in encrypted_content ---- */
-
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static void base64_put(struct buf *out, const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
-        char q[4] = { b64[v >> 18], b64[(v >> 12) & 63], i + 1 < n ? b64[(v >> 6) & 63] : '=',
-                      i + 2 < n ? b64[v & 63] : '=' };
-
-        buf_append(out, q, 4);
-    }
-}
-
-/* Decodes what base64_put wrote; anything else gives -1. */
-static int base64_get(const char *s, size_t n, struct buf *out)
-{
-    unsigned v = 0;
-    int bits = 0;
-
-    for (size_t i = 0; i < n && s[i] != '='; i++) {
-        const char *at = memchr(b64, s[i], 64);
-
-        if (!at || !s[i])
-            return -1;
-        v = (v << 6) | (unsigned)(at - b64);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            buf_putc(out, (char)((v >> bits) & 0xff));
-        }
-    }
-    return 0;
 }
 
 /* ---- request translation ---- */
@@ -265,8 +225,8 @@ static int reasoning_item(struct xlate *x, struct json_object *item, const char 
         return -1;
     buf_init(&thinking);
     e = enc ? json_object_get_string(enc) : "";
-    if (strncmp(e, THINKING_MARK, sizeof THINKING_MARK - 1) != 0 ||
-        base64_get(e + sizeof THINKING_MARK - 1, strlen(e) - (sizeof THINKING_MARK - 1), &thinking) < 0) {
+    if (strncmp(e, CHAT_THINKING_MARK, sizeof CHAT_THINKING_MARK - 1) != 0 ||
+        buf_get_base64(e + sizeof CHAT_THINKING_MARK - 1, strlen(e) - (sizeof CHAT_THINKING_MARK - 1), &thinking) < 0) {
         buf_reset(&thinking);
         json_object_object_get_ex(item, "content", &v);
         reasoning_texts(v, &thinking);
@@ -735,8 +695,8 @@ static void reasoning_item_json(struct buf *b, const struct chat_request *req, i
     buf_putc(b, ']');
     if (done && extra_flag(req, "encrypted")) {
         key(b, "encrypted_content");
-        buf_puts(b, "\"" THINKING_MARK);
-        base64_put(b, text, n);
+        buf_puts(b, "\"" CHAT_THINKING_MARK);
+        buf_put_base64(b, text, n);
         buf_putc(b, '"');
     }
     buf_putc(b, '}');

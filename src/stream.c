@@ -131,12 +131,14 @@ int stream_ping(struct stream *s)
     return s->ops->ping(s->st);
 }
 
-/* A reply held in memory until it is complete: past the cap it ends with an error. */
-static int room_for(struct stream *s, size_t n)
+/* A reply held in memory until it is complete (whole, or a stream machine that keeps it, or kept for
+ * some other reason such as thinking whose text goes out only in its signature): past the cap it ends
+ * with an error. */
+static int room_for_kept(struct stream *s, size_t n, int kept)
 {
     struct apierr e;
 
-    if (!s->whole && !s->d->keeps_output)
+    if (!s->whole && !s->d->keeps_output && !kept)
         return 0;
     s->bytes += n;
     if (s->bytes <= s->cap)
@@ -145,6 +147,11 @@ static int room_for(struct stream *s, size_t n)
                "lower the token limit%s", s->cap, s->whole ? ", or ask for it with \"stream\": true" : "");
     stream_fail(s, &e);
     return -1;
+}
+
+static int room_for(struct stream *s, size_t n)
+{
+    return room_for_kept(s, n, 0);
 }
 
 static int finish(struct stream *s, const char *done_reason, const char *stop_sequence)
@@ -220,7 +227,7 @@ static int emit_text(struct stream *s, const char *text, size_t n)
 
 static int emit_thinking(struct stream *s, const char *text, size_t n)
 {
-    if (room_for(s, n) < 0)
+    if (room_for_kept(s, n, s->req->thinking_omitted) < 0)
         return STREAM_DONE;
     return s->ops->delta(s->st, CHAT_THINKING, text, n) < 0 ? STREAM_GONE : STREAM_MORE;
 }

@@ -38,6 +38,7 @@ struct request {
     char request_id[32];
     char model[256];              /* for the log: what the client asked for */
     char upstream_model[256];     /* and what Ollama was asked for */
+    char dropped[96];             /* block types the translator left out, for the log */
     struct timespec start;
     struct timespec gone_checked; /* when worker_client_gone last looked */
     int large;                    /* the request held megabytes: memory goes back to the system after it */

@@ -426,6 +426,8 @@ const fmt = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '–');
 const fmtInt = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '–');
 const pct = (x) => (Number.isFinite(x) ? `${(x * 100).toFixed(0)}%` : '–');
 const pct1 = (x) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : '–');
+// A change, signed: +2.8% or −0.6%.
+const delta = (x) => (x < 0 ? `−${pct1(-x)}` : `+${pct1(x)}`);
 
 function table(header, rows) {
   const lines = [`| ${header.join(' | ')} |`, `|${header.map((h, i) => (i ? '---:' : '---')).join('|')}|`];
@@ -663,10 +665,10 @@ function report({ W, res, ttfbs, rssFresh, rssBefore, rssAfter, rssRounds, serve
     `c=16: Chat Completions ${fmt(perO * 1000, 1)} µs, Responses ${fmt(perR * 1000, 1)} µs (${pct(perR / perO)}); in-core ${fmt(mb.openai_event_ns / 1000, 2)} and ${fmt(mb.responses_event_ns / 1000, 2)} µs`);
   const perT = eventOf('t-stream-200', 't-stream');
   const inCore = [mb.anthropic_tools_event_ns / mb.anthropic_event_ns, mb.code_tools_event_ns / mb.code_event_ns];
-  target('CPU per streamed event with text tool-call recovery on (tools offered) ≤ 5% above off', `+${pct1(Math.max(...inCore) - 1)}`,
+  target('CPU per streamed event with text tool-call recovery on (tools offered) ≤ 5% above off', delta(Math.max(...inCore) - 1),
     Math.max(...inCore) <= 1.05,
-    `in-core, per Ollama line: prose ${fmt(mb.anthropic_event_ns / 1000, 2)} → ${fmt(mb.anthropic_tools_event_ns / 1000, 2)} µs (+${pct1(inCore[0] - 1)}), `
-    + `a code answer full of {, [, < and fences ${fmt(mb.code_event_ns / 1000, 2)} → ${fmt(mb.code_tools_event_ns / 1000, 2)} µs (+${pct1(inCore[1] - 1)}); `
+    `in-core, per Ollama line: prose ${fmt(mb.anthropic_event_ns / 1000, 2)} → ${fmt(mb.anthropic_tools_event_ns / 1000, 2)} µs (${delta(inCore[0] - 1)}), `
+    + `a code answer full of {, [, < and fences ${fmt(mb.code_event_ns / 1000, 2)} → ${fmt(mb.code_tools_event_ns / 1000, 2)} µs (${delta(inCore[1] - 1)}); `
     + `through nginx and the pool, c=16: ${fmt(perEvent * 1000, 1)} µs without tools, ${fmt(perT * 1000, 1)} µs with (${pct(perT / perEvent)})`);
   const all = (o) => Object.values(o).flat();
   const maxRss = Math.max(...all(rssAfter), ...all(rssBefore));

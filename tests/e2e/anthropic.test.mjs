@@ -496,3 +496,31 @@ test('a model without the thinking capability gets no think at all, even when th
     for (const c of sent) assert.ok(!('think' in c.body), `${s.name}: no think sent: ${c.raw}`);
   }
 });
+
+test('blocks the adapter has no rule for are text or left out with a note in the access log, never a 400', async () => {
+  await stack.mock.scenario('m-blocks', ollamaLines('m-blocks', [{ content: 'Fine.' }]));
+  const body = {
+    model: 'm-blocks', max_tokens: 64,
+    system: [{ type: 'text', text: 'Be brief.' }, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'AA==' } }],
+    messages: [
+      { role: 'user', content: 'find the cron tool' },
+      { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_s1', name: 'ToolSearch', input: { query: 'select:CronList' } }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_s1', content: [{ type: 'tool_reference', tool_name: 'CronList' }] },
+        { type: 'shiny_new_block', value: 1 }] },
+    ],
+    tools: [{ name: 'ToolSearch', input_schema: { type: 'object', properties: { query: { type: 'string' } } } },
+      { name: 'CronList', input_schema: { type: 'object', properties: {} }, defer_loading: true },
+      { name: 'DeferredToolPlaceholder', input_schema: { type: 'object', properties: {} }, defer_loading: true }],
+  };
+  for (const s of stack.servers) {
+    const r = await post(s.url + '/v1/messages', body);
+    assert.equal(r.status, 200, `${s.name}: ${await r.clone().text()}`);
+    assert.equal((await r.json()).content[0].text, 'Fine.');
+    const chat = (await stack.mock.chats()).at(-1).body;
+    assert.deepEqual(chat.tools.map((t) => t.function.name), ['ToolSearch', 'CronList'], 'deferred tools offered, the placeholder not');
+    assert.deepEqual(chat.messages.at(-1), { role: 'tool', content: 'Tool CronList loaded: it can be called now.',
+      tool_name: 'ToolSearch', tool_call_id: 'toolu_s1' });
+    const line = stack.log().trim().split('\n').filter((l) => l.includes('model=m-blocks')).at(-1);
+    assert.match(line, / dropped_blocks=image,shiny_new_block$/, line);
+  }
+});

@@ -59,6 +59,9 @@ async function openaiError(r, status, where) {
 test('streaming: role first, reasoning_content, content, two tool calls with indices 0 and 1, usage, [DONE]', async () => {
   for (const s of stack.servers) {
     const model = `o-stream-think-${s.name}`;
+    // gpt-oss takes a think level; other thinking models get true (tests/cases covers those).
+    await stack.mock.show(model, { capabilities: ['completion', 'tools', 'thinking'],
+      model_info: { 'general.architecture': 'gptoss', 'gptoss.context_length': 131072 } });
     await stack.mock.scenario(model, script(model, [{ thinking: 'Two lookups.' }, { thinking: ' Go.' },
       { content: 'Checking' }, { content: ' now.' },
       { tool_calls: [{ id: 'call_k3j9x2ab', function: { index: 0, name: 'get_weather', arguments: { city: 'Paris' } } }] },
@@ -99,7 +102,7 @@ test('streaming: role first, reasoning_content, content, two tool calls with ind
     assert.deepEqual(last.choices, [], `${s.name}: the usage chunk has choices: []`);
     assert.deepEqual(last.usage, { prompt_tokens: 20, completion_tokens: 7, total_tokens: 27 }, s.name);
     const [sent] = await chatsFor(model);
-    assert.equal(sent.body.think, 'high', `${s.name}: reasoning_effort high`);
+    assert.equal(sent.body.think, 'high', `${s.name}: reasoning_effort high, to a model that takes levels`);
   }
 });
 

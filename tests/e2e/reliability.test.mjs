@@ -490,7 +490,6 @@ describe('hostile input, upstream failures, disconnects and the access log', () 
       A('system: {}', { system: {} }, 'system'),
       A('system: [1]', { system: [1] }, 'system.0'),
       A('system block without text', { system: [{ type: 'text' }] }, 'system.0.text'),
-      A('system block of type image', { system: [{ type: 'image', text: 'x' }] }, 'system.0'),
       A('image block without source', um([{ type: 'image' }]), 'messages.0.content.0.source'),
       A('image source: "x"', um([{ type: 'image', source: 'x' }]), 'messages.0.content.0.source'),
       A('image source of type url', um([{ type: 'image', source: { type: 'url', url: 'http://example.com/a.png' } }]),

@@ -22,7 +22,8 @@ const PATCH = {
 };
 
 test('a streamed answer: thinking as a reasoning item, text, a function call and a custom tool call, in order', async () => {
-  await stack.mock.show('m-think', { capabilities: ['completion', 'tools', 'thinking'] });
+  await stack.mock.show('m-think', { capabilities: ['completion', 'tools', 'thinking'],
+    model_info: { 'general.architecture': 'gptoss', 'gptoss.context_length': 131072 } });
   await stack.mock.scenario('m-think', script('m-think', [
     { thinking: 'Let me ' }, { thinking: 'see.' }, { content: 'Looking ' }, { content: 'around.' },
     { tool_calls: [{ id: 'call_1', function: { name: 'exec_command', arguments: { cmd: 'ls' } } }] },

@@ -8,9 +8,11 @@
 // what was measured goes to build/resources.md (the README's reliability section shows one).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import {
   BIN, ROOT, startStack, startProcess, waitFor, post, ollamaLines, frameReader, parseSSE, sleep, workerPids,
   usage, resetPeak, freePort,
@@ -200,6 +202,40 @@ describe('bodies whose shape would cost more than their size', () => {
     });
     const reached = stack.log().split('\n').slice(before - 1).filter((l) => l && !/model=m-ok .*status=200/.test(l));
     assert.deepEqual(reached, [], 'nothing but the request sent alongside reached the pool');
+  });
+});
+
+describe('compressed bodies', () => {
+  // 1 GiB of zeros as 64 concatenated 16 MiB members (gzip) or frames (zstd): about 1 MiB sent.
+  const zeros = Buffer.alloc(16 * MiB);
+  const bombs = [
+    ['gzip', () => Buffer.concat(Array(64).fill(zlib.gzipSync(zeros, { level: 9 })))],
+    ['zstd', () => Buffer.concat(Array(64).fill(execFileSync('zstd', ['-q', '-c', '-19'], { input: zeros, maxBuffer: 64 * MiB })))],
+  ];
+  for (const [encoding, make] of bombs) {
+    test(`a ${encoding} bomb (1 GiB of zeros): 413 once 32 MiB are decoded, never inflated whole`, async () => {
+      const body = make();
+      // What a body of MAX_BODY_BYTES may cost, since that much is decoded before it is refused.
+      await measured(stack, `${encoding} bomb: 1 GiB of zeros in ${(body.length / 1024).toFixed(0)} KiB`, bodyBudget(32 * MiB), async () => {
+        const r = await readAll(await post(stack.url + '/v1/messages', body, { 'content-encoding': encoding }));
+        assert.equal(r.status, 413, r.text.slice(0, 300));
+        assert.match(r.text, /decompresses to more than/);
+        return { summary: '413 request_too_large' };
+      });
+    });
+  }
+  test('a 20 MiB conversation sent gzipped is served', async () => {
+    const turns = Array.from({ length: 400 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user',
+      content: `turn ${i} ${'lorem ipsum dolor sit amet '.repeat(1900)}` }));
+    turns.push({ role: 'user', content: 'hi' });
+    const json = Buffer.from(JSON.stringify({ model: 'm-ok', max_tokens: 16, messages: turns }));
+    const body = zlib.gzipSync(json);
+    await measured(stack, `a ${(json.length / MiB).toFixed(0)} MiB conversation, gzip (${(body.length / MiB).toFixed(1)} MiB sent)`,
+      bodyBudget(json.length), async () => {
+        const r = await readAll(await post(stack.url + '/v1/messages', body, { 'content-encoding': 'gzip' }));
+        assert.equal(r.status, 200, r.text.slice(0, 300));
+        return { summary: '200, answered' };
+      });
   });
 });
 
