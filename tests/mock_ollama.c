@@ -25,6 +25,10 @@
  *   @repeat N          send the next line (plain or @raw) N times, up to 10^12: a reply without end
  *   @next              the end of this request's reply: the model's next request plays the script from
  *                      here to the next @next, and so on; the last part plays for every request after
+ *   @when TEXT         (first line of a part) the part plays only for a request whose body holds TEXT:
+ *                      each request plays the first part not yet played whose @when it meets (a part
+ *                      without one meets any), else the last part it meets again -- so concurrent
+ *                      requests (a main session and its subagent) each get their own answer
  *
  * @status and @reject-think hold for the whole reply wherever they stand; the others act where they stand.
  * Blank lines are skipped. A directive the mock does not understand makes the reply a 500 naming it.
@@ -88,7 +92,7 @@ struct entry {
     struct entry *next;
     char *name, *text;
     size_t len;
-    long served;                /* requests answered from it: which part of a script with @next comes next */
+    uint64_t played;            /* the parts of a script with @next already played, one bit each */
 };
 
 /* A request as received, for GET /_mock/requests. */
@@ -291,35 +295,67 @@ static void entry_set(struct entry **list, const char *name, const char *text, s
     }
     e->text = xmemdup(text, len);
     e->len = len;
-    e->served = 0;
+    e->played = 0;
 }
 
-/* The part of a script the request numbered turn plays: scripts split at lines "@next", the last part
- * playing again once the others are spent. */
-static void script_part(const char *text, size_t len, long turn, const char **part, size_t *part_len)
+/* The part of a script a request with this body plays (see @next and @when): scripts split at lines
+ * "@next"; the chosen part's @when line is left out. */
+static void script_part(const char *text, size_t len, uint64_t *played, const struct buf *body, const char **part,
+                        size_t *part_len)
 {
-    const char *start = text, *end = text + len, *at = text;
+    const char *end = text + len, *start = text, *chosen = NULL, *chosen_end = NULL, *again = NULL, *again_end = NULL;
+    const char *last = text, *last_end = end;
+    int index = 0, chosen_index = -1, again_index = -1;
 
-    for (;;) {
-        const char *nl = memchr(at, '\n', (size_t)(end - at)), *line_end = nl ? nl : end;
+    while (start <= end) {
+        const char *at = start, *stop = end, *body_start = start;
+        bool meets = true;
 
-        if ((size_t)(line_end - at) == 5 && !memcmp(at, "@next", 5)) {
-            if (turn-- == 0) {
-                end = at;
+        /* This part ends at the next "@next" line. */
+        for (;;) {
+            const char *nl = memchr(at, '\n', (size_t)(end - at)), *line_end = nl ? nl : end;
+
+            if ((size_t)(line_end - at) == 5 && !memcmp(at, "@next", 5)) {
+                stop = at;
                 break;
             }
-            start = nl ? nl + 1 : end;
+            if (!nl)
+                break;
+            at = nl + 1;
         }
-        if (!nl)
+        if ((size_t)(stop - start) > 6 && !memcmp(start, "@when ", 6)) {
+            const char *nl = memchr(start, '\n', (size_t)(stop - start)), *cond = start + 6;
+            size_t cond_len = (size_t)((nl ? nl : stop) - cond);
+
+            meets = body && cond_len && memmem(body->p, body->len, cond, cond_len);
+            body_start = nl ? nl + 1 : stop;
+        }
+        last = body_start, last_end = stop;
+        if (meets) {
+            again = body_start, again_end = stop, again_index = index;
+            if (index < 64 && !(*played & (UINT64_C(1) << index))) {
+                chosen = body_start, chosen_end = stop, chosen_index = index;
+                break;
+            }
+        }
+        if (stop == end)
             break;
-        at = nl + 1;
+        start = memchr(stop, '\n', (size_t)(end - stop));
+        start = start ? start + 1 : end;
+        index++;
     }
-    *part = start;
-    *part_len = (size_t)(end - start);
+    if (!chosen) {
+        /* Every part it meets was played: the last of them again; it meets none: the script's last part. */
+        chosen = again ? again : last, chosen_end = again ? again_end : last_end, chosen_index = again_index;
+    }
+    if (chosen_index >= 0 && chosen_index < 64)
+        *played |= UINT64_C(1) << chosen_index;
+    *part = chosen;
+    *part_len = (size_t)(chosen_end - chosen);
 }
 
-/* A copy of the entry named name: for a script, the part its next request plays. */
-static char *entry_copy(struct entry *e, const char *name, bool turns, size_t *len)
+/* A copy of the entry named name: for a script, the part a request with this body plays. */
+static char *entry_copy(struct entry *e, const char *name, const struct buf *body, bool turns, size_t *len)
 {
     for (; e; e = e->next) {
         if (!strcmp(e->name, name)) {
@@ -327,7 +363,7 @@ static char *entry_copy(struct entry *e, const char *name, bool turns, size_t *l
 
             *len = e->len;
             if (turns)
-                script_part(e->text, e->len, e->served++, &part, len);
+                script_part(e->text, e->len, &e->played, body, &part, len);
             return xmemdup(part, *len);
         }
     }
@@ -372,13 +408,14 @@ static void counter_add(long *counter, long delta)
 }
 
 /* An installed entry, else SCENARIO_DIR/<sub><model><ext> with the model's unsafe characters as _. */
-static char *load(struct entry **list, const char *sub, const char *model, const char *ext, bool turn, size_t *len)
+static char *load(struct entry **list, const char *sub, const char *model, const char *ext, const struct buf *body,
+                  bool turn, size_t *len)
 {
     static const char safe[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
     char *text, *name, *p;
 
     pthread_mutex_lock(&state.lock);
-    text = entry_copy(*list, model, turn, len);
+    text = entry_copy(*list, model, body, turn, len);
     pthread_mutex_unlock(&state.lock);
     if (text)
         return text;
@@ -1181,7 +1218,7 @@ static int handle_chat(struct conn *c, const struct request *r)
         rc = send_error(c, 400, "model is required");
         goto out;
     }
-    script = load(&state.scenarios, "", model, ".ndjson", true, &len);
+    script = load(&state.scenarios, "", model, ".ndjson", &r->body, true, &len);
     if (!script) {
         rc = send_error(c, 404, "model '%s' not found", model);
         goto out;
@@ -1218,12 +1255,12 @@ static int handle_show(struct conn *c, const struct request *r)
         rc = send_error(c, 400, "model is required");
         goto out;
     }
-    doc = load(&state.shows, "show/", model, ".json", false, &len);
+    doc = load(&state.shows, "show/", model, ".json", NULL, false, &len);
     if (doc) {
         rc = send_reply(c, 200, JSON_CT, doc, len);
         goto out;
     }
-    doc = load(&state.scenarios, "", model, ".ndjson", false, &len);
+    doc = load(&state.scenarios, "", model, ".ndjson", NULL, false, &len);
     if (!doc) {
         rc = send_error(c, 404, "model '%s' not found", model);
         goto out;

@@ -14,7 +14,7 @@
 //
 // Settings (environment): BENCH_ROUNDS (3), BENCH_SECONDS per wrk run (2), BENCH_WORKERS (4),
 // BENCH_MOCK_WORKERS (1), BENCH_RSS_REQUESTS (100000), BENCH_TTFB_REQUESTS (100), BENCH_REQUEST (the Claude
-// Code request; default ../shared/fixtures/claude-code/01_main_turn_request.json, else a generated one),
+// Code request; default tests/fixtures/claude-code/2.1.197/01_main_turn_request.json),
 // BENCH_KEEP=1 keeps the temporary directory. Results also go to build/bench/{results.json,report.md}.
 // `node tests/bench/bench.mjs --serve` starts the same stack and keeps it up (for perf or callgrind) until Ctrl-C.
 import { spawn, execFileSync } from 'node:child_process';
@@ -23,7 +23,6 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { claudeCodeRequest } from './gen-request.mjs';
 import { freePort } from '../e2e/harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -485,17 +484,10 @@ async function main() {
   fs.mkdirSync(OUT, { recursive: true });
   let stack;
   try {
-    // The Claude Code request: the captured one (compact, as Claude Code sends it), else one generated.
-    const fixture = process.env.BENCH_REQUEST || path.join(ROOT, '../shared/fixtures/claude-code/01_main_turn_request.json');
-    let cc;
-    let ccSource;
-    if (fs.existsSync(fixture)) {
-      cc = JSON.parse(fs.readFileSync(fixture, 'utf8'));
-      ccSource = `captured (${path.relative(ROOT, fixture)})`;
-    } else {
-      cc = claudeCodeRequest();
-      ccSource = 'generated (tests/bench/gen-request.mjs: no captured fixture here)';
-    }
+    // The Claude Code request, as Claude Code 2.1.197 sent it (tests/fixtures/capture.mjs).
+    const fixture = process.env.BENCH_REQUEST || path.join(ROOT, 'tests/fixtures/claude-code/2.1.197/01_main_turn_request.json');
+    const cc = JSON.parse(fs.readFileSync(fixture, 'utf8'));
+    const ccSource = `captured (${path.relative(ROOT, fixture)})`;
     const W = workloads(cc);
     for (const w of W) {
       w.file = path.join(dir, `${w.id}.json`);

@@ -1,12 +1,11 @@
-// claude-code.test.mjs -- Claude Code itself (@anthropic-ai/claude-code, pinned in ../package-lock.json) in -p
-// mode, pointed at the adapter through the real lighttpd, with the scripted mock as Ollama: it receives a tool
-// call, runs the tool, sends the result back and prints the mock's final answer. Also replays the captured
-// Claude Code requests in ../shared/fixtures/claude-code/ beside the repository (when present) through the adapter.
+// claude-code.test.mjs -- Claude Code itself, both pinned releases (the old one and a recent one, in
+// ../package-lock.json), in -p mode, pointed at the adapter through the real lighttpd, with the scripted mock
+// as Ollama: tool calls run and their results come back, a call written as text, thinking, tool search, a
+// background Explore agent, the context window. Also replays each release's captured requests
+// (../fixtures/claude-code/<version>/) through the adapter.
 //
-// The mock cannot branch on the request, so each run is two scenarios on one model: the first turn's reply
-// (the tool call) ends with an @hold before its done line; once the mock has recorded that request and is
-// holding, the test installs the final answer as the model's scenario and releases the hold. No race: the
-// second request cannot arrive before the first reply has finished.
+// Multi-turn sessions are scripts whose parts (@next) each request plays in turn; where requests run
+// concurrently (a main session and its background agent), each part says which request it answers (@when).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
@@ -14,11 +13,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startStack, script, ollamaToolCall, assertAnthropicStream, parseSSE, until } from './lib.mjs';
+import { startStack, script, ollamaToolCall, assertAnthropicStream, parseSSE, until, claudeReleases } from './lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const CLAUDE = path.resolve(HERE, '../node_modules/.bin/claude');
-const FIXTURES = process.env.CLAUDE_CODE_FIXTURES ?? path.resolve(HERE, '../../../shared/fixtures/claude-code');
+const RELEASES = claudeReleases();
+const FIXTURES = path.resolve(HERE, '../fixtures/claude-code');
 const RUN_TIMEOUT_MS = 120000;
 const isRoot = process.getuid?.() === 0;
 
@@ -60,9 +59,9 @@ function claudeEnv(box, model, extra = {}) {
 }
 
 // Runs Claude Code; resolves with {code, signal, stdout, stderr, ms} (never rejects; a timeout kills it).
-function runClaude(args, { env, cwd, timeout = RUN_TIMEOUT_MS }) {
+function runClaude(bin, args, { env, cwd, timeout = RUN_TIMEOUT_MS }) {
   const t0 = Date.now();
-  const p = spawn(CLAUDE, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawn(bin, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   p.stdout.on('data', (d) => { stdout += d; });
@@ -102,10 +101,10 @@ async function diagnostics(run, box) {
 
 // One Claude Code -p run against a model whose first reply is `first` (a script ending in a hold) and whose
 // second reply is `second`. Returns the run, the /api/chat requests and the sandbox.
-async function toolRoundTrip({ model, first, second, args, env, box }) {
+async function toolRoundTrip({ bin, model, first, second, args, env, box }) {
   await stack.mock.reset();
   await stack.mock.scenario(model, first);
-  const run = runClaude(args, { env, cwd: box.work });
+  const run = runClaude(bin, args, { env, cwd: box.work });
   let exited = null;
   run.then((r) => { exited = r; });
   try {
@@ -126,12 +125,27 @@ async function toolRoundTrip({ model, first, second, args, env, box }) {
   }
   const r = await run;
   const chats = await stack.mock.chats();
+  await checkSession(r, box, chats);
+  return { run: r, chats };
+}
+
+// Claude Code took the streamed answers: no non-streaming fallback, no retry, no failed route.
+async function checkSession(r, box, chats) {
   await explain(() => {
     // Claude Code took the streamed answers: no non-streaming fallback, no retry, no failed route.
     for (const c of chats) assert.equal(c.body.stream, true, 'streamed /api/chat (no non-streaming fallback)');
     const bad = stack.log().split('\n').filter((l) => /status=(?!2)\d+/.test(l));
     assert.deepEqual(bad, [], 'every request Claude Code made was answered 2xx');
   }, r, box);
+}
+
+// One -p run against a model whose requests play the parts of a script (@next, @when) in turn.
+async function session({ bin, model, parts, args, env, box }) {
+  await stack.mock.reset();
+  await stack.mock.scenario(model, parts.join('@next\n'));
+  const r = await runClaude(bin, args, { env, cwd: box.work });
+  const chats = await stack.mock.chats();
+  await checkSession(r, box, chats);
   return { run: r, chats };
 }
 
@@ -144,13 +158,12 @@ async function explain(fn, run, box) {
   }
 }
 
-describe('Claude Code', () => {
+for (const { version, bin } of RELEASES) describe(`Claude Code ${version}`, () => {
   test('the pinned CLI runs: claude --version', () => {
-    const out = execFileSync(CLAUDE, ['--version'], { encoding: 'utf8', timeout: 60000,
+    const out = execFileSync(bin, ['--version'], { encoding: 'utf8', timeout: 60000,
       env: { PATH: process.env.PATH, HOME: os.tmpdir(), DISABLE_AUTOUPDATER: '1' } });
     assert.match(out, /^\d+\.\d+\.\d+ \(Claude Code\)/);
-    const lock = JSON.parse(fs.readFileSync(path.resolve(HERE, '../package-lock.json'), 'utf8'));
-    assert.ok(out.startsWith(lock.packages['node_modules/@anthropic-ai/claude-code'].version + ' '), out);
+    assert.ok(out.startsWith(version + ' '), out);
   });
 
   test('-p: Write tool call, runs it, sends the result back, prints the final answer', { timeout: RUN_TIMEOUT_MS + 30000 },
@@ -168,7 +181,8 @@ describe('Claude Code', () => {
       const second = script(model, [{ content: 'I wrote hello.txt' }, { content: ' for you. All done.' }],
         { prompt_eval_count: 950, eval_count: 12 });
       const env = claudeEnv(box, model, { ANTHROPIC_API_KEY: 'test' });
-      const { run, chats } = await toolRoundTrip({ model, first, second, box, env,
+      const logFrom = stack.log().length;
+      const { run, chats } = await toolRoundTrip({ bin, model, first, second, box, env,
         args: ['-p', 'Create hello.txt with a greeting.', '--allowedTools', 'Write,Bash'] });
       t.diagnostic(`Claude Code (Write) took ${run.ms} ms, ${chats.length} /api/chat requests`);
       await explain(() => {
@@ -192,7 +206,7 @@ describe('Claude Code', () => {
         assert.deepEqual(req2.messages.slice(0, req1.messages.length), req1.messages, 'the first turn is a prefix');
         assert.equal(run.stdout.trim(), answer, 'Claude Code prints the final answer');
       }, run, box);
-      const log = stack.log();
+      const log = stack.log().slice(logFrom);
       assert.equal((log.match(/POST \/v1\/messages .*status=200/g) ?? []).length, 2, log);
       fs.rmSync(box.root, { recursive: true, force: true });
     });
@@ -212,7 +226,7 @@ describe('Claude Code', () => {
         { prompt_eval_count: 900, eval_count: tokens.length });
       const second = script(model, [{ content: answer }], { prompt_eval_count: 950, eval_count: 4 });
       const env = claudeEnv(box, model, { ANTHROPIC_API_KEY: 'test' });
-      const { run, chats } = await toolRoundTrip({ model, first, second, box, env,
+      const { run, chats } = await toolRoundTrip({ bin, model, first, second, box, env,
         args: ['-p', 'Write my notes.', '--allowedTools', 'Write'] });
       t.diagnostic(`Claude Code (Write written as text) took ${run.ms} ms, ${chats.length} /api/chat requests`);
       await explain(() => {
@@ -248,7 +262,7 @@ describe('Claude Code', () => {
         { prompt_eval_count: 950, eval_count: 12 });
       // ANTHROPIC_AUTH_TOKEN this time, and the skip-permissions flag (which needs IS_SANDBOX=1 as root).
       const env = claudeEnv(box, model, { ANTHROPIC_AUTH_TOKEN: 'test', ...(isRoot ? { IS_SANDBOX: '1' } : {}) });
-      const { run, chats } = await toolRoundTrip({ model, first, second, box, env,
+      const { run, chats } = await toolRoundTrip({ bin, model, first, second, box, env,
         args: ['-p', 'Run the marker command.', '--dangerously-skip-permissions'] });
       t.diagnostic(`Claude Code (Bash, thinking) took ${run.ms} ms, ${chats.length} /api/chat requests`);
       await explain(() => {
@@ -269,43 +283,148 @@ describe('Claude Code', () => {
       }, run, box);
       fs.rmSync(box.root, { recursive: true, force: true });
     });
+
+  // Tool search (on by default since 2.1.2xx, and asked for on older releases): the model looks a
+  // deferred tool up, the adapter turns the tool_reference that comes back into words it can act on, and
+  // the tool it found is offered and called.
+  test('tool search: ToolSearch finds CronList, which is then offered and called, and the result comes back',
+    { timeout: RUN_TIMEOUT_MS + 30000 }, async (t) => {
+      const box = sandbox();
+      const model = 'cc-toolsearch';
+      const answer = 'You have no cron jobs.';
+      const call = (name, args, id) => ({ tool_calls: [ollamaToolCall(name, args, id)] });
+      const parts = [
+        script(model, [call('ToolSearch', { query: 'select:CronList' }, 'toolu_search01')], { prompt_eval_count: 900, eval_count: 9 }),
+        script(model, [call('CronList', {}, 'toolu_found01')], { prompt_eval_count: 950, eval_count: 5 }),
+        script(model, [{ content: answer }], { prompt_eval_count: 990, eval_count: 6 }),
+      ];
+      const env = claudeEnv(box, model, { ANTHROPIC_API_KEY: 'test', ENABLE_TOOL_SEARCH: 'true' });
+      const { run, chats } = await session({ bin, model, parts, box, env, args: ['-p', 'List my cron jobs.'] });
+      t.diagnostic(`Claude Code (tool search) took ${run.ms} ms, ${chats.length} /api/chat requests`);
+      await explain(() => {
+        assert.equal(run.code, 0, 'Claude Code exits 0');
+        assert.equal(chats.length, 3, 'ToolSearch, CronList, the answer');
+        const [req1, req2, req3] = chats.map((c) => c.body);
+        const names = (req) => req.tools.map((x) => x.function.name);
+        assert.ok(names(req1).includes('ToolSearch'), 'ToolSearch offered');
+        assert.ok(!names(req1).includes('CronList'), 'CronList deferred at first');
+        assert.ok(!names(req1).includes('DeferredToolPlaceholder'), 'the placeholder is not offered');
+        const found = req2.messages.find((m) => m.role === 'tool' && m.tool_call_id === 'toolu_search01');
+        assert.match(found?.content ?? '', /Tool CronList loaded: it can be called now\./, 'the tool_reference as words');
+        assert.ok(names(req2).includes('CronList'), 'the found tool is offered from then on');
+        const result = req3.messages.findLast((m) => m.role === 'tool');
+        assert.equal(result.tool_call_id, 'toolu_found01');
+        assert.equal(result.tool_name, 'CronList');
+        assert.match(result.content, /No scheduled jobs/, 'CronList ran');
+        assert.equal(run.stdout.trim(), answer);
+      }, run, box);
+      fs.rmSync(box.root, { recursive: true, force: true });
+    });
+
+  // An Explore agent runs on the main model (in the background on recent releases): its report reaches
+  // the main session, which answers only once it holds the report.
+  test('an Explore agent: its report reaches the main session', { timeout: RUN_TIMEOUT_MS + 30000 }, async (t) => {
+    const box = sandbox();
+    const model = 'cc-explore';
+    const token = `EXPLORE-REPORT-${process.pid}-${version}`;
+    const parts = [
+      // The agent (its own system prompt), whenever it asks.
+      `@when file search specialist\n${script(model, [{ content: `${token}: the directory is empty.` }])}`,
+      // The main session once the report is in its history (a task notification, or the tool result).
+      `@when ${token}\n${script(model, [{ content: `MAIN-SAW ${token}` }])}`,
+      // The main session while a background agent works.
+      `@when Async agent launched\n${script(model, [{ content: 'Waiting for the report.' }])}`,
+      // The main session's first request.
+      script(model, [{ tool_calls: [ollamaToolCall('Agent', { description: 'Explore the repo',
+        prompt: 'Look at the working directory and report what is there.', subagent_type: 'Explore' }, 'toolu_agent01')] }]),
+    ];
+    const env = claudeEnv(box, model, { ANTHROPIC_API_KEY: 'test' });
+    const { run, chats } = await session({ bin, model, parts, box, env, args: ['-p', 'Explore this repository.'] });
+    t.diagnostic(`Claude Code (Explore) took ${run.ms} ms, ${chats.length} /api/chat requests`);
+    await explain(() => {
+      assert.equal(run.code, 0, 'Claude Code exits 0');
+      const agent = chats.filter((c) => JSON.stringify(c.body.messages).includes('file search specialist'));
+      assert.equal(agent.length, 1, 'one request from the Explore agent');
+      assert.equal(agent[0].body.model, model, 'the agent runs on the model Claude Code was given');
+      const last = chats.at(-1).body;
+      assert.ok(JSON.stringify(last.messages).includes(token), 'the report is in the main session\'s history');
+      assert.match(run.stdout.trim(), new RegExp(`MAIN-SAW ${token}$`), 'the main session answered from the report');
+    }, run, box);
+    fs.rmSync(box.root, { recursive: true, force: true });
+  });
+
+  test('adaptive thinking asked of a model that cannot think: no think sent, the answer arrives',
+    { timeout: RUN_TIMEOUT_MS + 30000 }, async () => {
+      const box = sandbox();
+      const model = 'cc-plain';   // no "think" in the name: the mock's model has no thinking capability
+      const parts = [script(model, [{ content: 'Plain answer.' }])];
+      const env = claudeEnv(box, model, { ANTHROPIC_API_KEY: 'test' });
+      const { run, chats } = await session({ bin, model, parts, box, env, args: ['-p', 'hi'] });
+      await explain(() => {
+        assert.equal(run.code, 0, 'Claude Code exits 0');
+        assert.equal(chats.length, 1);
+        assert.equal(chats[0].body.think, undefined, 'no think for a model that cannot think');
+        assert.equal(run.stdout.trim(), 'Plain answer.');
+      }, run, box);
+      const line = stack.log().trim().split('\n').findLast((l) => l.includes('model=cc-plain'));
+      assert.match(line, /status=200/);
+      fs.rmSync(box.root, { recursive: true, force: true });
+    });
+
+  // Nothing the adapter answers changes the window Claude Code believes in (it reads none from /v1/models,
+  // headers or errors); CLAUDE_CODE_MAX_CONTEXT_TOKENS, set to NUM_CTX as the README says, does.
+  test('/context reports the window CLAUDE_CODE_MAX_CONTEXT_TOKENS gives, its token counts answered',
+    { timeout: RUN_TIMEOUT_MS + 30000 }, async () => {
+      const box = sandbox();
+      const model = 'cc-window';
+      const parts = [script(model, [{ content: 'unused' }])];
+      const env = claudeEnv(box, model, { ANTHROPIC_API_KEY: 'test', CLAUDE_CODE_MAX_CONTEXT_TOKENS: '65536' });
+      const logFrom = stack.log().length;
+      const { run } = await session({ bin, model, parts, box, env, args: ['-p', '/context'] });
+      await explain(() => {
+        assert.equal(run.code, 0, 'Claude Code exits 0');
+        assert.match(run.stdout, /\*\*Tokens:\*\* [\d.]+k? \/ 65\.5k/, 'the window is NUM_CTX (65536)');
+        const counts = stack.log().slice(logFrom).split('\n').filter((l) => l.includes('/v1/messages/count_tokens'));
+        assert.ok(counts.length >= 10, `${counts.length} count_tokens requests`);
+        assert.ok(counts.every((l) => / status=200 /.test(l)), 'every count answered 200');
+      }, run, box);
+      fs.rmSync(box.root, { recursive: true, force: true });
+    });
 });
 
-// The captured requests of Claude Code 2.1.197, replayed as raw HTTP through the adapter.
-const fixtures = fs.existsSync(FIXTURES)
-  ? fs.readdirSync(FIXTURES).filter((f) => f.endsWith('_request.json')).sort() : [];
-
-describe('captured Claude Code requests replay through the adapter', { skip: fixtures.length ? false
-  : `no fixtures in ${FIXTURES}` }, () => {
+// The requests each release sent (../fixtures/capture.mjs), replayed as raw HTTP through the adapter.
+for (const { version } of RELEASES) describe(`captured Claude Code ${version} requests replay through the adapter`, () => {
+  const dir = path.join(FIXTURES, version);
+  const fixtures = fs.readdirSync(dir).filter((f) => f.endsWith('_request.json')).sort();
   const model = 'cc-replay';
   before(async () => {
     await stack.mock.scenario(model, script(model, [{ content: 'Replayed' }, { content: ' fine.' }],
       { prompt_eval_count: 20000, eval_count: 2 }));
   });
 
+  test('every session was captured', () => {
+    assert.ok(fixtures.length >= 5, `${fixtures.length} requests in ${dir}`);
+  });
+
   // The recorded headers, minus those that belong to the connection.
   function headersFor(name) {
-    const file = path.join(FIXTURES, name.replace(/_request\.json$/, '_headers.json'));
+    const rec = JSON.parse(fs.readFileSync(path.join(dir, name.replace(/_request\.json$/, '_headers.json')), 'utf8'));
     const h = {};
-    if (fs.existsSync(file)) {
-      const rec = JSON.parse(fs.readFileSync(file, 'utf8'));
-      for (const [k, v] of rec.headers) {
-        if (!/^(host|content-length|connection|accept-encoding)$/i.test(k)) h[k.toLowerCase()] = v;
-      }
-      return { headers: h, path: rec.path };
+    for (const [k, v] of rec.headers) {
+      if (!/^(host|content-length|connection|accept-encoding)$/i.test(k)) h[k.toLowerCase()] = v;
     }
-    return { headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01', 'x-api-key': 'test' } };
+    return { headers: h, path: rec.path };
   }
 
   for (const name of fixtures) {
-    const body = JSON.parse(fs.readFileSync(path.join(FIXTURES, name), 'utf8'));
+    const body = JSON.parse(fs.readFileSync(path.join(dir, name), 'utf8'));
     const isCount = /count_tokens/.test(name) || (!('max_tokens' in body) && !('stream' in body));
     const rec = headersFor(name);
     const route = isCount ? '/v1/messages/count_tokens?beta=true' : '/v1/messages?beta=true';
 
     if (isCount) {
       test(`${name}: count_tokens answers input_tokens`, async () => {
-        if (rec.path) assert.equal(rec.path, route, 'the recorded path');
+        assert.equal(rec.path, route, 'the recorded path');
         const r = await fetch(base + route, { method: 'POST', headers: rec.headers,
           body: JSON.stringify({ ...body, model }) });
         const text = await r.text();
@@ -318,7 +437,7 @@ describe('captured Claude Code requests replay through the adapter', { skip: fix
     }
 
     test(`${name}: streamed as captured, a valid event sequence`, async () => {
-      if (rec.path) assert.equal(rec.path, route, 'the recorded path');
+      assert.equal(rec.path, route, 'the recorded path');
       const r = await fetch(base + route, { method: 'POST', headers: rec.headers,
         body: JSON.stringify({ ...body, model }) });
       const text = await r.text();

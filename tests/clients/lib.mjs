@@ -1,7 +1,9 @@
 // lib.mjs -- helpers shared by the client tests (the official SDKs and Claude Code against the adapter).
 // The stack itself (mock Ollama, pool, lighttpd, nginx) comes from ../e2e/harness.mjs.
 import assert from 'node:assert/strict';
-import { ollamaLines } from '../e2e/harness.mjs';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ollamaLines, ROOT } from '../e2e/harness.mjs';
 
 export { startStack, ollamaLines, post, parseSSE, sleep, ROOT } from '../e2e/harness.mjs';
 
@@ -73,4 +75,14 @@ export async function until(fn, what, ms = 60000, every = 50) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, every));
   }
+}
+
+// The Claude Code releases the suite runs (tests/package.json): the pinned old one and a recent one, side
+// by side under their own names. Each: {version, bin}.
+export function claudeReleases() {
+  const tests = path.join(ROOT, 'tests');
+  const lock = JSON.parse(fs.readFileSync(path.join(tests, 'package-lock.json'), 'utf8'));
+  return ['node_modules/@anthropic-ai/claude-code', 'node_modules/claude-code-recent'].map((dir) => ({
+    version: lock.packages[dir].version, bin: path.join(tests, dir, 'bin/claude.exe'),
+  }));
 }

@@ -8,7 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startStack, post, parseSSE, frameReader, sleep, ROOT } from './harness.mjs';
 
-const FIXTURES = path.resolve(ROOT, '../shared/fixtures/claude-code');
+// Requests captured from each pinned Claude Code release (tests/fixtures/capture.mjs).
+const FIXTURES = path.join(ROOT, 'tests/fixtures/claude-code');
 const MAP = 'claude-*haiku*=small-model,claude-*=big-model';
 
 let stack;   // default settings
@@ -476,49 +477,38 @@ test('a warm prompt cache: two turns of a conversation give Ollama requests with
   }
 });
 
-test('a warm prompt cache with captured Claude Code requests', async (t) => {
-  const f1 = path.join(FIXTURES, '01_main_turn_request.json');
-  const f2 = path.join(FIXTURES, '02_tool_result_followup_request.json');
-  if (!fs.existsSync(f1) || !fs.existsSync(f2)) {
-    t.skip(`no captured requests in ${FIXTURES}`);
-    return;
-  }
-  const main = JSON.parse(fs.readFileSync(f1, 'utf8'));
-  const followup = JSON.parse(fs.readFileSync(f2, 'utf8'));
-  for (const s of stack.servers) {
-    const model = `cc-capture-${s.name}`;
-    await stack.mock.scenario(model, simple(model, 'Hello from the mock'));
-    // The captures are two separate sessions ("say hi", then "run echo hi" with its tool round trip), so the
-    // first turn of the second session is rebuilt from it as Claude Code sends it: the messages before the
-    // tool call, cache_control on the last user block, and the other capture's billing header (another hash).
-    const turn1 = structuredClone(followup);
-    turn1.messages = turn1.messages.slice(0, followup.messages.findIndex((m) => m.role === 'assistant'));
-    const lastUser = turn1.messages.findLast((m) => m.role === 'user');
-    lastUser.content.at(-1).cache_control = { type: 'ephemeral' };
-    turn1.system[0] = main.system[0];
-    assert.notEqual(JSON.stringify(turn1.system[0]), JSON.stringify(followup.system[0]), 'the billing hashes differ');
-    for (const body of [main, turn1, followup]) {
-      const r = await messages(s.url, { ...body, model });
-      const text = await r.text();
-      assert.equal(r.status, 200, `${s.name}: ${text.slice(0, 300)}`);
-      assert.match(text, /event: message_stop/, `${s.name}: ${text.slice(0, 300)}`);
+for (const version of fs.readdirSync(FIXTURES).sort()) {
+  test(`a warm prompt cache with the requests Claude Code ${version} sent`, async () => {
+    const read = (name) => JSON.parse(fs.readFileSync(path.join(FIXTURES, version, `${name}_request.json`), 'utf8'));
+    // Two sessions: "say hi", and "run echo hi" with its tool round trip (its first turn and the follow-up).
+    const [main, turn1, followup] = ['01_main_turn', '02_tool_call_turn', '02_tool_result_followup'].map(read);
+    assert.notEqual(JSON.stringify(main.system[0]), JSON.stringify(turn1.system[0]), 'the billing hashes differ');
+    for (const s of stack.servers) {
+      const model = `cc-capture-${version}-${s.name}`;
+      await stack.mock.scenario(model, simple(model, 'Hello from the mock'));
+      for (const body of [main, turn1, followup]) {
+        const r = await messages(s.url, { ...body, model });
+        const text = await r.text();
+        assert.equal(r.status, 200, `${s.name}: ${text.slice(0, 300)}`);
+        assert.match(text, /event: message_stop/, `${s.name}: ${text.slice(0, 300)}`);
+      }
+      const [a, first, second] = await chatsFor(stack, model);
+      assertPrefix(first, second, `${s.name} captured follow-up`);
+      assert.equal(second.body.messages.at(-2).role, 'assistant');
+      assert.deepEqual(second.body.messages.at(-2).tool_calls, [{ id: 'toolu_01', function: { name: 'Bash',
+        arguments: { command: 'echo hi' } } }], s.name);
+      assert.deepEqual(second.body.messages.at(-1), { role: 'tool', content: 'hi', tool_name: 'Bash', tool_call_id: 'toolu_01' });
+      // Across the two sessions, the system prompt and the tools are byte-identical despite the billing header.
+      assert.equal(JSON.stringify(a.body.messages[0]), JSON.stringify(second.body.messages[0]), `${s.name}: the system message`);
+      assert.equal(a.body.messages[0].role, 'system');
+      assert.equal(JSON.stringify(a.body.tools), JSON.stringify(second.body.tools), `${s.name}: the tools`);
+      assert.ok(!a.raw.includes('x-anthropic-billing-header'), s.name);
+      // The role: "system" entry stays where it stands: no system message after the first.
+      for (const c of [a, first, second]) {
+        assert.deepEqual(c.body.messages.map((m, i) => m.role === 'system' && i > 0).filter(Boolean), [],
+          `${s.name}: a system message after the first`);
+        assert.ok(c.body.messages[1].content.includes('Available agent types for the Agent tool'), s.name);
+      }
     }
-    const [a, first, second] = await chatsFor(stack, model);
-    assertPrefix(first, second, `${s.name} captured follow-up`);
-    assert.equal(second.body.messages.at(-2).role, 'assistant');
-    assert.deepEqual(second.body.messages.at(-2).tool_calls, [{ id: 'toolu_01', function: { name: 'Bash',
-      arguments: { command: 'echo hi' } } }], s.name);
-    assert.deepEqual(second.body.messages.at(-1), { role: 'tool', content: 'hi', tool_name: 'Bash', tool_call_id: 'toolu_01' });
-    // Across the two sessions, the system prompt and the tools are byte-identical despite the billing header.
-    assert.equal(JSON.stringify(a.body.messages[0]), JSON.stringify(second.body.messages[0]), `${s.name}: the system message`);
-    assert.equal(a.body.messages[0].role, 'system');
-    assert.equal(JSON.stringify(a.body.tools), JSON.stringify(second.body.tools), `${s.name}: the tools`);
-    assert.ok(!a.raw.includes('x-anthropic-billing-header'), s.name);
-    // The role: "system" entry stays where it stands: no system message after the first.
-    for (const c of [a, first, second]) {
-      assert.deepEqual(c.body.messages.map((m, i) => m.role === 'system' && i > 0).filter(Boolean), [],
-        `${s.name}: a system message after the first`);
-      assert.ok(c.body.messages[1].content.includes('Available agent types for the Agent tool'), s.name);
-    }
-  }
-});
+  });
+}
