@@ -1,6 +1,7 @@
 /* accesslog.c -- one line per request, to stderr (the web server's error log) or LOG_FILE. */
 #include "accesslog.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -49,15 +50,37 @@ static const char *field(const char *s, char *out, size_t size)
     return out;
 }
 
-void accesslog_write(const struct access_entry *e)
+/* The time at the start of every line: 2026-01-01T10:00:00.123Z. */
+static void stamp_now(char *out, size_t size)
 {
     struct timespec now;
     struct tm tm;
-    char stamp[32], method[64], path[1200], model[600], upstream[600], recovered[128] = "", dropped[400] = "";
+    char secs[32];
 
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &tm);
-    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+    strftime(secs, sizeof secs, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, size, "%s.%03ldZ", secs, now.tv_nsec / 1000000);
+}
+
+void accesslog_warn(const char *fmt, ...)
+{
+    char stamp[48], words[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(words, sizeof words, fmt, ap);
+    va_end(ap);
+    stamp_now(stamp, sizeof stamp);
+    fprintf(log_out ? log_out : stderr, "%s warning %s\n", stamp, words);
+    fflush(log_out ? log_out : stderr);
+}
+
+void accesslog_write(const struct access_entry *e)
+{
+    char stamp[48], method[64], path[1200], model[600], upstream[600], recovered[128] = "", dropped[400] = "";
+
+    stamp_now(stamp, sizeof stamp);
     /* Marked only when it happened, so an operator can grep for the models and clients concerned. */
     if (e->dropped && *e->dropped) {
         char types[300];
@@ -70,9 +93,9 @@ void accesslog_write(const struct access_entry *e)
                           textcall_format_name(f));
     /* One write per line, so lines of concurrent workers never interleave. */
     fprintf(log_out ? log_out : stderr,
-            "%s.%03ldZ %s %s %s model=%s upstream_model=%s status=%d duration_ms=%.1f ttft_ms=%.1f "
+            "%s %s %s %s model=%s upstream_model=%s status=%d duration_ms=%.1f ttft_ms=%.1f "
             "input_tokens=%lld output_tokens=%lld outcome=%s%s%s\n",
-            stamp, now.tv_nsec / 1000000, e->request_id, field(e->method, method, sizeof method),
+            stamp, e->request_id, field(e->method, method, sizeof method),
             field(e->path, path, sizeof path), field(e->model, model, sizeof model),
             field(e->upstream_model, upstream, sizeof upstream), e->status, e->duration_ms, e->ttft_ms,
             e->input_tokens, e->output_tokens, e->outcome ? e->outcome : "ok", recovered, dropped);

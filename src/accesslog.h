@@ -21,5 +21,7 @@ struct access_entry {
 /* Returns 0, or -1 when LOG_FILE cannot be opened. */
 int accesslog_open(const char *path);
 void accesslog_write(const struct access_entry *e);
+/* A line for the operator among the requests' (the pool at its limit): time, "warning", the words. */
+void accesslog_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

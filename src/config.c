@@ -155,10 +155,19 @@ int config_load(struct config *cfg, config_getter get, void *ctx, char *err, siz
         setting_long(get, ctx, "BODY_TIMEOUT", 60, 1, 3600, &cfg->body_timeout, err, errlen) < 0 ||
         setting_long(get, ctx, "SEND_TIMEOUT", 60, 1, 3600, &cfg->send_timeout, err, errlen) < 0 ||
         setting_long(get, ctx, "WORKERS", 4, 1, 1024, &cfg->workers, err, errlen) < 0 ||
+        setting_long(get, ctx, "MAX_WORKERS", 0, 0, 1024, &cfg->max_workers, err, errlen) < 0 ||
+        setting_long(get, ctx, "MIN_IDLE_WORKERS", 1, 1, 1024, &cfg->min_idle_workers, err, errlen) < 0 ||
+        setting_long(get, ctx, "WORKER_IDLE_SECONDS", 10, 1, 86400, &cfg->worker_idle_seconds, err, errlen) < 0 ||
+        setting_long(get, ctx, "MAX_REQUESTS", 0, 0, 1L << 40, &cfg->max_requests, err, errlen) < 0 ||
         setting_long(get, ctx, "MEMORY_LIMIT", 512, 0, 1L << 20, &cfg->memory_limit, err, errlen) < 0 ||
         setting_long(get, ctx, "MAX_BODY_BYTES", 32L * 1024 * 1024, 1024, 1L << 31, &max_body, err, errlen) < 0 ||
         setting_long(get, ctx, "MAX_REPLY_BYTES", 16L * 1024 * 1024, 4096, 1L << 30, &max_reply, err, errlen) < 0)
         return -1;
+    if (cfg->max_workers && cfg->min_idle_workers > cfg->max_workers) {
+        snprintf(err, errlen, "MIN_IDLE_WORKERS=%ld: more than MAX_WORKERS=%ld", cfg->min_idle_workers,
+                 cfg->max_workers);
+        return -1;
+    }
     cfg->max_body = (size_t)max_body;
     cfg->max_reply = (size_t)max_reply;
     cfg->keep_alive = setting_str(get, ctx, "KEEP_ALIVE");

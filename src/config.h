@@ -30,7 +30,11 @@ struct config {
     size_t max_reply;            /* MAX_REPLY_BYTES: the most a reply that is not streamed may hold */
     char *log_file;              /* LOG_FILE or NULL (stderr) */
     char *listen;                /* FCGI_LISTEN or NULL (inherit fd 0) */
-    long workers;                /* WORKERS */
+    long workers;                /* WORKERS: the pool's fixed size, when MAX_WORKERS is 0 */
+    long max_workers;            /* MAX_WORKERS: 0 for a fixed pool, else the most a pool sized by demand runs */
+    long min_idle_workers;       /* MIN_IDLE_WORKERS: a pool sized by demand starts workers to keep this many idle */
+    long worker_idle_seconds;    /* WORKER_IDLE_SECONDS: then stops the workers idle this long beyond those */
+    long max_requests;           /* MAX_REQUESTS: a worker serves this many requests, then a fresh one takes over */
     long memory_limit;           /* MEMORY_LIMIT, MiB a worker may hold before its request ends, 0 = none */
     unsigned text_tool_calls;    /* TEXT_TOOL_CALLS: the textcall formats recovered from a reply's text */
 };

@@ -28,14 +28,14 @@ static void usage(FILE *out)
             "\n"
             "  --listen ADDR   host:port or a unix socket path (default: FCGI_LISTEN, else the socket on\n"
             "                  stdin, as spawn-fcgi and lighttpd's bin-path hand it over)\n"
-            "  --workers N     worker processes (default: WORKERS, else 4)\n"
+            "  --workers N     worker processes of a fixed pool (default: WORKERS, else 4)\n"
             "  --single        one worker and no master, for a supervisor that restarts it (multiwatch)\n"
             "  --help, --version\n"
             "\n"
             "Environment: OLLAMA_BASE_URL THINK_MODELS MODEL_MAP NUM_CTX KEEP_ALIVE ADAPTER_API_KEY\n"
             "PING_INTERVAL UPSTREAM_TIMEOUT IDLE_TIMEOUT CONNECT_TIMEOUT GRACE_TIMEOUT BODY_TIMEOUT\n"
             "SEND_TIMEOUT MAX_BODY_BYTES MAX_REPLY_BYTES MEMORY_LIMIT TEXT_TOOL_CALLS LOG_FILE FCGI_LISTEN\n"
-            "WORKERS\n"
+            "WORKERS MAX_WORKERS MIN_IDLE_WORKERS WORKER_IDLE_SECONDS MAX_REQUESTS\n"
             "(see the README).\n");
 }
 

@@ -2,12 +2,15 @@
  *
  * One slot per worker in an anonymous shared mapping made before the fork: a worker writes only its
  * own slot, with relaxed atomic stores, and /metrics sums every slot, so any worker answers for the
- * whole pool. A replacement worker inherits its predecessor's slot, keeping the counters monotonic. */
+ * whole pool. A replacement worker inherits its predecessor's slot, keeping the counters monotonic.
+ * The same mapping tells the master which workers are busy (the pool sized by demand reads it), and
+ * holds the master's own counters. */
 #include "metrics.h"
 
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "textcall.h"
 
@@ -37,21 +40,43 @@ struct slot {
     uint64_t text_tool_calls[TEXTCALL_N_FORMATS];
     struct histogram duration;
     struct histogram ttft;
+    uint64_t alive;               /* written by the master: a worker runs in this slot */
+    uint64_t busy;                /* written by the worker: it is serving a request */
+    uint64_t since_ms;            /* when busy last changed, CLOCK_MONOTONIC */
 };
 
+/* The master's own figures. */
+struct pool_figures {
+    uint64_t max_workers;         /* the pool's limit (its fixed size, or MAX_WORKERS) */
+    uint64_t max_reached;         /* times every worker was busy with no room for another */
+};
+
+static struct pool_figures *pool;
 static struct slot *slots;
 static size_t n_slots;
 static struct slot *mine;
 
+static uint64_t now_ms(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
 int metrics_init(size_t n)
 {
-    void *p = mmap(NULL, n * sizeof *slots, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    void *p = mmap(NULL, sizeof *pool + n * sizeof *slots, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
     if (p == MAP_FAILED)
         return -1;
-    slots = p;
+    pool = p;
+    slots = (struct slot *)(pool + 1);
     n_slots = n;
     mine = &slots[0];
+    /* A worker that runs alone (--single, mod_fcgid) is its own pool of one. */
+    slots[0].alive = 1;
+    pool->max_workers = 1;
     return 0;
 }
 
@@ -73,8 +98,52 @@ static uint64_t get(const uint64_t *v)
 
 void metrics_slot_released(size_t slot)
 {
-    if (slots && slot < n_slots)
-        __atomic_store_n(&slots[slot].in_flight, 0, __ATOMIC_RELAXED);
+    if (!slots || slot >= n_slots)
+        return;
+    __atomic_store_n(&slots[slot].in_flight, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&slots[slot].busy, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&slots[slot].alive, 0, __ATOMIC_RELAXED);
+}
+
+void metrics_slot_started(size_t slot)
+{
+    if (!slots || slot >= n_slots)
+        return;
+    __atomic_store_n(&slots[slot].busy, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&slots[slot].since_ms, now_ms(), __ATOMIC_RELAXED);
+    __atomic_store_n(&slots[slot].alive, 1, __ATOMIC_RELAXED);
+}
+
+int metrics_slot_busy(size_t slot, double *idle_seconds)
+{
+    uint64_t busy, since;
+
+    if (!slots || slot >= n_slots)
+        return 0;
+    busy = __atomic_load_n(&slots[slot].busy, __ATOMIC_RELAXED);
+    since = __atomic_load_n(&slots[slot].since_ms, __ATOMIC_RELAXED);
+    *idle_seconds = busy ? 0 : (double)(now_ms() - since) / 1e3;
+    return (int)busy;
+}
+
+void metrics_busy(int busy)
+{
+    if (!mine)
+        return;
+    __atomic_store_n(&mine->since_ms, now_ms(), __ATOMIC_RELAXED);
+    __atomic_store_n(&mine->busy, busy ? 1 : 0, __ATOMIC_RELAXED);
+}
+
+void metrics_pool_limit(long max_workers)
+{
+    if (pool)
+        pool->max_workers = (uint64_t)max_workers;
+}
+
+void metrics_max_reached(void)
+{
+    if (pool)
+        add(&pool->max_reached, 1);
 }
 
 void metrics_stream_started(void)
@@ -158,10 +227,38 @@ static void render_counter(struct buf *out, const char *name, const char *type, 
                (unsigned long long)sum(offset));
 }
 
-void metrics_render(struct buf *out)
+static void render_workers(struct buf *out, long listen_queue)
+{
+    uint64_t busy = 0, idle = 0;
+
+    for (size_t i = 0; i < n_slots; i++) {
+        if (!get(&slots[i].alive))
+            continue;
+        if (get(&slots[i].busy))
+            busy++;
+        else
+            idle++;
+    }
+    buf_printf(out, "# HELP ollama_fcgi_workers Worker processes, by whether they are serving a request.\n"
+                    "# TYPE ollama_fcgi_workers gauge\nollama_fcgi_workers{state=\"busy\"} %llu\n"
+                    "ollama_fcgi_workers{state=\"idle\"} %llu\n"
+                    "# HELP ollama_fcgi_workers_max The most workers the pool runs (WORKERS, or MAX_WORKERS).\n"
+                    "# TYPE ollama_fcgi_workers_max gauge\nollama_fcgi_workers_max %llu\n"
+                    "# HELP ollama_fcgi_max_workers_reached_total Times every worker was busy and the pool could "
+                    "start no other: requests then wait in the listen queue.\n"
+                    "# TYPE ollama_fcgi_max_workers_reached_total counter\nollama_fcgi_max_workers_reached_total %llu\n",
+               (unsigned long long)busy, (unsigned long long)idle, (unsigned long long)get(&pool->max_workers),
+               (unsigned long long)get(&pool->max_reached));
+    if (listen_queue >= 0)
+        buf_printf(out, "# HELP ollama_fcgi_listen_queue Connections accepted by the kernel that no worker has taken "
+                        "yet.\n# TYPE ollama_fcgi_listen_queue gauge\nollama_fcgi_listen_queue %ld\n", listen_queue);
+}
+
+void metrics_render(struct buf *out, long listen_queue)
 {
     if (!slots)
         return;
+    render_workers(out, listen_queue);
     buf_puts(out, "# HELP ollama_fcgi_requests_total Requests answered, by route and HTTP status.\n"
                   "# TYPE ollama_fcgi_requests_total counter\n");
     for (size_t r = 0; r < METRICS_N_ROUTES; r++)

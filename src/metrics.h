@@ -15,8 +15,16 @@ enum metrics_route {
 int metrics_init(size_t n_slots);
 /* In a worker: which slot is its own. */
 void metrics_use_slot(size_t slot);
-/* In the master, once a worker is reaped: what it had in flight is no longer. */
+/* In a worker: it took a request (busy) or finished one. */
+void metrics_busy(int busy);
+/* In the master: a worker was started in slot; one was reaped (what it had in flight is no longer). */
+void metrics_slot_started(size_t slot);
 void metrics_slot_released(size_t slot);
+/* In the master: whether slot's worker is serving a request, and else for how long it has been idle. */
+int metrics_slot_busy(size_t slot, double *idle_seconds);
+/* In the master: the pool's limit, and every time it was reached. */
+void metrics_pool_limit(long max_workers);
+void metrics_max_reached(void);
 
 void metrics_stream_started(void);
 void metrics_stream_ended(void);
@@ -25,7 +33,7 @@ void metrics_request(enum metrics_route route, int status, double duration_s, do
                      long long input_tokens, long long output_tokens, int upstream_error, int client_gone);
 /* A reply whose tool calls were recovered from its text, in these textcall formats. */
 void metrics_text_tool_calls(unsigned formats);
-/* The Prometheus text exposition, summed over every slot. */
-void metrics_render(struct buf *out);
+/* The Prometheus text exposition, summed over every slot; listen_queue < 0 when it cannot be known. */
+void metrics_render(struct buf *out, long listen_queue);
 
 #endif

@@ -1,7 +1,11 @@
 /* pool.c -- the master process: the listening socket, a prefork pool of workers, supervision, signals.
  *
  * php-fpm's model: the master owns the socket and forks the workers, which all accept() on it. Signals
- * reach the master's loop through a self-pipe, so nothing but write() runs in a handler. */
+ * reach the master's loop through a self-pipe, so nothing but write() runs in a handler.
+ *
+ * The pool is fixed (WORKERS) or sized by demand (MAX_WORKERS), as php-fpm's pm = dynamic: the master
+ * reads which workers are busy from the metrics mapping, starts workers while fewer than
+ * MIN_IDLE_WORKERS are idle, and stops those idle longer than WORKER_IDLE_SECONDS beyond that many. */
 #include "pool.h"
 
 #include <errno.h>
@@ -12,6 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -19,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accesslog.h"
 #include "buf.h"
 #include "metrics.h"
 #include "worker.h"
@@ -27,6 +38,7 @@
 #define RESPAWN_DELAY_MS 1000     /* after a worker died within a second of its start */
 #define FORK_RETRY_MIN_MS 100     /* a failed fork is tried again after this, doubling up to the max */
 #define FORK_RETRY_MAX_MS 5000
+#define TICK_MS 100               /* how often the master looks at the pool */
 
 struct slot {
     pid_t pid;                    /* 0: empty */
@@ -45,6 +57,7 @@ struct pool {
     long pending;                 /* workers to start once start_at passes */
     struct timespec start_at;
     long retry_ms;                /* the wait after a fork that failed, or 0 */
+    int at_max;                   /* every worker busy and no room for another, when last looked */
 };
 
 static int signal_pipe[2] = { -1, -1 };
@@ -131,6 +144,66 @@ static int listen_tcp(const char *addr)
     return fd;
 }
 
+/* A unix socket's backlog, from the kernel's socket diagnostics: the one whose inode is fd's. */
+static long unix_queue(int fd)
+{
+    struct {
+        struct nlmsghdr nh;
+        struct unix_diag_req req;
+    } ask;
+    struct stat st;
+    char reply[8192];
+    long queue = -1;
+    ssize_t n;
+    int nl;
+
+    if (fstat(fd, &st) < 0 || (nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG)) < 0)
+        return -1;
+    memset(&ask, 0, sizeof ask);
+    ask.nh.nlmsg_len = sizeof ask;
+    ask.nh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    ask.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    ask.req.sdiag_family = AF_UNIX;
+    ask.req.udiag_states = 1 << 10;   /* TCP_LISTEN */
+    ask.req.udiag_show = UDIAG_SHOW_RQLEN;
+    if (send(nl, &ask, sizeof ask, 0) < 0)
+        goto out;
+    while (queue < 0 && (n = recv(nl, reply, sizeof reply, 0)) > 0) {
+        for (struct nlmsghdr *h = (struct nlmsghdr *)reply; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+            struct unix_diag_msg *m = NLMSG_DATA(h);
+            int len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof *m));
+
+            if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR)
+                goto out;
+            if (m->udiag_ino != st.st_ino)
+                continue;
+            for (struct rtattr *a = (struct rtattr *)(m + 1); RTA_OK(a, len); a = RTA_NEXT(a, len))
+                if (a->rta_type == UNIX_DIAG_RQLEN)
+                    queue = (long)((struct unix_diag_rqlen *)RTA_DATA(a))->udiag_rqueue;
+        }
+    }
+out:
+    close(nl);
+    return queue;
+}
+
+long pool_listen_queue(int fd)
+{
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof sa;
+    struct tcp_info info;
+    socklen_t info_len = sizeof info;
+
+    if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
+        return -1;
+    if (sa.ss_family == AF_UNIX)
+        return unix_queue(fd);
+    /* For a listening TCP socket the kernel reports its accept queue as tcpi_unacked. */
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &info_len) < 0)
+        return -1;
+    return (long)info.tcpi_unacked;
+}
+
 int pool_listen(const char *addr)
 {
     if (addr[0] == '/' || addr[0] == '.' || !strchr(addr, ':'))
@@ -188,6 +261,8 @@ static int spawn(struct pool *p)
     if (!s)
         return -1;
     index = (size_t)(s - p->slots);
+    /* Before the fork: the new worker's first "busy" must not be overwritten by this. */
+    metrics_slot_started(index);
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);
     pid = fork();
@@ -200,6 +275,7 @@ static int spawn(struct pool *p)
     }
     sigprocmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
+        metrics_slot_released(index);
         fprintf(stderr, "ollama-fcgi: fork: %s; trying again\n", strerror(errno));
         return -1;
     }
@@ -296,6 +372,52 @@ static void reap(struct pool *p)
     }
 }
 
+/* A pool sized by demand: workers started while fewer than MIN_IDLE_WORKERS are idle (up to
+ * MAX_WORKERS), and one worker stopped at a time once it has been idle WORKER_IDLE_SECONDS beyond them. */
+static void size_by_demand(struct pool *p)
+{
+    const struct config *cfg = p->cfg;
+    long running = 0, idle = 0, busy;
+    struct slot *longest = NULL;
+    double longest_idle = 0;
+
+    if (p->stopping)
+        return;
+    for (size_t i = 0; i < p->n_slots; i++) {
+        struct slot *s = &p->slots[i];
+        double idle_for;
+
+        if (s->pid == 0 || s->kill_at.tv_sec != 0 || s->generation != p->generation)
+            continue;
+        running++;
+        if (metrics_slot_busy(i, &idle_for))
+            continue;
+        idle++;
+        if (!longest || idle_for > longest_idle) {
+            longest = s;
+            longest_idle = idle_for;
+        }
+    }
+    busy = running - idle;
+    if (idle + p->pending < cfg->min_idle_workers) {
+        long room = cfg->max_workers - running - p->pending, more = cfg->min_idle_workers - idle - p->pending;
+
+        if (more > room)
+            more = room;
+        if (more > 0)
+            want(p, more, 0);
+    } else if (idle > cfg->min_idle_workers && longest && longest_idle >= (double)cfg->worker_idle_seconds) {
+        ask_to_stop(p, longest);
+    }
+    /* Every worker busy and none to add: new requests wait in the socket's queue. Said once a time. */
+    if (busy >= cfg->max_workers && idle == 0 && !p->at_max) {
+        metrics_max_reached();
+        accesslog_warn("all MAX_WORKERS=%ld workers are busy: new requests wait in the listen queue (%ld there now)",
+                       cfg->max_workers, pool_listen_queue(p->listen_fd));
+    }
+    p->at_max = busy >= cfg->max_workers && idle == 0;
+}
+
 static void on_tick(struct pool *p)
 {
     for (size_t i = 0; i < p->n_slots; i++) {
@@ -307,7 +429,15 @@ static void on_tick(struct pool *p)
             s->kill_at.tv_sec = 0x7fffffff;
         }
     }
+    if (p->cfg->max_workers)
+        size_by_demand(p);
     start_pending(p);
+}
+
+/* What the pool starts with: its fixed size, or for one sized by demand the idle workers it keeps. */
+static long first_workers(const struct config *cfg)
+{
+    return cfg->max_workers ? cfg->min_idle_workers : cfg->workers;
 }
 
 static void reload(struct pool *p)
@@ -316,7 +446,7 @@ static void reload(struct pool *p)
 
     fprintf(stderr, "ollama-fcgi: SIGHUP: replacing the workers\n");
     p->pending = 0;
-    want(p, p->cfg->workers, 0);
+    want(p, first_workers(p->cfg), 0);
     start_pending(p);
     for (size_t i = 0; i < p->n_slots; i++)
         if (p->slots[i].generation == old)
@@ -364,18 +494,23 @@ int pool_run(const struct config *cfg, int listen_fd)
     }
     install();
     /* Room for new generations while SIGHUPs replace old ones still finishing their streams. */
-    p.n_slots = (size_t)cfg->workers * 4 + 8;
+    p.n_slots = (size_t)(cfg->max_workers ? cfg->max_workers : cfg->workers) * 4 + 8;
     p.slots = xcalloc(p.n_slots, sizeof *p.slots);
     if (metrics_init(p.n_slots) < 0)
         fprintf(stderr, "ollama-fcgi: no shared memory for /metrics: %s\n", strerror(errno));
-    fprintf(stderr, "ollama-fcgi: master %d: %ld workers, Ollama at %s\n", (int)getpid(), cfg->workers,
-            cfg->ollama_url_shown);
-    want(&p, cfg->workers, 0);
+    metrics_pool_limit(cfg->max_workers ? cfg->max_workers : cfg->workers);
+    if (cfg->max_workers)
+        fprintf(stderr, "ollama-fcgi: master %d: %ld to %ld workers, %ld kept idle, Ollama at %s\n", (int)getpid(),
+                cfg->min_idle_workers, cfg->max_workers, cfg->min_idle_workers, cfg->ollama_url_shown);
+    else
+        fprintf(stderr, "ollama-fcgi: master %d: %ld workers, Ollama at %s\n", (int)getpid(), cfg->workers,
+                cfg->ollama_url_shown);
+    want(&p, first_workers(cfg), 0);
     start_pending(&p);
     while (!p.stopping || live(&p) > 0) {
         struct pollfd pfd = { signal_pipe[0], POLLIN, 0 };
 
-        if (poll(&pfd, 1, 200) > 0) {
+        if (poll(&pfd, 1, TICK_MS) > 0) {
             while ((n = read(signal_pipe[0], sigbuf, sizeof sigbuf)) > 0) {
                 for (ssize_t i = 0; i < n; i++) {
                     if (sigbuf[i] == SIGCHLD)

@@ -12,6 +12,7 @@
 #include "metrics.h"
 #include "models.h"
 #include "openai.h"
+#include "pool.h"
 
 #define TAGS_TIMEOUT_MS 10000
 #define HEALTH_TIMEOUT_MS 2000
@@ -144,7 +145,7 @@ void routes_metrics(struct request *rq)
     struct buf out;
 
     buf_init(&out);
-    metrics_render(&out);
+    metrics_render(&out, pool_listen_queue(rq->w->listen_fd));
     reply_body(&rq->reply, 200, "text/plain; version=0.0.4; charset=utf-8", out.data ? out.data : "", out.len);
     buf_free(&out);
 }

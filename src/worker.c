@@ -408,6 +408,7 @@ int worker_run(const struct config *cfg, int listen_fd)
 
     memset(&w, 0, sizeof w);
     w.cfg = cfg;
+    w.listen_fd = listen_fd;
     buf_init(&w.body);
     buf_init(&w.out);
     listen_fd_global = listen_fd;
@@ -428,8 +429,13 @@ int worker_run(const struct config *cfg, int listen_fd)
      * all of the request's head, holds a worker at most BODY_TIMEOUT per read. */
     limit(listen_fd, SO_RCVTIMEO, cfg->body_timeout);
     while (!stopping && !w.retire && FCGX_Accept_r(&w.fcgi) >= 0) {
+        metrics_busy(1);
         handle(&w);
         FCGX_Finish_r(&w.fcgi);
+        metrics_busy(0);
+        /* A fresh process now and then, as php-fpm's pm.max_requests: whatever a long life gathers goes. */
+        if (cfg->max_requests && ++w.served >= cfg->max_requests)
+            w.retire = 1;
     }
     if (w.retire) {
         status = WORKER_RETIRED;

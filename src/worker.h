@@ -22,7 +22,9 @@ struct worker {
     FCGX_Request fcgi;
     struct buf body;              /* the request body, reused from request to request */
     struct buf out;               /* the Ollama request, likewise */
-    int retire;                   /* the process grew past MEMORY_LIMIT: a fresh one takes over */
+    int listen_fd;
+    long served;                  /* requests served, for MAX_REQUESTS */
+    int retire;                   /* past MEMORY_LIMIT or MAX_REQUESTS: a fresh process takes over */
 };
 
 /* The exit status of a worker that retired on purpose: the master replaces it at once. */
