@@ -23,7 +23,8 @@ UNIT     := build/unit-tests
 UNIT_SAN := build/unit-tests-san
 BENCH_TR := build/bench-translate
 
-.PHONY: all test unit unit-san e2e e2e-valgrind resources clients run bench fuzz install clean deps-build deps-test deps-run deps-bench
+.PHONY: all test unit unit-san e2e e2e-valgrind resources clients run bench fuzz install clean \
+        deps-build deps-test deps-run deps-bench deps-fuzz
 
 all: $(BIN) $(MOCK)
 
@@ -55,7 +56,7 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_SRC) $(wildcard src/*.h) | build
 	@mkdir -p build/fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRC) $(shell pkg-config --libs json-c)
 
-fuzz: deps-test build/fuzz/fuzz_request build/fuzz/fuzz_stream
+fuzz: deps-fuzz build/fuzz/fuzz_request build/fuzz/fuzz_stream
 	FUZZ_SECONDS=$(or $(FUZZ_SECONDS),60) sh tests/fuzz/run.sh
 
 deps-build:
@@ -66,6 +67,8 @@ deps-test:
 	@sh scripts/deps.sh test
 deps-bench:
 	@sh scripts/deps.sh bench
+deps-fuzz:
+	@sh scripts/deps.sh fuzz
 
 unit: $(UNIT)
 	cd tests && ../$(UNIT) -j2
