@@ -32,6 +32,7 @@
 #include "pipeline.h"
 #include "responses.h"
 #include "stream.h"
+#include "testfiles.h"
 
 struct case_param {
     char *dialect;
@@ -41,35 +42,9 @@ struct case_param {
 static char *read_file(const char *dir, const char *name, size_t *len)
 {
     char path[512];
-    FILE *f;
-    struct buf b;
-    char chunk[8192];
-    size_t n;
 
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    buf_init(&b);
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        buf_append(&b, chunk, n);
-    fclose(f);
-    if (len)
-        *len = b.len;
-    return buf_steal(&b);
-}
-
-static char *cr_strdup_(const char *s)
-{
-    char *p = cr_malloc(strlen(s) + 1);
-
-    strcpy(p, s);
-    return p;
-}
-
-static int by_name(const struct dirent **a, const struct dirent **b)
-{
-    return strcmp((*a)->d_name, (*b)->d_name);
+    return testfiles_read(path, len);
 }
 
 ParameterizedTestParameters(cases, translate)
@@ -84,7 +59,7 @@ ParameterizedTestParameters(cases, translate)
         int k;
 
         snprintf(root, sizeof root, "cases/%s", dialects[d]);
-        k = scandir(root, &list, NULL, by_name);
+        k = scandir(root, &list, NULL, testfiles_by_name);
         for (int i = 0; i < k; i++) {
             char dir[512];
             struct stat st;
@@ -98,8 +73,8 @@ ParameterizedTestParameters(cases, translate)
                         memcpy(grown, params, n * sizeof *grown);
                     params = grown;
                 }
-                params[n].dialect = cr_strdup_(dialects[d]);
-                params[n].dir = cr_strdup_(dir);
+                params[n].dialect = testfiles_cr_strdup(dialects[d]);
+                params[n].dir = testfiles_cr_strdup(dir);
                 n++;
             }
             free(list[i]);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "jsonx.h"
+#include "testfiles.h"
 #include "textcall.h"
 
 struct corpus_param {
@@ -20,30 +21,10 @@ struct corpus_param {
     int positive;
 };
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    struct buf b;
-    char chunk[8192];
-    size_t n;
-
-    if (!f)
-        return NULL;
-    buf_init(&b);
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        buf_append(&b, chunk, n);
-    fclose(f);
-    if (len)
-        *len = b.len;
-    if (!b.data)
-        buf_putc(&b, '\0'), b.len = 0;
-    return buf_steal(&b);
-}
-
 static struct json_object *parse_file(const char *path)
 {
     size_t len;
-    char *text = slurp(path, &len);
+    char *text = testfiles_read(path, &len);
     struct apierr err;
     struct json_object *o;
 
@@ -54,19 +35,6 @@ static struct json_object *parse_file(const char *path)
     return o;
 }
 
-static int by_name(const struct dirent **a, const struct dirent **b)
-{
-    return strcmp((*a)->d_name, (*b)->d_name);
-}
-
-static char *cr_strdup_(const char *s)
-{
-    char *p = cr_malloc(strlen(s) + 1);
-
-    strcpy(p, s);
-    return p;
-}
-
 ParameterizedTestParameters(textcall, corpus)
 {
     static const char *const dirs[] = { "textcall/negative", "textcall/positive" };
@@ -75,7 +43,7 @@ ParameterizedTestParameters(textcall, corpus)
 
     for (int d = 0; d < 2; d++) {
         struct dirent **list;
-        int k = scandir(dirs[d], &list, NULL, by_name);
+        int k = scandir(dirs[d], &list, NULL, testfiles_by_name);
 
         for (int i = 0; i < k; i++) {
             size_t len = strlen(list[i]->d_name);
@@ -83,7 +51,7 @@ ParameterizedTestParameters(textcall, corpus)
 
             if (len > 4 && strcmp(list[i]->d_name + len - 4, ".txt") == 0 && n < 512) {
                 snprintf(path, sizeof path, "%s/%s", dirs[d], list[i]->d_name);
-                params[n].path = cr_strdup_(path);
+                params[n].path = testfiles_cr_strdup(path);
                 params[n++].positive = d;
             }
             free(list[i]);
@@ -163,7 +131,7 @@ ParameterizedTest(struct corpus_param *p, textcall, corpus)
     struct json_object *tools = parse_file("textcall/tools.json"), *want = NULL, *want_text = NULL, *want_calls = NULL,
                        *want_formats = NULL;
     size_t len;
-    char *reply = slurp(p->path, &len), what[600];
+    char *reply = testfiles_read(p->path, &len), what[600];
 
     cr_assert_not_null(reply, "cannot read %s", p->path);
     if (p->positive) {
