@@ -1,6 +1,7 @@
 /* fuzz_stream.c -- libFuzzer harness: any bytes as Ollama's NDJSON reply, in pieces of the fuzzer's choosing,
- * through every dialect's stream machine and the whole-reply collector, with stop sequences in play. The
- * Responses machine needs what its translator keeps (req->extra): a small request gives it. */
+ * through every dialect's stream machine and the whole-reply collector. Each dialect's request comes from
+ * its own translator (what its machine keeps from the request is then there), with stop sequences and
+ * offered tools in play as the first byte says -- tools put text tool-call recovery on the path. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -10,9 +11,9 @@
 #include "anthropic.h"
 #include "jsonx.h"
 #include "openai.h"
+#include "pipeline.h"
 #include "responses.h"
 #include "stream.h"
-
 static int discard(void *ctx, const char *bytes, size_t len)
 {
     (void)ctx;
@@ -54,31 +55,87 @@ static void run(const struct dialect *d, const struct chat_request *req, const u
     sse_sink_free(&sink);
 }
 
+#define TOOLS_SCHEMA "{\"type\":\"object\",\"properties\":{\"file_path\":{\"type\":\"string\"},\"limit\":{\"type\":\"integer\"}}}"
+
+/* Each dialect's request, as [dialect][stops][tools]. */
+static const char *const requests[3][2][2] = {
+    { { "{\"model\":\"claude-opus-4-8\",\"max_tokens\":64,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+        "{\"model\":\"claude-opus-4-8\",\"max_tokens\":64,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+        "\"tools\":[{\"name\":\"Read\",\"input_schema\":" TOOLS_SCHEMA "},{\"name\":\"Write\",\"input_schema\":{}}]}" },
+      { "{\"model\":\"claude-opus-4-8\",\"max_tokens\":64,\"stop_sequences\":[\"END\",\"\\n\\nHuman:\",\"x\"],"
+        "\"thinking\":{\"type\":\"adaptive\",\"display\":\"omitted\"},\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+        "{\"model\":\"claude-opus-4-8\",\"max_tokens\":64,\"stop_sequences\":[\"END\",\"\\n\\nHuman:\",\"x\"],"
+        "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"tools\":[{\"name\":\"Read\",\"input_schema\":" TOOLS_SCHEMA "}]}" } },
+    { { "{\"model\":\"big\",\"stream\":true,\"stream_options\":{\"include_usage\":true},"
+        "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+        "{\"model\":\"big\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+        "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"Read\",\"parameters\":" TOOLS_SCHEMA "}}]}" },
+      { "{\"model\":\"big\",\"stop\":[\"END\",\"x\"],\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+        "{\"model\":\"big\",\"stop\":[\"END\",\"x\"],\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+        "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"Read\",\"parameters\":" TOOLS_SCHEMA "}}]}" } },
+    { { "{\"model\":\"big\",\"input\":\"hi\",\"reasoning\":{\"summary\":\"auto\"},\"include\":[\"reasoning.encrypted_content\"]}",
+        "{\"model\":\"big\",\"input\":\"hi\",\"tools\":[{\"type\":\"function\",\"name\":\"Read\",\"parameters\":" TOOLS_SCHEMA "},"
+        "{\"type\":\"custom\",\"name\":\"apply_patch\"}]}" },
+      { "{\"model\":\"big\",\"input\":\"hi\"}",
+        "{\"model\":\"big\",\"input\":\"hi\",\"tools\":[{\"type\":\"namespace\",\"name\":\"fs\",\"tools\":"
+        "[{\"type\":\"function\",\"name\":\"read\",\"parameters\":" TOOLS_SCHEMA "}]}]}" } },
+};
+
+static const char *no_env(const char *name, void *ctx)
+{
+    (void)name;
+    (void)ctx;
+    return NULL;
+}
+
+static int no_facts(void *ctx, const struct chat_request *req, struct model_facts *f, struct apierr *err)
+{
+    (void)ctx;
+    (void)req;
+    (void)err;
+    *f = (struct model_facts){ .correction = 1.0 };
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const struct dialect *const dialects[] = { &anthropic_dialect, &openai_dialect, &responses_dialect };
-    struct chat_request req;
-    char *stops[] = { "END", "\n\nHuman:", "x" };
+    static const struct pipeline_models models = { no_facts, NULL };
+    static struct config cfg;
+    static int ready;
+    char err[128];
     size_t piece;
+    int stops, tools;
 
+    if (!ready) {
+        config_load(&cfg, no_env, NULL, err, sizeof err);
+        ready = 1;
+    }
     if (size == 0)
         return 0;
-    chat_request_init(&req);
-    req.client_model = strdup("claude-opus-4-8");
-    req.ollama_model = strdup("big");
-    req.stop = malloc(sizeof stops);
-    /* The fuzzer chooses whether stop sequences are in play, and how the reply is cut. */
-    req.n_stop = data[0] & 1 ? 3 : 0;
-    for (size_t i = 0; i < req.n_stop; i++)
-        req.stop[i] = strdup(stops[i]);
-    piece = (size_t)(data[0] >> 1) + 1;
-    req.include_usage = 1;
+    /* The fuzzer chooses stop sequences, tools, and how the reply is cut. */
+    stops = data[0] & 1;
+    tools = (data[0] >> 1) & 1;
+    piece = (size_t)(data[0] >> 2) + 1;
     data++;
     size--;
     for (size_t i = 0; i < sizeof dialects / sizeof *dialects; i++) {
+        struct chat_request req;
+        struct apierr e;
+        struct buf body;
+        const char *text = requests[i][stops][tools];
+
+        chat_request_init(&req);
+        buf_init(&body);
+        if (pipeline_request(dialects[i], text, strlen(text), &cfg, &models, &req, &body, &e) < 0) {
+            fprintf(stderr, "fuzz_stream: request %zu/%d/%d refused: %s\n", i, stops, tools, e.message);
+            abort();
+        }
         snprintf(req.id, sizeof req.id, "%sfuzz", dialects[i]->id_prefix);
+        req.created = 1700000000;
         run(dialects[i], &req, data, size, piece);
+        buf_free(&body);
+        chat_request_free(&req);
     }
-    chat_request_free(&req);
     return 0;
 }
