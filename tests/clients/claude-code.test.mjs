@@ -1,8 +1,8 @@
 // claude-code.test.mjs -- Claude Code itself, both pinned releases (the old one and a recent one, in
-// ../package-lock.json), in -p mode, pointed at the adapter through the real lighttpd, with the scripted mock
-// as Ollama: tool calls run and their results come back, a call written as text, thinking, tool search, a
-// background Explore agent, the context window. Also replays each release's captured requests
-// (../fixtures/claude-code/<version>/) through the adapter.
+// ../package-lock.json), in -p mode, pointed at the adapter through the real lighttpd and the real nginx,
+// with the scripted mock as Ollama: tool calls run and their results come back, a call written as text,
+// thinking, tool search, a background Explore agent, the context window. Also replays each release's
+// captured requests (../fixtures/claude-code/<version>/) through both.
 //
 // Multi-turn sessions are scripts whose parts (@next) each request plays in turn; where requests run
 // concurrently (a main session and its background agent), each part says which request it answers (@when).
@@ -22,11 +22,12 @@ const RUN_TIMEOUT_MS = 120000;
 const isRoot = process.getuid?.() === 0;
 
 let stack;
-let base;
+let base;   // the web server the describe being run goes through
 before(async () => {
-  stack = await startStack({ servers: ['lighttpd'] });
-  base = stack.servers[0].url;
+  stack = await startStack({ servers: ['lighttpd', 'nginx'] });
 });
+const SERVERS = ['lighttpd', 'nginx'];
+const through = (name) => before(() => { base = stack.servers.find((x) => x.name === name).url; });
 after(async () => {
   await stack?.stop();
 });
@@ -158,7 +159,8 @@ async function explain(fn, run, box) {
   }
 }
 
-for (const { version, bin } of RELEASES) describe(`Claude Code ${version}`, () => {
+for (const server of SERVERS) for (const { version, bin } of RELEASES) describe(`Claude Code ${version} through ${server}`, () => {
+  through(server);
   test('the pinned CLI runs: claude --version', () => {
     const out = execFileSync(bin, ['--version'], { encoding: 'utf8', timeout: 60000,
       env: { PATH: process.env.PATH, HOME: os.tmpdir(), DISABLE_AUTOUPDATER: '1' } });
@@ -393,7 +395,8 @@ for (const { version, bin } of RELEASES) describe(`Claude Code ${version}`, () =
 });
 
 // The requests each release sent (../fixtures/capture.mjs), replayed as raw HTTP through the adapter.
-for (const { version } of RELEASES) describe(`captured Claude Code ${version} requests replay through the adapter`, () => {
+for (const server of SERVERS) for (const { version } of RELEASES) describe(`captured Claude Code ${version} requests replay through ${server}`, () => {
+  through(server);
   const dir = path.join(FIXTURES, version);
   const fixtures = fs.readdirSync(dir).filter((f) => f.endsWith('_request.json')).sort();
   const model = 'cc-replay';
