@@ -114,7 +114,11 @@ const FRONTENDS = [
     async echo() {
       const dir = tmp('fcgid-echo');
       const script = path.join(dir, 'echo.sh');
-      fs.writeFileSync(script, `#!/bin/sh\nexec ${process.execPath} ${ECHO} "$@"\n`);
+      // Beside it, not in the repository: Apache's children run as www-data, who may not read a clone under
+      // /root.
+      const echo = path.join(dir, 'fcgi-echo.mjs');
+      fs.copyFileSync(ECHO, echo);
+      fs.writeFileSync(script, `#!/bin/sh\nexec ${process.execPath} ${echo} "$@"\n`);
       fs.chmodSync(script, 0o755);
       const fe = await startApacheFcgid(dir, await freePort(), { program: script, env: { OLLAMA_BASE_URL: 'http://127.0.0.1:9', ...SETTINGS } });
       return { url: fe.url, async stop() { await fe.stop(); fs.rmSync(dir, { recursive: true, force: true }); } };
