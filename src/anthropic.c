@@ -38,35 +38,6 @@ static int is_server_only(const char *type)
     return 0;
 }
 
-static void join_line(struct buf *text, const char *s)
-{
-    if (text->len > 0)
-        buf_putc(text, '\n');
-    buf_puts(text, s);
-}
-
-static const char *string_at(struct json_object *o, const char *key)
-{
-    struct json_object *v;
-
-    return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
-           ? json_object_get_string(v) : NULL;
-}
-
-/* The texts of a block's "content" list (a search_result's, say), joined; 0 when it has none. */
-static int texts_of(struct json_object *blk, struct buf *out)
-{
-    struct json_object *content;
-    const char *s;
-
-    if (!json_object_object_get_ex(blk, "content", &content) || !json_object_is_type(content, json_type_array))
-        return 0;
-    for (size_t i = 0; i < json_object_array_length(content); i++)
-        if ((s = string_at(json_object_array_get_idx(content, i), "text")))
-            join_line(out, s);
-    return out->len > 0;
-}
-
 /* tool_addition {tool: {type: "tool_definition", definition: {name, description, input_schema}}}: the
  * tool is offered from here on, when tools are offered at all, and the model is told. */
 static void tool_addition(struct xlate *x, struct json_object *blk, struct buf *text)
@@ -78,7 +49,7 @@ static void tool_addition(struct xlate *x, struct json_object *blk, struct buf *
     json_object_object_get_ex(blk, "tool", &tool);
     if (tool && !json_object_object_get_ex(tool, "definition", &def))
         def = tool;
-    name = def ? string_at(def, "name") : NULL;
+    name = def ? jsonx_string_at(def, "name") : NULL;
     if (!name) {
         chat_note_dropped(x->req, "tool_addition");
         return;
@@ -91,7 +62,7 @@ static void tool_addition(struct xlate *x, struct json_object *blk, struct buf *
             struct json_object *fn;
 
             json_object_object_get_ex(json_object_array_get_idx(x->req->parts.tools, i), "function", &fn);
-            offered = strcmp(string_at(fn, "name"), name) == 0;
+            offered = strcmp(jsonx_string_at(fn, "name"), name) == 0;
         }
         json_object_object_get_ex(def, "description", &desc);
         if (!offered)
@@ -100,7 +71,7 @@ static void tool_addition(struct xlate *x, struct json_object *blk, struct buf *
     }
     buf_init(&line);
     buf_printf(&line, "The tool %s is now available.", name);
-    join_line(text, line.data);
+    chat_join_line(text, line.data, line.len);
     buf_free(&line);
 }
 
@@ -115,7 +86,7 @@ static void other_block(struct xlate *x, struct json_object *blk, const char *ty
     if (is_server_only(type))
         return;
     buf_init(&line);
-    if (strcmp(type, "tool_reference") == 0 && (s = string_at(blk, "tool_name"))) {
+    if (strcmp(type, "tool_reference") == 0 && (s = jsonx_string_at(blk, "tool_name"))) {
         /* Claude Code's tool search found this tool: it is in tools[] from this request on. */
         buf_printf(&line, "Tool %s loaded: it can be called now.", s);
     } else if (strcmp(type, "tool_addition") == 0) {
@@ -124,17 +95,22 @@ static void other_block(struct xlate *x, struct json_object *blk, const char *ty
         struct json_object *tool = NULL;
 
         json_object_object_get_ex(blk, "tool", &tool);
-        if (tool && ((s = string_at(tool, "name")) || (s = string_at(tool, "tool_name"))))
+        if (tool && ((s = jsonx_string_at(tool, "name")) || (s = jsonx_string_at(tool, "tool_name"))))
             buf_printf(&line, "The tool %s is no longer available; do not call it.", s);
         else
             chat_note_dropped(x->req, type);
-    } else if ((s = string_at(blk, "text")) || (s = string_at(blk, "content"))) {
+    } else if ((s = jsonx_string_at(blk, "text")) || (s = jsonx_string_at(blk, "content"))) {
         buf_puts(&line, s);
-    } else if (!texts_of(blk, &line)) {
-        chat_note_dropped(x->req, type);
+    } else {
+        struct json_object *content = NULL;
+
+        json_object_object_get_ex(blk, "content", &content);
+        chat_join_texts(&line, content);
+        if (!line.len)
+            chat_note_dropped(x->req, type);
     }
     if (line.len)
-        join_line(text, line.data);
+        chat_join_line(text, line.data, line.len);
     buf_free(&line);
 }
 
@@ -323,7 +299,7 @@ static int tool_use_call(struct xlate *x, struct chat_msg *m, struct json_object
 static int thinking_block(struct chat_msg *m, struct json_object *blk, const char *path, struct apierr *err)
 {
     struct json_object *t;
-    const char *sig = string_at(blk, "signature");
+    const char *sig = jsonx_string_at(blk, "signature");
     size_t mark = sizeof CHAT_THINKING_MARK - 1;
 
     if (jsonx_req(blk, "thinking", json_type_string, path, &t, err) < 0)

@@ -296,11 +296,29 @@ void chat_msg_free(struct chat_msg *m)
     chat_msg_init(m, m->role);
 }
 
-void chat_join_text(struct buf *b, struct json_object *str)
+void chat_join_line(struct buf *b, const char *s, size_t n)
 {
     if (b->len > 0)
         buf_putc(b, '\n');
-    buf_append(b, json_object_get_string(str), (size_t)json_object_get_string_len(str));
+    buf_append(b, s, n);
+}
+
+void chat_join_text(struct buf *b, struct json_object *str)
+{
+    chat_join_line(b, json_object_get_string(str), (size_t)json_object_get_string_len(str));
+}
+
+void chat_join_texts(struct buf *b, struct json_object *list)
+{
+    size_t n = json_object_is_type(list, json_type_array) ? json_object_array_length(list) : 0;
+
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *t;
+
+        if (json_object_object_get_ex(json_object_array_get_idx(list, i), "text", &t) &&
+            json_object_is_type(t, json_type_string))
+            chat_join_text(b, t);
+    }
 }
 
 void chat_msg_image(struct chat_msg *m, struct json_object *data)

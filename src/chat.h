@@ -130,6 +130,10 @@ void chat_msg_init(struct chat_msg *m, const char *role);
 void chat_msg_free(struct chat_msg *m);
 /* Appends a JSON string's text, after a newline when the text is not empty. */
 void chat_join_text(struct buf *b, struct json_object *str);
+/* The same for n bytes of s. */
+void chat_join_line(struct buf *b, const char *s, size_t n);
+/* The "text" of each object in list (an array of parts; anything else holds none), joined the same way. */
+void chat_join_texts(struct buf *b, struct json_object *list);
 /* Borrows data (a base64 string). */
 void chat_msg_image(struct chat_msg *m, struct json_object *data);
 /* An Ollama tool call in m, whose id (when given) the request remembers for the result that answers it.

@@ -262,6 +262,14 @@ out:
     return o;
 }
 
+const char *jsonx_string_at(struct json_object *obj, const char *key)
+{
+    struct json_object *v;
+
+    return json_object_object_get_ex(obj, key, &v) && json_object_is_type(v, json_type_string)
+           ? json_object_get_string(v) : NULL;
+}
+
 const char *jsonx_type_name(enum json_type t)
 {
     switch (t) {

@@ -48,6 +48,10 @@ const char *jsonx_path_idx(char *buf, size_t size, const char *path, size_t idx)
 
 const char *jsonx_type_name(enum json_type t);
 
+/* obj[key] when it is a string, else NULL (obj may be anything): for reading what is only ever optional.
+ * Borrowed. */
+const char *jsonx_string_at(struct json_object *obj, const char *key);
+
 /* Compact output, "/" unescaped. The string belongs to obj. */
 const char *jsonx_text(struct json_object *obj, size_t *len);
 

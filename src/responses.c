@@ -198,20 +198,6 @@ out:
     return rc;
 }
 
-/* The texts of a reasoning item's summary or content list, joined. */
-static void reasoning_texts(struct json_object *list, struct buf *out)
-{
-    size_t n = list && json_object_is_type(list, json_type_array) ? json_object_array_length(list) : 0;
-
-    for (size_t i = 0; i < n; i++) {
-        struct json_object *part = json_object_array_get_idx(list, i), *t;
-
-        if (json_object_is_type(part, json_type_object) && json_object_object_get_ex(part, "text", &t) &&
-            json_object_is_type(t, json_type_string))
-            chat_join_text(out, t);
-    }
-}
-
 /* A reasoning item: the thinking of the assistant turn it belongs to. What this adapter wrote comes back
  * whole in encrypted_content; another server's reasoning gives its content, or else its summary. */
 static int reasoning_item(struct xlate *x, struct json_object *item, const char *path)
@@ -229,9 +215,9 @@ static int reasoning_item(struct xlate *x, struct json_object *item, const char 
         buf_get_base64(e + sizeof CHAT_THINKING_MARK - 1, strlen(e) - (sizeof CHAT_THINKING_MARK - 1), &thinking) < 0) {
         buf_reset(&thinking);
         json_object_object_get_ex(item, "content", &v);
-        reasoning_texts(v, &thinking);
+        chat_join_texts(&thinking, v);
         if (thinking.len == 0 && json_object_object_get_ex(item, "summary", &v))
-            reasoning_texts(v, &thinking);
+            chat_join_texts(&thinking, v);
     }
     turn = chat_open(x->req, "assistant");
     buf_append(&turn->thinking, thinking.data ? thinking.data : "", thinking.len);
@@ -252,7 +238,7 @@ static void other_item(struct xlate *x, struct json_object *item, const char *ty
         if (json_object_is_type(v, json_type_string))
             chat_join_text(&m.text, v);
         else
-            reasoning_texts(v, &m.text);
+            chat_join_texts(&m.text, v);
     }
     if (m.text.len == 0 && json_object_object_get_ex(item, "text", &v) && json_object_is_type(v, json_type_string))
         chat_join_text(&m.text, v);
