@@ -459,6 +459,9 @@ static void stop(struct pool *p)
         return;
     p->stopping = 1;
     fprintf(stderr, "ollama-fcgi: stopping: %zu workers finish what they serve\n", live(p));
+    /* New connections are refused at once from now on, rather than queued for workers that are leaving;
+     * those already queued are served by the workers as they stop (they see the socket shut down). */
+    shutdown(p->listen_fd, SHUT_RDWR);
     for (size_t i = 0; i < p->n_slots; i++)
         ask_to_stop(p, &p->slots[i]);
 }
