@@ -346,43 +346,41 @@ test('during a SIGTERM drain a new connection is refused at once, one queued bef
   }
 });
 
-test('repeated SIGHUP under load: at most MAX_WORKERS plus the workers finishing streams', { timeout: 90000 }, async () => {
-  const MAX = 4;
-  const p = await startPool({ env: { MAX_WORKERS: String(MAX), MIN_IDLE_WORKERS: '1', WORKER_IDLE_SECONDS: '60' } });
-  try {
-    await p.mock.scenario('m-held', HELD('m-held'));
-    await p.mock.scenario('m-ok', ollamaLines('m-ok', [{ content: 'Hello' }]));
-    await waitFor(() => liveWorkers(p.pool.pid).length === 1, 'one worker');
-    // Three streams held for the whole test, and quick requests all along.
-    const held = [heldStream(p, 'm-held'), heldStream(p, 'm-held'), heldStream(p, 'm-held')];
-    await waitFor(async () => (await p.mock.stats()).holding === 3, 'three streams held', 20000);
-    let running = true;
-    let most = 0;
-    const body = messageBody('m-ok');
-    const load = Array.from({ length: 4 }, async () => {
-      while (running) await ask(p.target, requestBytes(MESSAGE(body), body), 20000);
-    });
-    const sampler = (async () => {
-      while (running) {
-        most = Math.max(most, liveWorkers(p.pool.pid).length);
-        await sleep(20);
+test('repeated SIGHUP with every worker busy: the pool stays within MAX_WORKERS, and what waits is served after',
+  { timeout: 90000 }, async () => {
+    const MAX = 3;
+    const p = await startPool({ env: { MAX_WORKERS: String(MAX), MIN_IDLE_WORKERS: '1', WORKER_IDLE_SECONDS: '60' } });
+    try {
+      await p.mock.scenario('m-held', HELD('m-held'));
+      await waitFor(() => liveWorkers(p.pool.pid).length === 1, 'one worker');
+      // MAX_WORKERS streams held by Ollama, and two more requests waiting for a worker.
+      const held = Array.from({ length: MAX }, () => heldStream(p, 'm-held'));
+      await waitFor(async () => (await p.mock.stats()).holding === MAX, 'the streams held', 20000);
+      const body = messageBody('m-ok');
+      const waiting = [ask(p.target, requestBytes(MESSAGE(body), body), 60000), ask(p.target, requestBytes(MESSAGE(body), body), 60000)];
+      let running = true;
+      let most = 0;
+      const sampler = (async () => {
+        while (running) {
+          most = Math.max(most, liveWorkers(p.pool.pid).length);
+          await sleep(10);
+        }
+      })();
+      for (let i = 0; i < 5; i++) {
+        process.kill(p.pool.pid, 'SIGHUP');
+        await sleep(300);
       }
-    })();
-    for (let i = 0; i < 6; i++) {
-      process.kill(p.pool.pid, 'SIGHUP');
-      await sleep(400);
+      // The old workers finish their streams; new ones take what waited.
+      await p.mock.release(true);
+      for (const s of await Promise.all(held)) assert.match(s.stdout, /first.*second/s);
+      for (const w of await Promise.all(waiting)) assert.equal(w.status, 200, w.stdout.slice(0, 300));
+      running = false;
+      await sampler;
+      assert.ok(most <= MAX, `${most} live workers at one time, with MAX_WORKERS=${MAX}`);
+    } finally {
+      await p.stop();
     }
-    running = false;
-    await Promise.all([...load, sampler]);
-    // The three held streams stay on their old workers; everything else lives in MAX_WORKERS.
-    assert.ok(most <= MAX + 3, `${most} live workers at one time`);
-    await p.mock.release(true);
-    for (const s of await Promise.all(held)) assert.match(s.stdout, /first.*second/s);
-    await waitFor(() => liveWorkers(p.pool.pid).length <= MAX, 'the old workers to leave once their streams end', 10000);
-  } finally {
-    await p.stop();
-  }
-});
+  });
 
 // ---- mod_fcgid or not ----
 
