@@ -581,8 +581,9 @@ static void finish(struct worker *w)
     unguard();
 }
 
-/* Reading a connection's request waits at most BODY_TIMEOUT; a read that waits on the listening socket
- * waits for nothing: accept4 there never blocks. */
+/* The listening socket does not block: every idle worker's poll wakes for a connection, and those that
+ * lose it to another go back to waiting, where a stop signal reaches them, rather than blocking in accept.
+ * Nor has it a timeout: an idle worker waits as long as it takes. */
 static int prepare_listener(int fd)
 {
     int flags = fcntl(fd, F_GETFL);
