@@ -188,7 +188,7 @@ const SLOW_HEAD = requestBytes({ ...MESSAGE(messageBody('m-ok')), HTTP_USER_AGEN
 const BYTE_MS = 200;
 
 test('FastCGI params trickled over TCP: the connection ends at BODY_TIMEOUT, and a demand-sized pool grows past it',
-  { timeout: 90000 }, async () => {
+  { timeout: 90000 }, async (t) => {
     const p = await startPool({ tcp: true, env: { MAX_WORKERS: '3', MIN_IDLE_WORKERS: '1', BODY_TIMEOUT: '2' } });
     try {
       await waitFor(() => liveWorkers(p.pool.pid).length === 1, 'one worker to start with');
@@ -201,6 +201,7 @@ test('FastCGI params trickled over TCP: the connection ends at BODY_TIMEOUT, and
       const closed = await slow.answer;
       assert.ok(slow.sent() < slow.total, `the pool closed the slow connection after ${slow.sent()} of ${slow.total} bytes, `
         + `${closed.ms} ms in`);
+      t.diagnostic(`the slow head was cut ${closed.ms} ms in, after ${slow.sent()} of ${slow.total} bytes`);
       assert.ok(closed.ms >= 1900, `not before BODY_TIMEOUT: ${closed.ms} ms`);
       assert.ok(closed.ms < (VALGRIND ? 15000 : 6000), `soon after BODY_TIMEOUT: ${closed.ms} ms`);
     } finally {
@@ -208,7 +209,7 @@ test('FastCGI params trickled over TCP: the connection ends at BODY_TIMEOUT, and
     }
   });
 
-test('FastCGI params trickled over TCP on two connections do not stall a pool of two', { timeout: 90000 }, async () => {
+test('FastCGI params trickled over TCP on two connections do not stall a pool of two', { timeout: 90000 }, async (t) => {
   const p = await startPool({ tcp: true, env: { WORKERS: '2', BODY_TIMEOUT: '2' } });
   try {
     await waitFor(() => liveWorkers(p.pool.pid).length === 2, 'two workers');
@@ -219,6 +220,7 @@ test('FastCGI params trickled over TCP on two connections do not stall a pool of
     const other = await ask(p.target, requestBytes(MESSAGE(body), body), 30000);
     const ms = Date.now() - t0;
     assert.equal(other.status, 200, other.stdout.slice(0, 300));
+    t.diagnostic(`the next request was served ${ms} ms after it came`);
     // The whole heads would take SLOW_HEAD.length / 5 seconds to arrive.
     assert.ok(ms < (VALGRIND ? 15000 : 6000), `the next request was served ${ms} ms after it came`);
     for (const s of slow) {
@@ -231,7 +233,7 @@ test('FastCGI params trickled over TCP on two connections do not stall a pool of
 });
 
 test('a body trickled after its params ends at the same deadline: 408 within BODY_TIMEOUT of the connection',
-  { timeout: 60000 }, async () => {
+  { timeout: 60000 }, async (t) => {
     const p = await startPool({ tcp: true, env: { WORKERS: '1', BODY_TIMEOUT: '2' } });
     try {
       const body = messageBody('m-ok');
@@ -249,6 +251,7 @@ test('a body trickled after its params ends at the same deadline: 408 within BOD
       }, 150);
       const a = await answer;
       clearInterval(timer);
+      t.diagnostic(`408 ${a.ms} ms after the connection`);
       assert.equal(a.status, 408, a.stdout);
       assert.match(a.stdout, /BODY_TIMEOUT/);
       assert.ok(a.ms < (VALGRIND ? 10000 : 5000), `408 ${a.ms} ms after the connection, not BODY_TIMEOUT after the params`);
