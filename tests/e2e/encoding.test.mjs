@@ -1,5 +1,5 @@
 // encoding.test.mjs -- request bodies a client compressed (Content-Encoding), through the real lighttpd and
-// nginx: decoded when the encoding is gzip, deflate (zlib-wrapped or raw) or zstd, in any chain of them;
+// nginx: decoded when the encoding is gzip, deflate (zlib-wrapped or raw) or zstd, in chains of up to five;
 // refused in the client's dialect when it is another (415), when the bytes are not what they claim (400)
 // and when they decode past MAX_BODY_BYTES (413).
 import { test, before, after } from 'node:test';
