@@ -197,7 +197,14 @@ static void name_prefix(struct textcall *t, size_t n)
     if (n < t->name_len)
         name_begin(t, t->name_start);
     for (; t->name_len < n && t->name_lo < t->name_hi; t->name_len++) {
-        size_t lo = name_bound(t, t->name_lo, t->name_hi, t->name_len, s[t->name_len], 0);
+        size_t lo;
+
+        /* No name goes on past a NUL: the table is never read past a name's end. */
+        if (s[t->name_len] == '\0') {
+            t->name_hi = t->name_lo;
+            break;
+        }
+        lo = name_bound(t, t->name_lo, t->name_hi, t->name_len, s[t->name_len], 0);
 
         t->name_hi = name_bound(t, lo, t->name_hi, t->name_len, s[t->name_len], 1);
         t->name_lo = lo;
