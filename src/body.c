@@ -80,6 +80,7 @@ int body_read(struct request *rq, struct apierr *e)
     struct buf *b = &rq->w->body;
     size_t want = 0, max = rq->w->cfg->max_body;
     struct timespec deadline;
+    struct decode_limits lim;
     char chunk[CHUNK];
     int n, given;
 
@@ -114,6 +115,10 @@ int body_read(struct request *rq, struct apierr *e)
         apierr_set(e, APIERR_INVALID_REQUEST, 400, "request body is truncated: got %zu of %zu bytes", b->len, want);
         return -1;
     }
-    /* What the client compressed counts against MAX_BODY_BYTES decoded, as the JSON it is. */
-    return decode_body(worker_param(rq, "HTTP_CONTENT_ENCODING"), b, max, e);
+    /* What the client compressed counts against MAX_BODY_BYTES decoded, as the JSON it is, and is decoded
+     * within the body's own BODY_TIMEOUT: a worker is never held longer by a body that arrived in time. */
+    lim.max_bytes = max;
+    lim.deadline = deadline;
+    lim.timeout = rq->w->cfg->body_timeout;
+    return decode_body(worker_param(rq, "HTTP_CONTENT_ENCODING"), b, &lim, e);
 }
