@@ -101,6 +101,20 @@ static int read_message(struct xlate *x, struct chat_msg *m, const char *role, s
     return -1;
 }
 
+/* The assistant message a reasoning or message item joins. One turn comes as several items, in the order
+ * reasoning, message, calls, and they join one message; a reasoning or message item after the turn's text or
+ * calls begins the next turn, which stays a message of its own, as Ollama's own Responses layer keeps it. */
+static struct chat_msg *assistant_turn(struct chat_request *req)
+{
+    struct chat_msg next;
+
+    if (req->has_last && strcmp(req->last.role, "assistant") == 0 && (req->last.text.len || req->last.calls)) {
+        chat_msg_init(&next, "assistant");
+        chat_push(req, &next);
+    }
+    return chat_open(req, "assistant");
+}
+
 static int message_item(struct xlate *x, struct json_object *item, const char *path)
 {
     struct json_object *content;
@@ -122,10 +136,7 @@ static int message_item(struct xlate *x, struct json_object *item, const char *p
     } else if (role[0] == 'u') {
         chat_push(x->req, &m);
     } else if (m.text.len) {
-        /* One assistant turn comes as several items (reasoning, message, calls): they join one message. */
-        turn = chat_open(x->req, "assistant");
-        if (turn->text.len)
-            buf_putc(&turn->text, '\n');
+        turn = assistant_turn(x->req);
         buf_append(&turn->text, m.text.data, m.text.len);
     }
     chat_msg_free(&m);
@@ -219,7 +230,7 @@ static int reasoning_item(struct xlate *x, struct json_object *item, const char 
         if (thinking.len == 0 && json_object_object_get_ex(item, "summary", &v))
             chat_join_texts(&thinking, v);
     }
-    turn = chat_open(x->req, "assistant");
+    turn = assistant_turn(x->req);
     buf_append(&turn->thinking, thinking.data ? thinking.data : "", thinking.len);
     buf_free(&thinking);
     return 0;
