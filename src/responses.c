@@ -143,11 +143,14 @@ static int message_item(struct xlate *x, struct json_object *item, const char *p
     return 0;
 }
 
-/* The name Ollama knows a called tool by: "ns.member" for a tool of a namespace. */
+/* The name Ollama knows a called tool by: "ns.member" for a tool of a namespace, the member's own name when it
+ * already begins with "ns." (muse.read_file in namespace muse), which a second prefix would only garble. */
 static void ollama_tool_name(const char *name, const char *ns, struct buf *out)
 {
+    size_t n = ns ? strlen(ns) : 0;
+
     buf_reset(out);
-    if (ns && *ns) {
+    if (n && !(strncmp(name, ns, n) == 0 && name[n] == '.')) {
         buf_puts(out, ns);
         buf_putc(out, '.');
     }
