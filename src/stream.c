@@ -96,6 +96,7 @@ void stream_close(struct stream *s)
         if (s->d->state_free)
             s->d->state_free(s->st);
         buf_free(&((struct stream_state *)s->st)->data);
+        json_object_put(((struct stream_state *)s->st)->logprobs);
         free(s->st);
     }
     stopseq_free(&s->stop);
@@ -281,11 +282,37 @@ static int emit_calls(struct stream *s, struct json_object *calls)
     return rc;
 }
 
+/* The log probabilities of a chunk's tokens, kept for the events that carry its words (the whole reply's, or
+ * the stream machine's next chunk), when the client asked for them. Entries that are not objects are left out. */
+static int keep_logprobs(struct stream *s, struct json_object *entries)
+{
+    struct json_object **kept;
+    size_t len = 0;
+
+    if (!entries || (!s->req->logprobs && s->req->top_logprobs <= 0))
+        return STREAM_MORE;
+    jsonx_text(entries, &len);
+    if (room_for(s, len) < 0)
+        return STREAM_DONE;
+    kept = s->whole ? &s->whole->logprobs : &((struct stream_state *)s->st)->logprobs;
+    if (!*kept)
+        *kept = json_object_new_array();
+    for (size_t i = 0; i < json_object_array_length(entries); i++) {
+        struct json_object *e = json_object_array_get_idx(entries, i);
+
+        if (json_object_is_type(e, json_type_object))
+            json_object_array_add(*kept, json_object_get(e));
+    }
+    return STREAM_MORE;
+}
+
 /* What a chunk says, in order: thinking, text, tool calls, and on the last line the counts and the end. */
 static int emit_chunk(struct stream *s, const struct ollama_chunk *c)
 {
-    int rc = STREAM_MORE;
+    int rc = keep_logprobs(s, c->logprobs);
 
+    if (rc != STREAM_MORE)
+        return rc;
     if (c->thinking_len || c->content_len)
         s->output_tokens++;
     if (c->thinking_len)
