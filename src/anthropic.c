@@ -563,6 +563,33 @@ static int check_ignored_fields(struct json_object *body, struct apierr *err)
     return metadata ? jsonx_opt_string(metadata, "user_id", "metadata", &s, err) : 0;
 }
 
+/* A message thread (the tool runner of @anthropic-ai/sdk sends one by default) is a conversation kept on the
+ * server. "create" asks the server to keep this one: it is answered, and nothing is kept. "continue" sends only
+ * the new messages of a thread this server never holds: the answer is the SDK's "thread_not_found", on which it
+ * sends the whole conversation again under a new thread, instead of a model answering a lone tool result. */
+static int check_thread(struct json_object *body, struct apierr *err)
+{
+    struct json_object *thread;
+    const char *type;
+
+    if (jsonx_opt(body, "thread", json_type_object, "", &thread, err) < 0)
+        return -1;
+    if (!thread)
+        return 0;
+    if (jsonx_opt_string(thread, "type", "thread", &type, err) < 0)
+        return -1;
+    if (type && strcmp(type, "create") == 0)
+        return 0;
+    if (type && strcmp(type, "continue") == 0) {
+        apierr_set(err, APIERR_NOT_FOUND, 404, "thread not found: this server keeps no threads; "
+                   "send the whole conversation with thread type \"create\"");
+        err->code = "thread_not_found";
+        return -1;
+    }
+    apierr_field(err, "thread.type", "expected \"create\" or \"continue\"");
+    return -1;
+}
+
 /* The body of /v1/messages; count_tokens's needs no max_tokens. */
 static int anthropic_translate(const struct dialect_call *call, struct json_object *body, const struct config *cfg,
                                struct chat_request *req, struct apierr *err)
@@ -574,7 +601,7 @@ static int anthropic_translate(const struct dialect_call *call, struct json_obje
     int rc = -1;
 
     chat_msg_init(&system, "system");
-    if (chat_preamble(call, body, cfg, req, err) < 0 ||
+    if (check_thread(body, err) < 0 || chat_preamble(call, body, cfg, req, err) < 0 ||
         jsonx_req(body, "messages", json_type_array, "", &messages, err) < 0 ||
         check_ignored_fields(body, err) < 0 ||
         translate_options(body, req, !for_count, err) < 0 || translate_thinking(body, req, err) < 0 ||
@@ -769,12 +796,28 @@ static const char *const error_types[APIERR_N] = {
     [APIERR_API] = "api_error",
 };
 
+/* The error codes Anthropic itself sends in error.details.error_code, which its SDK acts on; OpenAI's codes
+ * (model_not_found, context_length_exceeded) are not Anthropic's and stay out of its bodies. */
+static const char *const error_codes[] = { "thread_not_found" };
+
+static const char *error_code(const struct apierr *e)
+{
+    for (size_t i = 0; e->code && i < sizeof error_codes / sizeof *error_codes; i++)
+        if (strcmp(e->code, error_codes[i]) == 0)
+            return error_codes[i];
+    return NULL;
+}
+
 static void error_json(const struct apierr *e, struct buf *out)
 {
+    const char *code = error_code(e);
+
     buf_puts(out, "{\"type\":\"error\",\"error\":{\"type\":\"");
     buf_puts(out, chat_error_type(&anthropic_dialect, e->kind));
     buf_puts(out, "\",\"message\":");
     jsonx_put_string(out, e->message, strlen(e->message));
+    if (code)
+        buf_printf(out, ",\"details\":{\"error_code\":\"%s\"}", code);
     buf_puts(out, "}");
 }
 

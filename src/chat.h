@@ -46,6 +46,8 @@ struct chat_request {
     char **stop;                   /* owned: stop sequences matched by the adapter */
     size_t n_stop;
     int include_usage;             /* OpenAI stream_options.include_usage */
+    int logprobs;                  /* OpenAI logprobs: Ollama's top-level "logprobs" */
+    long long top_logprobs;        /* OpenAI top_logprobs, 0 when not asked */
     long long max_tokens;          /* what the client allows the reply, 0 when it did not say */
     unsigned text_calls;           /* the textcall formats to recover from the reply's text, 0 for none */
     int thinking_omitted;          /* the client wants thinking blocks without their text (display "omitted") */
@@ -226,6 +228,7 @@ struct chat_reply {
     struct chat_tool_call *calls;
     size_t n_calls;
     struct chat_finish finish;
+    struct json_object *logprobs;  /* owned: the tokens' log probabilities Ollama sent (an array), or NULL */
     int failed;
     struct apierr err;
 };
@@ -242,6 +245,8 @@ struct stream_state {
     const struct chat_request *req;
     struct wire_sink *sink;
     struct buf data;               /* the frame being written, reused for every event */
+    struct json_object *logprobs;  /* owned: log probabilities of tokens not yet sent (an array), or NULL; the
+                                    * machine that sends them with a chunk empties it */
 };
 
 /* Sends data as one event of the dialect's framing, named (named SSE only) or not. Returns 0, or -1 once

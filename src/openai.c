@@ -376,11 +376,26 @@ int openai_reasoning_effort(const char *effort, const char *field, struct chat_r
 
 /* Fields Ollama has no use for are still checked, as OpenAI checks them. */
 static const struct chat_field ignored_fields[] = {
-    { "parallel_tool_calls", json_type_boolean }, { "logprobs", json_type_boolean }, { "store", json_type_boolean },
+    { "parallel_tool_calls", json_type_boolean }, { "store", json_type_boolean },
     { "user", json_type_string }, { "service_tier", json_type_string }, { "safety_identifier", json_type_string },
-    { "prompt_cache_key", json_type_string }, { "top_logprobs", json_type_int }, { "metadata", json_type_object },
-    { "logit_bias", json_type_object },
+    { "prompt_cache_key", json_type_string }, { "metadata", json_type_object }, { "logit_bias", json_type_object },
 };
+
+/* logprobs and top_logprobs reach Ollama as its own top-level fields of the same names; OpenAI allows at most
+ * 20 alternatives, as Ollama does. */
+static int translate_logprobs(struct json_object *body, struct chat_request *req, struct apierr *err)
+{
+    int present;
+
+    if (jsonx_opt_bool(body, "logprobs", "", &req->logprobs, err) < 0 ||
+        jsonx_opt_int(body, "top_logprobs", "", &req->top_logprobs, &present, err) < 0)
+        return -1;
+    if (present && (req->top_logprobs < 0 || req->top_logprobs > 20)) {
+        apierr_field(err, "top_logprobs", "expected an integer from 0 to 20, got %lld", req->top_logprobs);
+        return -1;
+    }
+    return 0;
+}
 
 static int openai_translate(const struct dialect_call *call, struct json_object *body, const struct config *cfg,
                             struct chat_request *req, struct apierr *err)
@@ -402,7 +417,7 @@ static int openai_translate(const struct dialect_call *call, struct json_object 
     }
     if ((so && jsonx_opt_bool(so, "include_usage", "stream_options", &req->include_usage, err) < 0) ||
         chat_check_fields(body, ignored_fields, sizeof ignored_fields / sizeof *ignored_fields, err) < 0 ||
-        translate_options(body, req, err) < 0 ||
+        translate_logprobs(body, req, err) < 0 || translate_options(body, req, err) < 0 ||
         jsonx_opt(body, "response_format", json_type_object, "", &rf, err) < 0 ||
         (rf && openai_format(rf, "response_format", req, err) < 0) ||
         jsonx_opt_string(body, "reasoning_effort", "", &effort, err) < 0 ||
@@ -441,6 +456,24 @@ static int ostream_begin(void *st)
     return chat_send(&s->out, NULL);
 }
 
+/* "logprobs": the log probabilities of the tokens not yet sent, as Ollama's own OpenAI layer gives them
+ * ({"content": [...]}), or null; once written they are sent. */
+static void put_logprobs(struct ostream *s)
+{
+    struct json_object *kept = s->out.logprobs;
+    size_t n = kept ? json_object_array_length(kept) : 0;
+
+    buf_puts(&s->out.data, "\"logprobs\":");
+    if (!n) {
+        buf_puts(&s->out.data, "null");
+        return;
+    }
+    buf_puts(&s->out.data, "{\"content\":");
+    jsonx_write(&s->out.data, kept);
+    buf_putc(&s->out.data, '}');
+    json_object_array_del_idx(kept, 0, n);
+}
+
 static int ostream_delta(void *st, enum chat_part part, const char *str, size_t n)
 {
     struct ostream *s = st;
@@ -449,7 +482,9 @@ static int ostream_delta(void *st, enum chat_part part, const char *str, size_t 
     buf_puts(&s->out.data, part == CHAT_THINKING ? "[{\"index\":0,\"delta\":{\"reasoning_content\":"
                                                  : "[{\"index\":0,\"delta\":{\"content\":");
     jsonx_put_string(&s->out.data, str, n);
-    buf_puts(&s->out.data, "},\"logprobs\":null,\"finish_reason\":null}]}");
+    buf_puts(&s->out.data, "},");
+    put_logprobs(s);
+    buf_puts(&s->out.data, ",\"finish_reason\":null}]}");
     return chat_send(&s->out, NULL);
 }
 
@@ -488,8 +523,9 @@ static int ostream_finish(void *st, const struct chat_finish *f)
     struct ostream *s = st;
 
     chunk_head(s);
-    buf_printf(&s->out.data, "[{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"%s\"}]}",
-               finish_reason(f->reason));
+    buf_puts(&s->out.data, "[{\"index\":0,\"delta\":{},");
+    put_logprobs(s);
+    buf_printf(&s->out.data, ",\"finish_reason\":\"%s\"}]}", finish_reason(f->reason));
     if (chat_send(&s->out, NULL) < 0)
         return -1;
     if (s->out.req->include_usage) {
@@ -592,7 +628,14 @@ static void openai_reply(const struct chat_request *req, const struct chat_reply
         json_object_object_add(msg, "tool_calls", calls);
     }
     json_object_object_add(choice, "message", msg);
-    json_object_object_add(choice, "logprobs", NULL);
+    if (r->logprobs && json_object_array_length(r->logprobs)) {
+        struct json_object *logprobs = json_object_new_object();
+
+        json_object_object_add(logprobs, "content", json_object_get(r->logprobs));
+        json_object_object_add(choice, "logprobs", logprobs);
+    } else {
+        json_object_object_add(choice, "logprobs", NULL);
+    }
     json_object_object_add(choice, "finish_reason", json_object_new_string(finish_reason(r->finish.reason)));
     json_object_array_add(choices, choice);
     json_object_object_add(o, "choices", choices);

@@ -96,6 +96,7 @@ void stream_close(struct stream *s)
         if (s->d->state_free)
             s->d->state_free(s->st);
         buf_free(&((struct stream_state *)s->st)->data);
+        json_object_put(((struct stream_state *)s->st)->logprobs);
         free(s->st);
     }
     stopseq_free(&s->stop);
@@ -134,19 +135,22 @@ int stream_ping(struct stream *s)
 /* A reply held in memory until it is complete (whole, or a stream machine that keeps it, or kept for
  * some other reason such as thinking whose text goes out only in its signature): past the cap it ends
  * with an error. */
-static int room_for_kept(struct stream *s, size_t n, int kept)
+static int over_cap(struct stream *s)
 {
     struct apierr e;
 
-    if (!s->whole && !s->d->keeps_output && !kept)
-        return 0;
-    s->bytes += n;
-    if (s->bytes <= s->cap)
-        return 0;
     apierr_set(&e, APIERR_API, 502, "Ollama's reply grew past %zu bytes, the most a reply held whole may hold; "
                "lower the token limit%s", s->cap, s->whole ? ", or ask for it with \"stream\": true" : "");
     stream_fail(s, &e);
     return -1;
+}
+
+static int room_for_kept(struct stream *s, size_t n, int kept)
+{
+    if (!s->whole && !s->d->keeps_output && !kept)
+        return 0;
+    s->bytes += n;
+    return s->bytes <= s->cap ? 0 : over_cap(s);
 }
 
 static int room_for(struct stream *s, size_t n)
@@ -281,11 +285,47 @@ static int emit_calls(struct stream *s, struct json_object *calls)
     return rc;
 }
 
+/* The log probabilities of a chunk's tokens, kept for the events that carry its words (the whole reply's, or
+ * the stream machine's next chunk), when the client asked for them. Entries that are not objects are left out. */
+static int keep_logprobs(struct stream *s, struct json_object *entries)
+{
+    struct json_object **kept;
+    size_t len = 0;
+
+    if (!entries || (!s->req->logprobs && s->req->top_logprobs <= 0))
+        return STREAM_MORE;
+    jsonx_text(entries, &len);
+    kept = s->whole ? &s->whole->logprobs : &((struct stream_state *)s->st)->logprobs;
+    if (!*kept)
+        *kept = json_object_new_array();
+    /* A stream machine sends them with the next words, but words held back (a possible tool call written as
+     * text) hold their log probabilities too: what is held at once is capped like a reply held whole. */
+    if (s->whole) {
+        if (room_for(s, len) < 0)
+            return STREAM_DONE;
+    } else {
+        if (json_object_array_length(*kept) == 0)
+            s->logprobs_held = 0;
+        s->logprobs_held += len;
+        if (s->logprobs_held > s->cap && over_cap(s) < 0)
+            return STREAM_DONE;
+    }
+    for (size_t i = 0; i < json_object_array_length(entries); i++) {
+        struct json_object *e = json_object_array_get_idx(entries, i);
+
+        if (json_object_is_type(e, json_type_object))
+            json_object_array_add(*kept, json_object_get(e));
+    }
+    return STREAM_MORE;
+}
+
 /* What a chunk says, in order: thinking, text, tool calls, and on the last line the counts and the end. */
 static int emit_chunk(struct stream *s, const struct ollama_chunk *c)
 {
-    int rc = STREAM_MORE;
+    int rc = keep_logprobs(s, c->logprobs);
 
+    if (rc != STREAM_MORE)
+        return rc;
     if (c->thinking_len || c->content_len)
         s->output_tokens++;
     if (c->thinking_len)

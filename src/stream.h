@@ -24,6 +24,7 @@ struct stream {
     struct chat_reply *whole;      /* borrowed: where a whole reply is collected, or NULL */
     size_t bytes;                  /* what the reply has held so far */
     size_t cap;                    /* the most a reply held in memory may hold, in bytes */
+    size_t logprobs_held;          /* bytes of log probabilities a stream machine has not sent yet */
     struct json_tokener *tok;
     struct buf line;               /* an unfinished line, carried to the next bytes */
     struct stopseq stop;
