@@ -6,7 +6,7 @@
 //          the agent runs both and sends the results back; the model answers in text.
 //   run 2: a second prompt in the same conversation; the model answers in text.
 // On a thinking model every reply starts with thinking. The mock plays one script part per request, in order
-// (@next); parts with @when answer an agent's side requests (a title, a summary) whenever they come.
+// (@next), so an agent must make no requests of its own beside the conversation's (its tests turn those off).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -60,12 +60,10 @@ export function plan(label, box) {
   };
 }
 
-// The session's script. calls(p) gives the agent's two tool calls as Ollama sends them (write, then run);
-// side(model): extra parts (each starting with an @when line) for the agent's side requests.
-export function sessionScript(model, p, { think, calls, side = () => [] }) {
+// The session's script. calls(p) gives the agent's two tool calls as Ollama sends them (write, then run).
+export function sessionScript(model, p, { think, calls }) {
   const lead = think ? [{ thinking: p.thought }] : [];
   return [
-    ...side(model),
     script(model, [...lead, { tool_calls: calls(p) }]),
     script(model, [...lead, { content: p.answer1 }]),
     script(model, [...lead, { content: p.answer2 }]),
@@ -74,8 +72,7 @@ export function sessionScript(model, p, { think, calls, side = () => [] }) {
 
 export { ollamaToolCall };
 
-// The checks every agent session must pass, given the two runs and the /api/chat requests the main
-// conversation made (side requests left out), in order.
+// The checks every agent session must pass, given the two runs and the /api/chat requests they made, in order.
 export function checkSession({ p, run1, run2, chats, names }) {
   assert.equal(run1.code, 0, 'run 1 exits 0');
   assert.ok(run1.stdout.includes(p.answer1), 'run 1 prints the answer');
@@ -124,22 +121,21 @@ export async function diagnostics(stack, runs, box) {
 }
 
 // One session of an agent (see the top of this file) and its checks. agent: {prefix, names (the two calls'
-// tool names), calls(p), side(model) (script parts), isSide(body) (an /api/chat request that is not the main
-// conversation's), run({box, base, model, prompt, turn}) (one run of the CLI), check({p, runs, chats, think})
-// (the agent's own checks)}.
+// tool names), calls(p), run({box, base, model, prompt, turn}) (one run of the CLI), check({p, runs, chats,
+// think}) (the agent's own checks, optional)}.
 export async function agentSession({ stack, server, model, think, agent, label }) {
   const box = sandbox(agent.prefix);
   const p = plan(label, box);
   const base = stack.servers.find((s) => s.name === server).url;
   await stack.mock.reset();
-  await stack.mock.scenario(model, sessionScript(model, p, { think, calls: agent.calls, side: agent.side }));
+  await stack.mock.scenario(model, sessionScript(model, p, { think, calls: agent.calls }));
   const logFrom = stack.log().length;
   const runs = [];
   try {
     runs.push(await agent.run({ box, base, model, prompt: p.prompt1, turn: 1 }));
     assert.equal(runs[0].code, 0, 'run 1 exits 0');
     runs.push(await agent.run({ box, base, model, prompt: p.prompt2, turn: 2 }));
-    const chats = (await stack.mock.chats()).map((c) => c.body).filter((b) => !agent.isSide?.(b));
+    const chats = (await stack.mock.chats()).map((c) => c.body);
     checkSession({ p, run1: runs[0], run2: runs[1], chats, names: agent.names });
     for (const c of chats) {
       assert.equal(c.model, model);
@@ -148,7 +144,6 @@ export async function agentSession({ stack, server, model, think, agent, label }
     await agent.check?.({ p, runs, chats, think });
     const bad = stack.log().slice(logFrom).split('\n').filter((l) => /status=(?!2)\d+/.test(l));
     assert.deepEqual(bad, [], 'every request the agent made was answered 2xx');
-    if (process.env.TRACE_AGENTS) console.error(await diagnostics(stack, runs, box));
   } catch (err) {
     err.message += '\n' + await diagnostics(stack, runs, box);
     throw err;

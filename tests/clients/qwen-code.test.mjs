@@ -55,7 +55,10 @@ function agent(auth) {
     prefix: 'qwen',
     names: ['write_file', 'run_shell_command'],
     calls: (p) => [ollamaToolCall('write_file', { file_path: p.file, content: p.content }, 'call_w1'),
-      ollamaToolCall('run_shell_command', { command: p.command }, 'call_b1')],
+      // Qwen Code's shell tool takes the child's "exit" for the end of its output, before the pipe is read
+      // to its end, and loses the output now and then on a busy machine: the sleep keeps the child alive
+      // until its output has been read.
+      ollamaToolCall('run_shell_command', { command: `${p.command} && sleep 1` }, 'call_b1')],
     // On the thinking model, the thinking comes back with the calls as thinking, not as text.
     check({ p, chats, think }) {
       if (!think) return;
