@@ -92,7 +92,8 @@ static int content_text(struct json_object *content, const char *path, struct ch
     return content ? chat_each_block(content, path, "content part", &m->text, content_part, &p, err) : 0;
 }
 
-struct json_object *openai_arguments(struct json_object *text, const char *field, struct apierr *err)
+struct json_object *openai_arguments(struct chat_request *req, struct json_object *text, const char *field,
+                                     struct apierr *err)
 {
     struct json_object *args;
     struct apierr perr;
@@ -100,7 +101,12 @@ struct json_object *openai_arguments(struct json_object *text, const char *field
     /* Ollama decodes arguments as an object; OpenAI sends a JSON string. */
     if (!text || json_object_get_string_len(text) == 0)
         return json_object_new_object();
-    args = jsonx_parse(json_object_get_string(text), (size_t)json_object_get_string_len(text), &perr);
+    args = jsonx_parse_counted(json_object_get_string(text), (size_t)json_object_get_string_len(text),
+                               req->parse_budget, &req->parse_used, &perr);
+    if (!args && perr.status == 413) {
+        *err = perr;
+        return NULL;
+    }
     if (!args || !json_object_is_type(args, json_type_object)) {
         json_object_put(args);
         apierr_field(err, field, "the tool call's arguments must be a JSON object encoded as a string");
@@ -133,7 +139,7 @@ static int assistant_tool_calls(struct xlate *x, struct json_object *msg, const 
         if (jsonx_req(fn, "name", json_type_string, fpath, &fname, x->err) < 0 ||
             jsonx_opt(fn, "arguments", json_type_string, fpath, &fargs, x->err) < 0)
             return -1;
-        args = openai_arguments(fargs, jsonx_path(fpath, sizeof fpath, fpath, "arguments"), x->err);
+        args = openai_arguments(x->req, fargs, jsonx_path(fpath, sizeof fpath, fpath, "arguments"), x->err);
         if (!args)
             return -1;
         chat_msg_call(x->req, m, id, fname, args);
@@ -452,7 +458,18 @@ static int ostream_delta(void *st, enum chat_part part, const char *str, size_t 
     return chat_send(&s->out, NULL);
 }
 
-static int ostream_tool_call(void *st, const char *id, const char *name, const char *args, size_t args_len)
+/* OpenAI's arguments are the object's JSON text, in a string. */
+static void put_arguments(struct buf *b, struct json_object *args)
+{
+    struct buf text;
+
+    buf_init(&text);
+    jsonx_write(&text, args);
+    jsonx_put_string(b, text.data, text.len);
+    buf_free(&text);
+}
+
+static int ostream_tool_call(void *st, const char *id, const char *name, struct json_object *args)
 {
     struct ostream *s = st;
 
@@ -462,7 +479,7 @@ static int ostream_tool_call(void *st, const char *id, const char *name, const c
     buf_puts(&s->out.data, ",\"type\":\"function\",\"function\":{\"name\":");
     jsonx_put_string(&s->out.data, name, strlen(name));
     buf_puts(&s->out.data, ",\"arguments\":");
-    jsonx_put_string(&s->out.data, args, args_len);
+    put_arguments(&s->out.data, args);
     buf_puts(&s->out.data, "}}]},\"logprobs\":null,\"finish_reason\":null}]}");
     return chat_send(&s->out, NULL);
 }
@@ -557,6 +574,19 @@ static const struct stream_ops ostream_ops = {
 
 /* ---- whole replies ---- */
 
+/* A new string: the arguments' JSON text. */
+static struct json_object *arguments_string(struct json_object *args)
+{
+    struct json_object *o;
+    struct buf text;
+
+    buf_init(&text);
+    jsonx_write(&text, args);
+    o = jsonx_string(text.data ? text.data : "", text.len);
+    buf_free(&text);
+    return o;
+}
+
 static void openai_reply(const struct chat_request *req, const struct chat_reply *r, struct buf *out)
 {
     struct json_object *o = json_object_new_object(), *choices = json_object_new_array(), *choice, *msg, *usage;
@@ -584,7 +614,7 @@ static void openai_reply(const struct chat_request *req, const struct chat_reply
             json_object_object_add(call, "id", json_object_new_string(r->calls[i].id));
             json_object_object_add(call, "type", json_object_new_string("function"));
             json_object_object_add(fn, "name", json_object_new_string(r->calls[i].name));
-            json_object_object_add(fn, "arguments", json_object_new_string(r->calls[i].args));
+            json_object_object_add(fn, "arguments", arguments_string(r->calls[i].args));
             json_object_object_add(call, "function", fn);
             json_object_array_add(calls, call);
         }
