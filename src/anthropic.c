@@ -531,7 +531,8 @@ static int translate_options(struct json_object *body, struct chat_request *req,
     struct json_object *v;
     int present;
 
-    if (chat_max_tokens(body, "max_tokens", 0, &present, req, err) < 0)
+    /* The Messages API takes at least one token; count_tokens has no use for the field. */
+    if (chat_max_tokens(body, "max_tokens", need_max_tokens ? 1 : 0, &present, req, err) < 0)
         return -1;
     if (!present && need_max_tokens) {
         apierr_field(err, "max_tokens", "Field required");

@@ -185,7 +185,7 @@ static int tool_message(struct xlate *x, struct json_object *msg, struct json_ob
 static int translate_message(void *ctx, struct json_object *msg, const char *path)
 {
     struct xlate *x = ctx;
-    struct json_object *content;
+    struct json_object *content, *v = NULL;
     struct chat_msg m;
     const char *role;
     char name[160];
@@ -194,6 +194,13 @@ static int translate_message(void *ctx, struct json_object *msg, const char *pat
     chat_msg_init(&m, "user");
     if (chat_role_and_content(msg, path, &role, &content, name, sizeof name, x->err) < 0)
         goto out;
+    /* Only an assistant's turn that calls tools may say nothing; any other message without content is a
+     * mistake the API refuses, not an empty turn. */
+    if (!content && !(strcmp(role, "assistant") == 0 && (json_object_object_get_ex(msg, "tool_calls", &v) ||
+                                                         json_object_object_get_ex(msg, "function_call", &v)) && v)) {
+        apierr_field(x->err, name, "Field required");
+        goto out;
+    }
     if (chat_is_system_role(role)) {
         if (content_text(content, name, &m, 0, x->err) < 0)
             goto out;

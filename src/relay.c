@@ -16,8 +16,6 @@
 
 #define SHOW_TIMEOUT_MS 15000
 #define KEEPALIVE_MS 1000.0
-/* How often a call looks at the worker's memory: /proc costs five system calls. */
-#define MEMORY_CHECK_MS 500.0
 /* A whole reply may hold this much per token the client allows, and at least REPLY_FLOOR. */
 #define REPLY_BYTES_PER_TOKEN 64
 #define REPLY_FLOOR (1u << 20)
@@ -35,7 +33,6 @@ struct relay {
     struct timespec last_byte;    /* the last bytes sent, keep-alive comments included */
     int got_data;
     int over_memory;              /* the worker grew past MEMORY_LIMIT during the call */
-    struct timespec memory_checked;
 };
 
 static void unreachable(struct relay *r, const struct upstream_result *res, struct apierr *e)
@@ -128,6 +125,12 @@ static int on_data(void *ctx, const char *bytes, size_t len)
         r->rq->log.ttft_ms = worker_ms_since(&r->rq->start);
     }
     rc = stream_feed(&r->stream, bytes, len);
+    /* Memory grows only with what Ollama sends: looked at after every piece of it, so a reply is stopped
+     * within one piece (at most one line, STREAM_MAX_LINE) of MEMORY_LIMIT. */
+    if (worker_over_memory(r->rq)) {
+        r->over_memory = 1;
+        return UPSTREAM_ABORT;
+    }
     if (rc == STREAM_GONE)
         return UPSTREAM_ABORT;
     if (rc == STREAM_DONE)
@@ -142,13 +145,6 @@ static int on_tick(void *ctx, int client_news)
 
     if (worker_client_gone(r->rq, client_news))
         return 1;
-    if (worker_ms_since(&r->memory_checked) >= MEMORY_CHECK_MS) {
-        clock_gettime(CLOCK_MONOTONIC, &r->memory_checked);
-        if (worker_over_memory(r->rq)) {
-            r->over_memory = 1;
-            return 1;
-        }
-    }
     if (!r->req.stream || r->stream.ended)
         return 0;
     /* While Ollama is silent (a model loading, a long prompt), pings keep clients and proxies waiting. */
@@ -304,8 +300,8 @@ void relay_serve(struct request *rq, const struct dialect *d)
         rq->log.dropped = rq->dropped;
     }
     worker_note_large(rq, rq->w->body.len);
-    /* Only a large body can have taken memory that matters: a small one's shape is bounded by its size. */
-    if (rc == 0 && rq->large && worker_over_memory(rq)) {
+    /* Past MEMORY_LIMIT, the client hears that rather than whatever else went wrong on the way. */
+    if (worker_over_memory(rq)) {
         apierr_set(&e, APIERR_TOO_LARGE, 413, "this request takes more memory than a worker may hold "
                    "(MEMORY_LIMIT=%ld MiB)", rq->w->cfg->memory_limit);
         rc = -1;
@@ -324,7 +320,7 @@ void relay_serve(struct request *rq, const struct dialect *d)
     worker_random_id(r.req.id, sizeof r.req.id, d->id_prefix);
     r.req.created = (long long)time(NULL);
     clock_gettime(CLOCK_MONOTONIC, &r.last_event);
-    r.last_byte = r.memory_checked = r.last_event;
+    r.last_byte = r.last_event;
     stream_open(&r.stream, d, &r.req, r.req.stream ? &r.sink : NULL, &r.whole, reply_cap(&r.req, rq->w->cfg));
     metrics_stream_started();
     answer(&r);

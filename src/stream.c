@@ -179,6 +179,7 @@ static int send_text(struct stream *s, const char *text, size_t n)
         return STREAM_MORE;
     if (room_for(s, n) < 0)
         return STREAM_DONE;
+    s->said = 1;
     return s->ops->delta(s->st, CHAT_TEXT, text, n) < 0 ? STREAM_GONE : STREAM_MORE;
 }
 
@@ -255,11 +256,26 @@ static int tool_offered(const struct chat_request *req, const char *name)
  * does not have or runs one with arguments it did not describe. */
 static int call_as_text(struct stream *s, struct json_object *call, struct json_object *fn)
 {
+    const char *name = jsonx_string_at(fn, "name");
+    struct json_object *args = NULL;
     struct buf text;
     int rc;
 
     buf_init(&text);
-    jsonx_write(&text, json_object_is_type(fn, json_type_object) ? fn : call);
+    if (s->said)
+        buf_puts(&text, "\n\n");
+    if (name) {
+        /* As a call written as text would read: {"name": ..., "arguments": ...}. */
+        buf_puts(&text, "{\"name\":");
+        jsonx_put_string(&text, name, strlen(name));
+        if (json_object_object_get_ex(fn, "arguments", &args)) {
+            buf_puts(&text, ",\"arguments\":");
+            jsonx_write(&text, args);
+        }
+        buf_putc(&text, '}');
+    } else {
+        jsonx_write(&text, call);
+    }
     rc = send_text(s, text.data, text.len);
     buf_free(&text);
     return rc;
