@@ -16,6 +16,12 @@
 
 #define SHOW_TIMEOUT_MS 15000
 #define KEEPALIVE_MS 1000.0
+/* The worker's memory is looked at once this much of Ollama's reply came since the last look, or the reply
+ * held this much more (a kept tool call counts what its arguments hold once built): a check for every
+ * piece of a reply of one-token lines cost a third more CPU; this way a reply passes MEMORY_LIMIT by at most
+ * what one line (STREAM_MAX_LINE) and 64 KiB of others can build. */
+#define MEMORY_CHECK_BYTES (64u << 10)
+#define MEMORY_CHECK_HELD (1u << 20)
 /* A whole reply may hold this much per token the client allows, and at least REPLY_FLOOR. */
 #define REPLY_BYTES_PER_TOKEN 64
 #define REPLY_FLOOR (1u << 20)
@@ -33,6 +39,8 @@ struct relay {
     struct timespec last_byte;    /* the last bytes sent, keep-alive comments included */
     int got_data;
     int over_memory;              /* the worker grew past MEMORY_LIMIT during the call */
+    size_t unchecked;             /* bytes of the reply since the memory was last looked at */
+    size_t held_checked;          /* what the reply held then */
 };
 
 static void unreachable(struct relay *r, const struct upstream_result *res, struct apierr *e)
@@ -115,6 +123,18 @@ static int send_frame(void *ctx, const char *bytes, size_t len)
     return reply_frame(&r->rq->reply, bytes, len);
 }
 
+/* Memory grows only with what Ollama sends, so it is looked at between pieces of the reply, never on a
+ * clock (every 500 ms let a held reply reach 800 MiB past a limit of 64). */
+static int memory_due(struct relay *r, size_t len)
+{
+    r->unchecked += len;
+    if (r->unchecked < MEMORY_CHECK_BYTES && r->stream.bytes - r->held_checked < MEMORY_CHECK_HELD)
+        return 0;
+    r->unchecked = 0;
+    r->held_checked = r->stream.bytes;
+    return 1;
+}
+
 static int on_data(void *ctx, const char *bytes, size_t len)
 {
     struct relay *r = ctx;
@@ -125,9 +145,7 @@ static int on_data(void *ctx, const char *bytes, size_t len)
         r->rq->log.ttft_ms = worker_ms_since(&r->rq->start);
     }
     rc = stream_feed(&r->stream, bytes, len);
-    /* Memory grows only with what Ollama sends: looked at after every piece of it, so a reply is stopped
-     * within one piece (at most one line, STREAM_MAX_LINE) of MEMORY_LIMIT. */
-    if (worker_over_memory(r->rq)) {
+    if (memory_due(r, len) && worker_over_memory(r->rq)) {
         r->over_memory = 1;
         return UPSTREAM_ABORT;
     }
