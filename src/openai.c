@@ -182,10 +182,27 @@ static int tool_message(struct xlate *x, struct json_object *msg, struct json_ob
     return 0;
 }
 
+/* Only an assistant's turn that calls tools may say nothing; any other message without content is a
+ * mistake the API refuses, not an empty turn. (A role that is none of these is named as such instead.) */
+static int content_missing(struct json_object *msg, const char *role, struct json_object *content)
+{
+    struct json_object *v = NULL;
+
+    if (content)
+        return 0;
+    if (strcmp(role, "assistant") == 0) {
+        if (!json_object_object_get_ex(msg, "tool_calls", &v) || !v)
+            json_object_object_get_ex(msg, "function_call", &v);
+        return v == NULL;
+    }
+    return chat_is_system_role(role) || strcmp(role, "user") == 0 || strcmp(role, "tool") == 0 ||
+           strcmp(role, "function") == 0;
+}
+
 static int translate_message(void *ctx, struct json_object *msg, const char *path)
 {
     struct xlate *x = ctx;
-    struct json_object *content, *v = NULL;
+    struct json_object *content;
     struct chat_msg m;
     const char *role;
     char name[160];
@@ -194,10 +211,7 @@ static int translate_message(void *ctx, struct json_object *msg, const char *pat
     chat_msg_init(&m, "user");
     if (chat_role_and_content(msg, path, &role, &content, name, sizeof name, x->err) < 0)
         goto out;
-    /* Only an assistant's turn that calls tools may say nothing; any other message without content is a
-     * mistake the API refuses, not an empty turn. */
-    if (!content && !(strcmp(role, "assistant") == 0 && (json_object_object_get_ex(msg, "tool_calls", &v) ||
-                                                         json_object_object_get_ex(msg, "function_call", &v)) && v)) {
+    if (content_missing(msg, role, content)) {
         apierr_field(x->err, name, "Field required");
         goto out;
     }
