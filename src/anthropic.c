@@ -534,7 +534,8 @@ static int translate_options(struct json_object *body, struct chat_request *req,
     struct json_object *v;
     int present;
 
-    if (chat_max_tokens(body, "max_tokens", 0, &present, req, err) < 0)
+    /* The Messages API takes at least one token; count_tokens has no use for the field. */
+    if (chat_max_tokens(body, "max_tokens", need_max_tokens ? 1 : 0, &present, req, err) < 0)
         return -1;
     if (!present && need_max_tokens) {
         apierr_field(err, "max_tokens", "Field required");
@@ -728,9 +729,10 @@ static int astream_delta(void *st, enum chat_part part, const char *str, size_t 
 }
 
 /* Claude Code reads a tool's input only from input_json_delta, never from content_block_start. */
-static int astream_tool_call(void *st, const char *id, const char *name, const char *args, size_t args_len)
+static int astream_tool_call(void *st, const char *id, const char *name, struct json_object *args)
 {
     struct astream *s = st;
+    struct buf text;
     int index;
 
     if (close_block(s) < 0)
@@ -748,7 +750,10 @@ static int astream_tool_call(void *st, const char *id, const char *name, const c
     buf_reset(&s->out.data);
     buf_printf(&s->out.data, "{\"type\":\"content_block_delta\",\"index\":%d,\"delta\":{\"type\":\"input_json_delta\","
                "\"partial_json\":", index);
-    jsonx_put_string(&s->out.data, args, args_len);
+    buf_init(&text);
+    jsonx_write(&text, args);
+    jsonx_put_string(&s->out.data, text.data, text.len);
+    buf_free(&text);
     buf_puts(&s->out.data, "}}");
     if (chat_send(&s->out, "content_block_delta") < 0)
         return -1;
@@ -861,7 +866,6 @@ static struct json_object *add_block(struct json_object *content, const char *ty
 static void anthropic_reply(const struct chat_request *req, const struct chat_reply *r, struct buf *out)
 {
     struct json_object *o = json_object_new_object(), *content = json_object_new_array(), *blk, *usage;
-    struct apierr ignored;
 
     json_object_object_add(o, "id", json_object_new_string(req->id));
     json_object_object_add(o, "type", json_object_new_string("message"));
@@ -881,16 +885,10 @@ static void anthropic_reply(const struct chat_request *req, const struct chat_re
     if (r->text.len)
         json_object_object_add(add_block(content, "text"), "text", jsonx_string(r->text.data, r->text.len));
     for (size_t i = 0; i < r->n_calls; i++) {
-        struct json_object *input = jsonx_parse(r->calls[i].args, strlen(r->calls[i].args), &ignored);
-
-        if (!input || !json_object_is_type(input, json_type_object)) {
-            json_object_put(input);
-            input = json_object_new_object();
-        }
         blk = add_block(content, "tool_use");
         json_object_object_add(blk, "id", json_object_new_string(r->calls[i].id));
         json_object_object_add(blk, "name", json_object_new_string(r->calls[i].name));
-        json_object_object_add(blk, "input", input);
+        json_object_object_add(blk, "input", json_object_get(r->calls[i].args));
     }
     json_object_object_add(o, "content", content);
     json_object_object_add(o, "stop_reason", json_object_new_string(stop_reason(r->finish.reason)));

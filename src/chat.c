@@ -642,7 +642,7 @@ void chat_reply_free(struct chat_reply *r)
     for (size_t i = 0; i < r->n_calls; i++) {
         free(r->calls[i].id);
         free(r->calls[i].name);
-        free(r->calls[i].args);
+        json_object_put(r->calls[i].args);
     }
     free(r->calls);
     json_object_put(r->logprobs);

@@ -54,6 +54,9 @@ struct chat_request {
     char dropped[96];              /* block types the request held that nothing could be made of, for the log */
     struct json_object *extra;     /* owned: what a dialect keeps from the request for its reply, or NULL */
     struct json_object *call_names;    /* owned: tool-call id -> tool name, for the results that answer them */
+    size_t parse_budget;           /* what every parse of the client's JSON may take, body and tool calls'
+                                    * arguments strings together (jsonx_parse_counted) */
+    size_t parse_used;             /* what they took so far */
     long long raw_estimate;        /* the prompt's size as tokens_estimate counts it */
     long long estimated_tokens;    /* the same, scaled by what the model's real counts taught */
     long long window;              /* the context window the request is sent with, 0 if unknown */
@@ -218,7 +221,8 @@ struct chat_finish {
 struct chat_tool_call {
     char *id;
     char *name;
-    char *args;                    /* JSON text of the arguments object */
+    struct json_object *args;      /* a reference owned: the arguments, an object, as Ollama's line held
+                                    * it (never text parsed again) */
 };
 
 /* A whole reply, collected for a client that did not ask for a stream. */
@@ -260,7 +264,8 @@ enum chat_part { CHAT_THINKING, CHAT_TEXT };
 struct stream_ops {
     int (*begin)(void *st);
     int (*delta)(void *st, enum chat_part part, const char *s, size_t n);
-    int (*tool_call)(void *st, const char *id, const char *name, const char *args, size_t args_len);
+    /* args is borrowed, an object; a machine that keeps it takes a reference. */
+    int (*tool_call)(void *st, const char *id, const char *name, struct json_object *args);
     int (*finish)(void *st, const struct chat_finish *f);
     int (*error)(void *st, const struct apierr *e);
     int (*ping)(void *st);

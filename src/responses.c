@@ -178,7 +178,7 @@ static int call_item(struct xlate *x, struct json_object *item, const char *path
     } else {
         if (jsonx_opt(item, "arguments", json_type_string, path, &v, x->err) < 0)
             return -1;
-        args = openai_arguments(v, jsonx_path(field, sizeof field, path, "arguments"), x->err);
+        args = openai_arguments(x->req, v, jsonx_path(field, sizeof field, path, "arguments"), x->err);
         if (!args)
             return -1;
     }
@@ -604,19 +604,21 @@ struct call_shape {
     int custom;
     const char *ns;                   /* NULL when the tool has none */
     const char *name;
-    const char *input;                /* a custom call's input, owned by the arguments object */
+    const char *input;                /* a custom call's input, in the arguments object or in args */
     size_t input_len;
-    struct json_object *parsed;       /* owned: the parsed arguments, or NULL */
+    struct buf args;                  /* owned: the arguments' JSON text */
 };
 
-static void call_shape(const struct chat_request *req, const char *name, const char *args, size_t args_len,
+/* Borrows args (an object), which must outlive c; call_shape_free frees what c holds. */
+static void call_shape(const struct chat_request *req, const char *name, struct json_object *args,
                        struct call_shape *c)
 {
     struct json_object *pair, *v;
-    struct apierr ignored;
 
     memset(c, 0, sizeof *c);
     c->name = name;
+    buf_init(&c->args);
+    jsonx_write(&c->args, args);
     if (json_object_object_get_ex(extra_get(req, "namespaced"), name, &pair)) {
         c->ns = json_object_get_string(json_object_array_get_idx(pair, 0));
         c->name = json_object_get_string(json_object_array_get_idx(pair, 1));
@@ -624,13 +626,17 @@ static void call_shape(const struct chat_request *req, const char *name, const c
     if (!json_object_object_get_ex(extra_get(req, "custom"), name, &v))
         return;
     c->custom = 1;
-    c->input = args;
-    c->input_len = args_len;
-    c->parsed = jsonx_parse(args, args_len, &ignored);
-    if (c->parsed && json_object_object_get_ex(c->parsed, "input", &v) && json_object_is_type(v, json_type_string)) {
+    c->input = c->args.data;
+    c->input_len = c->args.len;
+    if (json_object_object_get_ex(args, "input", &v) && json_object_is_type(v, json_type_string)) {
         c->input = json_object_get_string(v);
         c->input_len = (size_t)json_object_get_string_len(v);
     }
+}
+
+static void call_shape_free(struct call_shape *c)
+{
+    buf_free(&c->args);
 }
 
 static void key(struct buf *b, const char *k)
@@ -941,14 +947,14 @@ static int rstream_delta(void *st, enum chat_part part, const char *str, size_t 
 }
 
 /* A tool call arrives whole from Ollama: added, its arguments (or input) in one delta, done. */
-static int rstream_tool_call(void *st, const char *id, const char *name, const char *args, size_t args_len)
+static int rstream_tool_call(void *st, const char *id, const char *name, struct json_object *args)
 {
     struct rstream *s = st;
     struct call_shape c;
     const char *kind;
     int rc = -1;
 
-    call_shape(s->out.req, name, args, args_len, &c);
+    call_shape(s->out.req, name, args, &c);
     if (close_item(s) < 0)
         goto out;
     buf_reset(&s->scratch);
@@ -968,12 +974,12 @@ static int rstream_tool_call(void *st, const char *id, const char *name, const c
         if (c.custom)
             string_field(&s->out.data, done ? "input" : "delta", c.input, c.input_len);
         else
-            string_field(&s->out.data, done ? "arguments" : "delta", args, args_len);
+            string_field(&s->out.data, done ? "arguments" : "delta", c.args.data, c.args.len);
         if (send_event(s, s->scratch.data) < 0)
             goto out;
     }
     buf_reset(&s->scratch);
-    call_item_json(&s->scratch, s->out.req, s->index, "completed", id, &c, args, args_len);
+    call_item_json(&s->scratch, s->out.req, s->index, "completed", id, &c, c.args.data, c.args.len);
     if (s->items.len)
         buf_putc(&s->items, ',');
     buf_append(&s->items, s->scratch.data, s->scratch.len);
@@ -982,7 +988,7 @@ static int rstream_tool_call(void *st, const char *id, const char *name, const c
     s->index++;
     rc = 0;
 out:
-    json_object_put(c.parsed);
+    call_shape_free(&c);
     return rc;
 }
 
@@ -1040,13 +1046,12 @@ static void responses_reply(const struct chat_request *req, const struct chat_re
     }
     for (size_t i = 0; i < r->n_calls; i++) {
         struct call_shape c;
-        size_t len = strlen(r->calls[i].args);
 
-        call_shape(req, r->calls[i].name, r->calls[i].args, len, &c);
+        call_shape(req, r->calls[i].name, r->calls[i].args, &c);
         if (items.len)
             buf_putc(&items, ',');
-        call_item_json(&items, req, index++, "completed", r->calls[i].id, &c, r->calls[i].args, len);
-        json_object_put(c.parsed);
+        call_item_json(&items, req, index++, "completed", r->calls[i].id, &c, c.args.data, c.args.len);
+        call_shape_free(&c);
     }
     response_json(out, req, length ? "incomplete" : "completed", items.data ? items.data : "", items.len, &r->finish,
                   length ? "max_output_tokens" : NULL, NULL);

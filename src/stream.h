@@ -35,6 +35,7 @@ struct stream {
     int ended;                     /* finish or error sent */
     int saw_done;                  /* Ollama's last line came: nothing left to stop */
     int failed;                    /* the reply ended with an error */
+    int said;                      /* some text went out */
     int n_tools;
     long long output_tokens;
     long long prompt_tokens;       /* -1 until Ollama says */

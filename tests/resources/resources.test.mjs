@@ -190,6 +190,21 @@ describe('bodies whose shape would cost more than their size', () => {
       `{"model":"m-ok","messages":[{"role":"user","content":[${parts}]}]}`,
       { status: 413, type: 'invalid_request_error', route: '/v1/chat/completions' });
   });
+  // Issue 19: each arguments string had an allowance of its own (24 MiB + 4 bytes a byte); they share the body's.
+  test('1.3 MiB of dense tool-call arguments (Chat Completions): 413 before they are built', () => {
+    const args = JSON.stringify(`{"a":[${Array(Math.floor(20000 / 3)).fill('{}').join(',')}]}`);
+    const calls = Array.from({ length: 65 }, (_, i) => `{"id":"c${i}","type":"function","function":{"name":"f","arguments":${args}}}`);
+    return refused('1.3 MiB of dense `arguments` strings (OpenAI)',
+      `{"model":"m-ok","messages":[{"role":"user","content":"hi"},{"role":"assistant","tool_calls":[${calls.join(',')}]}]}`,
+      { status: 413, type: 'invalid_request_error', route: '/v1/chat/completions', words: /tool calls' arguments/ });
+  });
+  test('5 MiB of dense function_call arguments (Responses): 413 before they are built', () => {
+    const args = JSON.stringify(`{"a":[${Array(Math.floor(80000 / 3)).fill('{}').join(',')}]}`);
+    const items = Array.from({ length: 64 }, (_, i) => `{"type":"function_call","call_id":"c${i}","name":"f","arguments":${args}}`);
+    return refused('5 MiB of dense `function_call.arguments` (Responses)',
+      `{"model":"m-ok","input":[{"role":"user","content":"hi"},${items.join(',')}]}`,
+      { status: 413, type: 'invalid_request_error', route: '/v1/responses', words: /tool calls' arguments/ });
+  });
   test('nesting 100,000 deep: 400', () =>
     refused('arrays nested 100,000 deep', `${BASE},"pad":${'['.repeat(100000)}${']'.repeat(100000)}}`, { status: 400, type: 'invalid_request_error' }));
   test('invalid UTF-8 at the end of 30 MiB: 400 naming the offset', () => {
@@ -523,6 +538,35 @@ describe("Ollama's replies within bounds", () => {
       return { summary: '502, a short message' };
     });
   });
+  // Issue 19: a whole reply parsed every call's arguments again once Ollama was done, after the last memory
+  // check (64 calls of 85 KB took 1,371 MiB; at 76, some silently became `input: {}`).
+  function toolCallLines(model, n, args) {
+    return ollamaLines(model, Array.from({ length: n }, (_, i) => ({ tool_calls: [{ id: `call_${i}`, function: { name: 'Bash', arguments: args } }] })));
+  }
+  const BASH = [{ name: 'Bash', description: 'Runs a command', input_schema: { type: 'object', properties: { command: { type: 'string' } } } }];
+  test('64 dense tool calls of 80 KB in a whole reply: capped by what they hold, never parsed again', async () => {
+    const dense = { a: Array(Math.floor(80000 / 3)).fill({}) };
+    await stack.mock.scenario('m-densecalls', toolCallLines('m-densecalls', 64, dense));
+    await measured(stack, '64 tool calls of 80 KB of `{}` in a whole reply', { peakMiB: 128, cpuMs: 3000 }, async () => {
+      const r = await readAll(await post(stack.url + '/v1/messages', { model: 'm-densecalls', max_tokens: 1e6, tools: BASH, messages: [{ role: 'user', content: 'go' }] }));
+      assert.equal(r.status, 502, r.text.slice(0, 300));
+      assert.equal(r.json.error.type, 'api_error');
+      assert.match(r.json.error.message, /grew past \d+ bytes/);
+      return { summary: '502 api_error "grew past" at the first call' };
+    });
+  });
+  test('100 tool calls of 85 KB in a whole reply: every input whole', async () => {
+    const command = 'x'.repeat(85000);
+    await stack.mock.scenario('m-manycalls', toolCallLines('m-manycalls', 100, { command }));
+    await measured(stack, '100 tool calls of 85 KB in a whole reply', { peakMiB: 128, cpuMs: 3000 }, async () => {
+      const r = await readAll(await post(stack.url + '/v1/messages', { model: 'm-manycalls', max_tokens: 1e6, tools: BASH, messages: [{ role: 'user', content: 'go' }] }));
+      assert.equal(r.status, 200, r.text.slice(0, 300));
+      const uses = r.json.content.filter((b) => b.type === 'tool_use');
+      assert.equal(uses.length, 100);
+      assert.ok(uses.every((b) => b.input.command === command), 'every call keeps its arguments');
+      return { summary: '200, 100 calls, every input whole' };
+    });
+  });
   test('100,000 streamed tokens', async () => {
     await stack.mock.scenario('m-long', `@repeat 100000\n${chunk(' the')}\n${ollamaLines('m-long', [])}`);
     await measured(stack, '100,000 streamed tokens', tokenBudget(100000), async () => {
@@ -718,6 +762,66 @@ describe('a worker past MEMORY_LIMIT, and secrets', () => {
       const ok = await readAll(await post(url + '/v1/messages', { model: 'm-ok', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }));
       assert.equal(ok.status, 200);
       rows.push({ name: 'MEMORY_LIMIT=48 and a 20 MiB body', peakMiB: null, cpuMs: null, outcome: '413 naming MEMORY_LIMIT; the worker replaced' });
+    } finally {
+      await small.stop();
+    }
+  });
+
+  // Issue 19: MEMORY_LIMIT was looked at every 500 ms, and a held reply reached 409-813 MiB past 64.
+  test('a reply that grows past MEMORY_LIMIT is stopped within a piece of it, in its dialect, and its worker replaced', async () => {
+    const small = await startStack({ servers: ['nginx'], workers: 2, env: { ...ENV, MEMORY_LIMIT: '64', MAX_REPLY_BYTES: String(2 ** 30) } });
+    try {
+      const url = small.servers[0].url;
+      await small.mock.show('m-big', HUGE_WINDOW);
+      await small.mock.scenario('m-big', `@repeat 1000000\n${chunk('a'.repeat(MiB))}\n`);
+      // 40 calls of 80 KB whose arguments are `{}` by the thousand: 24 MiB each once built.
+      await small.mock.show('m-calls', HUGE_WINDOW);
+      await small.mock.scenario('m-calls', ollamaLines('m-calls', Array.from({ length: 40 }, (_, i) => ({
+        tool_calls: [{ id: `call_${i}`, function: { name: 'Bash', arguments: { a: Array(Math.floor(80000 / 3)).fill({}) } } }] }))));
+      await small.mock.scenario('m-ok', ollamaLines('m-ok', [{ content: 'Hello' }]));
+      const cases = [
+        ['whole (Anthropic)', '/v1/messages', { model: 'm-big', max_tokens: 1e9, messages: [{ role: 'user', content: 'go' }] }],
+        ['streamed, kept whole for its last event (Responses)', '/v1/responses', { model: 'm-big', stream: true, input: 'go' }],
+        ['40 dense tool calls of 80 KB, whole (Anthropic)', '/v1/messages', { model: 'm-calls', max_tokens: 1e9, messages: [{ role: 'user', content: 'go' }],
+          tools: [{ name: 'Bash', input_schema: { type: 'object', properties: { command: { type: 'string' } } } }] }],
+      ];
+      for (const [what, route, body] of cases) {
+        const pids = workerPids(small.pool.pid).sort();
+        for (const pid of pids) resetPeak(pid);
+        // The worker exits once it answered: its peak is read while it works, and from what it logs.
+        let peakKiB = 0;
+        let done = false;
+        const sample = () => { for (const pid of pids) peakKiB = Math.max(peakKiB, usage(pid)?.peakKiB ?? 0); };
+        const sampler = (async () => { while (!done) { sample(); await sleep(5); } })();
+        const logged = fs.readFileSync(path.join(small.dir, 'pool.log'), 'utf8').length;
+        const r = await readAll(await post(url + route, body));
+        done = true;
+        await sampler;
+        const held = [...fs.readFileSync(path.join(small.dir, 'pool.log'), 'utf8').slice(logged).matchAll(/holds (\d+) MiB, over MEMORY_LIMIT/g)];
+        assert.ok(held.length > 0, `${what}: the worker said it was over MEMORY_LIMIT`);
+        peakKiB = Math.max(peakKiB, Number(held.at(-1)[1]) * 1024);
+        if (route === '/v1/messages') {
+          assert.equal(r.status, 502, r.text.slice(0, 300));
+          assert.equal(r.json.error.type, 'api_error');
+          assert.match(r.json.error.message, /MEMORY_LIMIT=64 MiB/);
+        } else {
+          const last = parseSSE(r.text).filter((f) => f.event).at(-1);
+          assert.equal(last.event, 'response.failed', r.text.slice(-300));
+          assert.match(last.data.response.error.message, /MEMORY_LIMIT=64 MiB/);
+        }
+        const replaced = await waitFor(() => {
+          const now = workerPids(small.pool.pid).sort();
+          return now.length === 2 && now.filter((p) => !pids.includes(p)).length === 1;
+        }, 'a fresh worker', 5000).then(() => true, () => false);
+        assert.ok(replaced, `${what}: one worker replaced: ${pids} -> ${workerPids(small.pool.pid)}`);
+        const row = { name: `MEMORY_LIMIT=64, ${what.startsWith('40') ? what : `a reply of 1 MiB lines without end, ${what}`}`, peakMiB: peakKiB / 1024, cpuMs: null,
+          outcome: route === '/v1/messages' ? '502 naming MEMORY_LIMIT; the worker replaced' : 'response.failed naming MEMORY_LIMIT; the worker replaced' };
+        rows.push(row);
+        // The limit, one piece of the reply and the line it completes, and what a fresh worker starts with.
+        assert.ok(row.peakMiB <= 64 + 48, `${what}: peak ${row.peakMiB.toFixed(1)} MiB with MEMORY_LIMIT=64`);
+      }
+      const ok = await readAll(await post(url + '/v1/messages', { model: 'm-ok', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }));
+      assert.equal(ok.status, 200);
     } finally {
       await small.stop();
     }
