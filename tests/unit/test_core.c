@@ -330,6 +330,34 @@ static void open_collector(struct stream *s, struct chat_request *req, struct ch
     stream_open(s, dialect_named("anthropic"), req, NULL, r, 1u << 20);
 }
 
+/* A line of Ollama's whose shape would cost far more than its size once parsed ("[{},{},...]" in a
+ * tool call) is refused before it is built, as a client's body is. */
+Test(stream, a_line_dense_past_its_parse_budget_ends_the_reply_with_an_error)
+{
+    static const char head[] = "{\"message\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"function\":"
+                               "{\"name\":\"Write\",\"arguments\":{\"a\":[";
+    static const char tail[] = "{}]}}}]},\"done\":false}\n";
+    struct chat_request req;
+    struct chat_reply r;
+    struct stream s;
+    struct buf line;
+
+    buf_init(&line);
+    buf_puts(&line, head);
+    /* 200 KB of "{}," cost about 260 bytes a byte: 50 MiB against a budget of 25 MiB. */
+    for (int i = 0; i < 200000 / 3; i++)
+        buf_puts(&line, "{},");
+    buf_puts(&line, tail);
+    open_collector(&s, &req, &r);
+    cr_expect_eq(stream_feed(&s, line.data, line.len), STREAM_DONE);
+    cr_expect(r.failed, "the line was parsed whole");
+    cr_expect(strstr(r.err.message, "not a chat chunk") != NULL, "%s", r.err.message);
+    stream_close(&s);
+    chat_reply_free(&r);
+    chat_request_free(&req);
+    buf_free(&line);
+}
+
 Test(stream, a_line_past_the_limit_ends_the_reply_with_an_error)
 {
     struct chat_request req;
