@@ -16,6 +16,7 @@ struct access_entry {
     const char *outcome;          /* ok, client_gone, upstream_error, rejected */
     unsigned text_tool_calls;     /* the textcall formats of tool calls recovered from the reply's text */
     const char *dropped;          /* block types of the request nothing could be made of, or NULL */
+    const char *key;              /* the name of the key it carried, or NULL when the pool needs none */
 };
 
 /* Returns 0, or -1 when LOG_FILE cannot be opened. */

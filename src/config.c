@@ -81,6 +81,7 @@ static const struct {
 } strings[] = {
     { "KEEP_ALIVE", offsetof(struct config, keep_alive) },
     { "ADAPTER_API_KEY", offsetof(struct config, api_key) },
+    { "API_KEYS_FILE", offsetof(struct config, api_keys_file) },
     { "LOG_FILE", offsetof(struct config, log_file) },
     { "FCGI_LISTEN", offsetof(struct config, listen) },
 };

@@ -19,6 +19,7 @@ struct config {
     long num_ctx;                /* NUM_CTX */
     char *keep_alive;            /* KEEP_ALIVE or NULL: a duration string, or a number of seconds */
     char *api_key;               /* ADAPTER_API_KEY or NULL */
+    char *api_keys_file;         /* API_KEYS_FILE or NULL: a key per person (keys.h) */
     long ping_interval;          /* PING_INTERVAL, seconds */
     long upstream_timeout;       /* UPSTREAM_TIMEOUT, seconds, 0 = none */
     long idle_timeout;           /* IDLE_TIMEOUT, seconds Ollama may send nothing at all, 0 = no limit */

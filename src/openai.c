@@ -578,6 +578,7 @@ static int ostream_finish(void *st, const struct chat_finish *f)
 
 /* Where OpenAI's names differ from the ones every dialect shares (chat.c). */
 const char *const openai_error_types[APIERR_N] = {
+    [APIERR_PERMISSION] = "permission_denied",
     [APIERR_TOO_LARGE] = "invalid_request_error",
     [APIERR_API] = "server_error",
 };

@@ -15,6 +15,9 @@
 #include "stream.h"
 
 #define SHOW_TIMEOUT_MS 15000
+/* What a key at its max_streams is told to wait: long enough for the SDKs' few retries to span a short
+ * stream, short enough not to idle once one ended. */
+#define KEY_BUSY_RETRY_AFTER 5
 #define KEEPALIVE_MS 1000.0
 /* The worker's memory is looked at once this much of Ollama's reply came since the last look, or the reply
  * held this much more (a kept tool call counts what its arguments hold once built). A look at every piece
@@ -79,6 +82,33 @@ static void show_answer(struct relay *r, const struct chat_request *req, const s
     }
 }
 
+/* ---- the key's say: asked once the model Ollama would run is known, before Ollama is asked anything ---- */
+
+/* Whether the request's key may use the model, and, for a chat, hold one more stream. */
+static int admit(struct relay *r, const struct chat_request *req, struct apierr *e)
+{
+    const struct key_entry *key = r->rq->key;
+
+    if (!key)
+        return 0;
+    if (!keys_allow_model(key, req->ollama_model)) {
+        /* The model, never the key: the client knows which key it sent. */
+        if (strcmp(req->client_model, req->ollama_model) != 0)
+            apierr_set(e, APIERR_PERMISSION, 403, "this API key may not use the model '%s' (Ollama's '%s')",
+                       req->client_model, req->ollama_model);
+        else
+            apierr_set(e, APIERR_PERMISSION, 403, "this API key may not use the model '%s'", req->ollama_model);
+        return -1;
+    }
+    if (r->may_ask && metrics_key_claim(key->name, key->max_streams) < 0) {
+        apierr_set(e, APIERR_RATE_LIMIT, 429, "this API key already has %ld requests in flight (max_streams=%ld); "
+                   "try again when one has ended", key->max_streams, key->max_streams);
+        e->retry_after = KEY_BUSY_RETRY_AFTER;
+        return -1;
+    }
+    return 0;
+}
+
 static int model_facts(void *ctx, const struct chat_request *req, struct model_facts *f, struct apierr *e)
 {
     struct relay *r = ctx;
@@ -88,6 +118,8 @@ static int model_facts(void *ctx, const struct chat_request *req, struct model_f
     int rc = 0;
 
     memset(f, 0, sizeof *f);
+    if (admit(r, req, e) < 0)
+        return -1;
     r->entry = models_find(&r->rq->w->models, req->ollama_model);
     if (r->entry || !r->may_ask)
         goto out;
@@ -327,6 +359,7 @@ void relay_serve(struct request *rq, const struct dialect_match *m)
     request_note_large(rq, r.stream.line.cap);
     stream_close(&r.stream);
 out:
+    metrics_key_release();
     chat_reply_free(&r.whole);
     chat_request_free(&r.req);
 }

@@ -251,9 +251,12 @@ void router_handle(struct worker *w)
     rq.log.duration_ms = request_ms_since(&rq.start);
     if (rq.reply.gone)
         rq.log.outcome = "client_gone";
+    rq.log.key = rq.key ? rq.key->name : NULL;
     accesslog_write(&rq.log);
     metrics_request(label, rq.log.status, rq.log.duration_ms / 1e3, rq.log.ttft_ms / 1e3, rq.log.input_tokens,
                     rq.log.output_tokens, rq.log.outcome && strcmp(rq.log.outcome, "upstream_error") == 0,
                     rq.reply.gone);
+    if (rq.key)
+        metrics_key_request(rq.key->name, rq.log.input_tokens, rq.log.output_tokens);
     give_back(w, &rq);
 }
