@@ -123,7 +123,8 @@ run: deps-run
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/ollama-fcgi $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/ollama-fcgi
-	install -m 644 lighttpd.conf nginx-fastcgi.conf deploy/nginx-scale-out.conf deploy/litellm-config.yaml \
+	install -m 644 lighttpd.conf nginx-fastcgi.conf deploy/nginx-scale-out.conf deploy/nginx-key-limits.conf \
+	  deploy/litellm-config.yaml \
 	  deploy/apache-proxy-fcgi.conf deploy/apache-fcgid.conf deploy/apache-fcgid.htaccess deploy/Caddyfile \
 	  deploy/FRONTENDS.md $(DESTDIR)$(PREFIX)/share/ollama-fcgi/
 	sed 's|/usr/local/|$(PREFIX)/|g' deploy/ollama-fcgi.service > $(DESTDIR)$(PREFIX)/share/ollama-fcgi/ollama-fcgi.service

@@ -245,7 +245,7 @@ async function startNginx(dir, name, conf, ports) {
 // exported for `make run` would change what is measured, or answer 401): every setting at its default.
 function poolEnv() {
   const env = { ...process.env };
-  for (const k of ['THINK_MODELS', 'MODEL_MAP', 'NUM_CTX', 'KEEP_ALIVE', 'ADAPTER_API_KEY', 'PING_INTERVAL',
+  for (const k of ['THINK_MODELS', 'MODEL_MAP', 'NUM_CTX', 'KEEP_ALIVE', 'ADAPTER_API_KEY', 'API_KEYS_FILE', 'PING_INTERVAL',
     'UPSTREAM_TIMEOUT', 'CONNECT_TIMEOUT', 'MAX_BODY_BYTES', 'GRACE_TIMEOUT']) delete env[k];
   return env;
 }

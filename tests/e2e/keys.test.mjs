@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BIN, startStack, post, ollamaLines, frameReader, sleep, workerPids } from './harness.mjs';
+import { BIN, ROOT, startStack, startNginx, freePort, waitFor, post, ollamaLines, frameReader, sleep, workerPids } from './harness.mjs';
 
 const WORKERS = 3;
 
@@ -244,11 +244,45 @@ describe('a key per person', () => {
     assert.equal((await ask(url, 'openai', alice.key, 'm-other')).status, 403, 'alice keeps her models');
   });
 
+  test("deploy/nginx-key-limits.conf: a key past its rate gets nginx's 429 as JSON, other keys go on", async () => {
+    const ndir = path.join(dir, 'nginx');
+    fs.mkdirSync(ndir);
+    const port = await freePort();
+    const site = fs.readFileSync(path.join(ROOT, 'deploy/nginx-key-limits.conf'), 'utf8')
+      .replace(/server 192\.0\.2\.10:9000[^\n]*\n\s*server 192\.0\.2\.11:9000[^\n]*/, `server unix:${stack.socket};`)
+      .replace('rate=60r/m', 'rate=1r/m').replace('burst=20', 'burst=1');
+    assert.ok(site.includes(stack.socket) && site.includes('rate=1r/m') && site.includes('burst=1 '));
+    const nginx = await startNginx(ndir, port, site);
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      await waitFor(async () => (await fetch(`${url}/health`)).status === 200, 'nginx');
+      // Two at once (the burst), then the rate: the third within the minute is refused, by nginx.
+      const chats = (await stack.mock.chats()).length;
+      const got = [];
+      for (const dialect of ['anthropic', 'openai', 'responses']) got.push(await ask(url, dialect, erin.key, 'm-other'));
+      assert.deepEqual(got.map((r) => r.status), [200, 200, 429]);
+      assert.equal(got[2].json.error.type, 'rate_limit_error');
+      assert.equal(got[2].headers.get('retry-after'), '10');
+      assert.equal((await stack.mock.chats()).length, chats + 2, 'the third never reached the pool');
+      // The same key as x-api-key is the same key; another key has its own allowance.
+      assert.equal((await ask(url, 'anthropic', erin.key, 'm-other')).status, 429);
+      assert.equal((await ask(url, 'openai', alice.key, 'm-alice')).status, 200);
+      // The pool's own refusals pass through in their dialect.
+      const mine = await ask(url, 'openai', alice.key, 'm-other');
+      assert.equal(mine.status, 403);
+      assert.equal(mine.json.error.type, 'permission_denied');
+    } finally {
+      nginx.kill('SIGTERM');
+      await new Promise((r) => (nginx.exitCode !== null ? r() : nginx.once('exit', r)));
+    }
+  });
+
   test('no key and no hash in the logs, the replies or /metrics', async () => {
     seen.push(await metrics(stack.servers[0].url, erin.key));
-    const files = fs.readdirSync(stack.dir).filter((f) => f.endsWith('.log'));
-    assert.ok(files.includes('access.log') && files.includes('pool.log'));
-    const texts = [...seen, ...files.map((f) => fs.readFileSync(path.join(stack.dir, f), 'utf8'))];
+    const logs = (d) => fs.readdirSync(d).filter((f) => f.endsWith('.log')).map((f) => path.join(d, f));
+    const files = [...logs(stack.dir), ...logs(path.join(dir, 'nginx'))];
+    assert.ok(['access.log', 'pool.log', 'nginx-error.log'].every((f) => files.some((x) => x.endsWith(`/${f}`))));
+    const texts = [...seen, ...files.map((f) => fs.readFileSync(f, 'utf8'))];
     for (const k of [alice, bob, carol, dave, erin]) {
       for (const secret of [k.key, k.hash, k.hash.slice(0, 16), k.key.slice(4, 20)]) {
         assert.ok(!texts.some((t) => t.includes(secret)), `${k.name}'s key or hash was written somewhere`);
