@@ -846,7 +846,7 @@ static void gemini_reply(const struct chat_request *req, const struct chat_reply
 
 /* Draft: the registry entry comes with the registry (translate takes the path's model then). */
 const struct dialect gemini_dialect = {
-    .id_prefix = "", .tool_prefix = "call_", .overloaded_status = 503, .error_types = error_types,
+    .id_prefix = "gen_", .tool_prefix = "call_", .overloaded_status = 503, .error_types = error_types,
     .state_size = sizeof(struct gstream), .ops = &gstream_ops, .reply = gemini_reply,
     .error_body = gemini_error_body,
 };
