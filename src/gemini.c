@@ -844,6 +844,78 @@ static void gemini_reply(const struct chat_request *req, const struct chat_reply
     event_ids(out, req);
 }
 
+/* ---- model lists ---- */
+
+/* One of Ollama's /api/tags entries as Google's Model. Ollama's list says nothing of context lengths, so
+ * the token limits are left out. */
+static struct json_object *google_model(struct json_object *m, const char *name)
+{
+    struct json_object *o = json_object_new_object(), *methods = json_object_new_array(), *details;
+    const char *tag = strrchr(name, ':');
+    struct buf b;
+
+    buf_init(&b);
+    buf_puts(&b, "models/");
+    buf_puts(&b, name);
+    json_object_object_add(o, "name", jsonx_string(b.data, b.len));
+    json_object_object_add(o, "version", json_object_new_string(tag ? tag + 1 : "latest"));
+    json_object_object_add(o, "displayName", json_object_new_string(name));
+    buf_reset(&b);
+    buf_puts(&b, "Ollama model");
+    if (json_object_object_get_ex(m, "details", &details))
+        for (size_t i = 0; i < 3; i++) {
+            static const char *const keys[] = { "family", "parameter_size", "quantization_level" };
+            const char *v = jsonx_string_at(details, keys[i]);
+
+            if (v && *v)
+                buf_printf(&b, "%s%s", i ? ", " : " ", v);
+        }
+    json_object_object_add(o, "description", jsonx_string(b.data, b.len));
+    buf_free(&b);
+    json_object_array_add(methods, json_object_new_string("generateContent"));
+    json_object_array_add(methods, json_object_new_string("streamGenerateContent"));
+    json_object_array_add(methods, json_object_new_string("countTokens"));
+    json_object_object_add(o, "supportedGenerationMethods", methods);
+    return o;
+}
+
+/* Ollama's /api/tags as {"models": [...]} (one page: Ollama's list is short), or with id the one model
+ * ("llama3" also names "llama3:latest"), or NULL when it is not there. Borrows tags; a new reference. */
+static struct json_object *gemini_models(struct json_object *tags, const char *id)
+{
+    struct json_object *models = NULL, *list = json_object_new_array(), *o;
+    size_t n;
+
+    if (id && strncmp(id, "models/", 7) == 0)
+        id += 7;
+    if (!tags || !json_object_object_get_ex(tags, "models", &models) || !json_object_is_type(models, json_type_array))
+        models = NULL;
+    n = models ? json_object_array_length(models) : 0;
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *m = json_object_array_get_idx(models, i);
+        const char *name = jsonx_string_at(m, "name");
+
+        if (!name)
+            name = jsonx_string_at(m, "model");
+        if (!name)
+            continue;
+        if (!id) {
+            json_object_array_add(list, google_model(m, name));
+        } else if (strcmp(id, name) == 0 ||
+                   (strncmp(name, id, strlen(id)) == 0 && strcmp(name + strlen(id), ":latest") == 0)) {
+            json_object_put(list);
+            return google_model(m, name);
+        }
+    }
+    if (id) {
+        json_object_put(list);
+        return NULL;
+    }
+    o = json_object_new_object();
+    json_object_object_add(o, "models", list);
+    return o;
+}
+
 /* Draft: the registry entry comes with the registry (translate takes the path's model then). */
 const struct dialect gemini_dialect = {
     .id_prefix = "gen_", .tool_prefix = "call_", .overloaded_status = 503, .error_types = error_types,
