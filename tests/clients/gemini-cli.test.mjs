@@ -1,7 +1,7 @@
 // gemini-cli.test.mjs -- Gemini CLI itself (@google/gemini-cli, pinned in ../package-lock.json), headless
 // (`gemini -p`) against the adapter's Gemini API through the real lighttpd and nginx, with the scripted mock
 // as the model: it answers in text, writes a file with write_file, runs a command with run_shell_command and
-// sees its output, thinks on a thinking model, fails at once on an unknown model, carries a call and its
+// sees its output, waits through a silent model, thinks on a thinking model, fails at once on an unknown model, carries a call and its
 // result into a resumed session, counts tokens for an image without generating, and answers the `auto`
 // classifier's side call in JSON mode.
 //
@@ -93,6 +93,15 @@ for (const server of ['lighttpd', 'nginx']) {
       const lines = apiLines(from);
       assert.ok(lines.some((l) => l.includes(`/v1beta/models/${MODEL}:streamGenerateContent`) && / status=200 /.test(l)),
         lines.join('\n'));
+    });
+
+    test('waits through a silent model: the keep-alive is a newline, not an SSE comment', async () => {
+      // Ollama says nothing for 2.5 s (a model loading): the adapter's keep-alive goes out after each second of
+      // silence, and an SSE comment there stalls the CLI's parser ("Incomplete JSON segment at the end").
+      await stack.mock.scenario(MODEL, script(MODEL, ['@sleep 2500', { content: 'Loaded and ready.' }]));
+      const run = await gemini(url(), sandbox(), ['-m', MODEL, '-p', 'Are you there?']);
+      assert.equal(run.code, 0, why(run));
+      assert.equal(run.stdout.trim(), 'Loaded and ready.', why(run));
     });
 
     test('writes a file with write_file', async () => {

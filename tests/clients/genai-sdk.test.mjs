@@ -109,7 +109,7 @@ for (const server of ['lighttpd', 'nginx']) {
       assert.ok(names.includes('models/gen-text'), names.join(','));
       const one = await ai.models.get({ model: 'gen-text' });
       assert.equal(one.name, 'models/gen-text');
-      assert.ok(one.supportedActions?.includes('generateContent') ?? true);
+      assert.deepEqual(one.supportedActions, ['generateContent', 'streamGenerateContent', 'countTokens']);
     });
 
     test('an unknown model is a 404 ApiError, not retried', async () => {
