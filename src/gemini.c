@@ -579,6 +579,63 @@ static const struct chat_field ignored_fields[] = {
     { "safetySettings", json_type_array }, { "labels", json_type_object }, { "model", json_type_string },
 };
 
+/* Values whose keys are the client's own (a call's arguments, a result, a schema's property names): their
+ * keys are never renamed. */
+static const char *const free_form[] = {
+    "args", "response", "parameters", "parametersJsonSchema", "responseSchema", "responseJsonSchema", "labels",
+};
+
+static int is_free_form(const char *key)
+{
+    for (size_t i = 0; i < sizeof free_form / sizeof *free_form; i++)
+        if (strcmp(key, free_form[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Google's JSON takes each field by its proto name as well (system_instruction, inline_data, mime_type:
+ * what curl examples send): those become the lowerCamelCase names the rest of this file reads. */
+static void camel_keys(struct json_object *o)
+{
+    struct json_object **moved = NULL;
+    char **names = NULL;
+    size_t n = 0;
+
+    if (json_object_is_type(o, json_type_array)) {
+        for (size_t i = 0; i < json_object_array_length(o); i++)
+            camel_keys(json_object_array_get_idx(o, i));
+        return;
+    }
+    if (!json_object_is_type(o, json_type_object))
+        return;
+    json_object_object_foreach(o, key, val) {
+        if (strchr(key, '_')) {
+            moved = xrealloc(moved, (n + 1) * sizeof *moved);
+            names = xrealloc(names, (n + 1) * sizeof *names);
+            moved[n] = json_object_get(val);
+            names[n++] = xstrdup(key);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *w = names[i];
+
+        json_object_object_del(o, names[i]);
+        for (const char *r = names[i]; *r; r++)
+            if (*r == '_' && r[1] >= 'a' && r[1] <= 'z')
+                *w++ = (char)(*++r - 'a' + 'A');
+            else
+                *w++ = *r;
+        *w = '\0';
+        json_object_object_add(o, names[i], moved[i]);
+        free(names[i]);
+    }
+    free(moved);
+    free(names);
+    json_object_object_foreach(o, k, v)
+        if (!is_free_form(k))
+            camel_keys(v);
+}
+
 /* The model comes from the path; how the reply goes, from the method and the query. */
 static int translate_body(struct json_object *body, const char *model, int stream, int array, int for_count,
                           const struct config *cfg, struct chat_request *req, struct apierr *err)
@@ -592,6 +649,7 @@ static int translate_body(struct json_object *body, const char *model, int strea
                    jsonx_type_name(json_object_get_type(body)));
         goto out;
     }
+    camel_keys(body);
     /* countTokens takes the contents alone, or a whole generateContentRequest. */
     if (for_count && jsonx_opt(body, "generateContentRequest", json_type_object, "", &inner, err) < 0)
         goto out;
