@@ -24,9 +24,23 @@ struct xlate {
     struct json_object *answered;   /* owned: functionResponse ids already given; a resumed session repeats them */
 };
 
-/* A copy of a schema with every "type" lower-cased: Google's OpenAPI subset says "OBJECT", "STRING", and
- * the CLI's own responseJsonSchema does too; JSON Schema, which Ollama's templates show the model, says
- * "object". Keys named "type" that hold an object (a property called type) are walked like any other. */
+static void lower_string(struct json_object *s)
+{
+    char *low;
+
+    if (!json_object_is_type(s, json_type_string))
+        return;
+    low = xstrdup(json_object_get_string(s));
+    for (char *p = low; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    json_object_set_string(s, low);
+    free(low);
+}
+
+/* Every "type" in a schema lower-cased: Google's OpenAPI subset says "OBJECT", "STRING", and the CLI's own
+ * responseJsonSchema does too; JSON Schema, which Ollama's templates show the model, says "object". A
+ * "type" that holds an object (a property called type) is walked like any other value. */
 static void lower_types(struct json_object *o)
 {
     if (json_object_is_type(o, json_type_array)) {
@@ -38,16 +52,10 @@ static void lower_types(struct json_object *o)
         return;
     json_object_object_foreach(o, key, val) {
         if (strcmp(key, "type") == 0 && json_object_is_type(val, json_type_string)) {
-            char *low = xstrdup(json_object_get_string(val));
-
-            for (char *p = low; *p; p++)
-                if (*p >= 'A' && *p <= 'Z')
-                    *p = (char)(*p - 'A' + 'a');
-            json_object_set_string(val, low);
-            free(low);
+            lower_string(val);
         } else if (strcmp(key, "type") == 0 && json_object_is_type(val, json_type_array)) {
             for (size_t i = 0; i < json_object_array_length(val); i++)
-                lower_types(json_object_array_get_idx(val, i));
+                lower_string(json_object_array_get_idx(val, i));
         } else {
             lower_types(val);
         }
