@@ -305,26 +305,13 @@ out:
 
 struct tools {
     struct chat_tools t;
-    struct json_object *allowed;    /* borrowed: allowedFunctionNames, or NULL for all */
-    struct json_object *found;      /* owned: the allowed names that were declared */
+    struct json_object *allowed;    /* owned: allowedFunctionNames, each -> whether it was declared; NULL: all */
 };
-
-static int is_allowed(const struct tools *t, const char *name)
-{
-    size_t n = t->allowed ? json_object_array_length(t->allowed) : 0;
-
-    if (!t->allowed)
-        return 1;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(json_object_get_string(json_object_array_get_idx(t->allowed, i)), name) == 0)
-            return 1;
-    return 0;
-}
 
 /* toolConfig.functionCallingConfig {mode, allowedFunctionNames}, as the other dialects' tool_choice. */
 static int tool_config(struct json_object *body, struct tools *t, struct apierr *err)
 {
-    struct json_object *tc, *fcc;
+    struct json_object *tc, *fcc, *names;
     const char *mode = NULL;
     char name[96];
 
@@ -334,15 +321,21 @@ static int tool_config(struct json_object *body, struct tools *t, struct apierr 
     if (!tc || !fcc)
         return 0;
     if (jsonx_opt_string(fcc, "mode", "toolConfig.functionCallingConfig", &mode, err) < 0 ||
-        jsonx_opt(fcc, "allowedFunctionNames", json_type_array, "toolConfig.functionCallingConfig", &t->allowed,
+        jsonx_opt(fcc, "allowedFunctionNames", json_type_array, "toolConfig.functionCallingConfig", &names,
                   err) < 0)
         return -1;
-    for (size_t i = 0; t->allowed && i < json_object_array_length(t->allowed); i++)
-        if (!json_object_is_type(json_object_array_get_idx(t->allowed, i), json_type_string)) {
+    if (names)
+        t->allowed = json_object_new_object();
+    for (size_t i = 0; names && i < json_object_array_length(names); i++) {
+        struct json_object *n = json_object_array_get_idx(names, i);
+
+        if (!json_object_is_type(n, json_type_string)) {
             apierr_field(err, jsonx_path_idx(name, sizeof name, "toolConfig.functionCallingConfig.allowedFunctionNames",
                                              i), "expected a string");
             return -1;
         }
+        json_object_object_add(t->allowed, json_object_get_string(n), json_object_new_boolean(0));
+    }
     if (!mode || strcmp(mode, "AUTO") == 0 || strcmp(mode, "VALIDATED") == 0 ||
         strcmp(mode, "MODE_UNSPECIFIED") == 0)
         t->t.choice = CHAT_TOOLS_AUTO;
@@ -370,10 +363,11 @@ static int declaration(struct chat_request *req, struct tools *t, struct json_ob
         jsonx_opt(fd, "parameters", json_type_object, path, &oas, err) < 0)
         return -1;
     n = json_object_get_string(name);
-    if (!is_allowed(t, n))
-        return 0;
-    if (t->allowed)
-        json_object_object_add(t->found, n, NULL);
+    if (t->allowed) {
+        if (!json_object_object_get_ex(t->allowed, n, NULL))
+            return 0;
+        json_object_object_add(t->allowed, n, json_object_new_boolean(1));
+    }
     chat_offer_tool(req, &t->t, n, desc, js ? schema_copy(js) : oas ? schema_copy(oas) : NULL);
     return 0;
 }
@@ -409,10 +403,10 @@ static int one_tool(struct chat_request *req, struct tools *t, struct json_objec
 
 static int allowed_declared(const struct tools *t, struct apierr *err)
 {
-    for (size_t i = 0; t->allowed && i < json_object_array_length(t->allowed); i++) {
-        const char *n = json_object_get_string(json_object_array_get_idx(t->allowed, i));
-
-        if (!json_object_object_get_ex(t->found, n, NULL)) {
+    if (!t->allowed)
+        return 0;
+    json_object_object_foreach(t->allowed, n, declared) {
+        if (!json_object_get_boolean(declared)) {
             apierr_field(err, "toolConfig.functionCallingConfig.allowedFunctionNames",
                          "no function named \"%s\" in tools", n);
             return -1;
@@ -424,7 +418,7 @@ static int allowed_declared(const struct tools *t, struct apierr *err)
 static int translate_tools(struct json_object *body, struct chat_request *req, struct apierr *err)
 {
     struct json_object *list;
-    struct tools t = { .found = json_object_new_object() };
+    struct tools t = { .allowed = NULL };
     char path[64];
     int rc = -1;
 
@@ -446,7 +440,7 @@ static int translate_tools(struct json_object *body, struct chat_request *req, s
     if (rc == 0 && list)
         rc = chat_tools_done(req, &t.t, err);
 out:
-    json_object_put(t.found);
+    json_object_put(t.allowed);
     return rc;
 }
 
