@@ -601,7 +601,7 @@ static void camel_keys(struct json_object *o)
 {
     struct json_object **moved = NULL;
     char **names = NULL;
-    size_t n = 0;
+    size_t n = 0, cap = 0;
 
     if (json_object_is_type(o, json_type_array)) {
         for (size_t i = 0; i < json_object_array_length(o); i++)
@@ -612,8 +612,11 @@ static void camel_keys(struct json_object *o)
         return;
     json_object_object_foreach(o, key, val) {
         if (strchr(key, '_')) {
-            moved = xrealloc(moved, (n + 1) * sizeof *moved);
-            names = xrealloc(names, (n + 1) * sizeof *names);
+            if (n == cap) {
+                cap = cap ? cap * 2 : 4;
+                moved = xrealloc(moved, cap * sizeof *moved);
+                names = xrealloc(names, cap * sizeof *names);
+            }
             moved[n] = json_object_get(val);
             names[n++] = xstrdup(key);
         }
