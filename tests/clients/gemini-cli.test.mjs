@@ -1,9 +1,9 @@
 // gemini-cli.test.mjs -- Gemini CLI itself (@google/gemini-cli, pinned in ../package-lock.json), headless
 // (`gemini -p`) against the adapter's Gemini API through the real lighttpd and nginx, with the scripted mock
 // as the model: it answers in text, writes a file with write_file, runs a command with run_shell_command and
-// sees its output, waits through a silent model, thinks on a thinking model, fails at once on an unknown model, carries a call and its
-// result into a resumed session, counts tokens for an image without generating, and answers the `auto`
-// classifier's side call in JSON mode.
+// sees its output, waits through a silent model, thinks on a thinking model, fails at once on an unknown model
+// and fails on a model that breaks mid-stream, carries a call and its result into a resumed session, counts
+// tokens for an image without generating, and answers the `auto` classifier's side call in JSON mode.
 //
 // Each run is a fresh HOME (settings.json: the API-key auth, no usage statistics) and working directory. The
 // CLI names the model verbatim in the path (models/local:4b:streamGenerateContent): the colon in the model
@@ -165,6 +165,16 @@ for (const server of ['lighttpd', 'nginx']) {
       const lines = apiLines(from);
       assert.equal(lines.length, 1, `a 404 is not retried\n${lines.join('\n')}`);
       assert.match(lines[0], / status=404 /);
+    });
+
+    test('fails a turn whose model breaks mid-stream, never a quiet success', async () => {
+      // The error object goes out bare after the text: the SDK throws it as an ApiError when it arrives alone,
+      // or as "Incomplete JSON segment at the end" when it arrives with the text; the CLI tries the turn
+      // again a few times, then fails.
+      await stack.mock.scenario(MODEL, script(MODEL, [{ content: 'Partial' }, '{"error":"model runner crashed"}'], null));
+      const run = await gemini(url(), sandbox(), ['-m', MODEL, '-p', 'Say hello']);
+      assert.notEqual(run.code, 0, why(run));
+      assert.match(run.stdout + run.stderr, /model runner crashed|Incomplete JSON segment at the end/, why(run));
     });
 
     test('carries a tool call and its result into a resumed session', async () => {
