@@ -1,4 +1,4 @@
-# ollama-fcgi: Anthropic Messages and OpenAI Chat Completions served from Ollama by a FastCGI worker pool.
+# ollama-fcgi: the client APIs of coding agents and SDKs served from Ollama by a FastCGI worker pool.
 CC      ?= cc
 PKGS    := fcgi json-c libcurl zlib libzstd
 CFLAGS  ?= -O2 -g
@@ -10,9 +10,11 @@ PORT    ?= 4000
 VERSION := 0.1.0
 
 # The translation core: pure functions and state machines, no FastCGI and no libcurl.
+# The dialects are every src/ file that defines one (a const struct dialect); dialect.c lists them.
+DIALECT_SRC := $(shell grep -l '^const struct dialect [a-z_]*_dialect = {' src/*.c)
 CORE_SRC := src/buf.c src/jsonx.c src/config.c src/apierr.c src/ollama.c src/chat.c src/stream.c \
-            src/pipeline.c src/anthropic.c src/openai.c src/responses.c src/models.c src/tokens.c src/stopseq.c \
-            src/textcall.c src/sse.c
+            src/pipeline.c src/dialect.c src/models.c src/tokens.c src/stopseq.c src/textcall.c src/wire.c \
+            $(DIALECT_SRC)
 # The rooms with I/O around it.
 IO_SRC   := src/upstream.c src/reply.c src/decode.c src/body.c src/relay.c src/routes.c src/worker.c src/pool.c \
             src/accesslog.c src/metrics.c src/main.c

@@ -1,14 +1,17 @@
 /* anthropic.c -- the Anthropic Messages dialect: request translation, the SSE stream machine, whole replies. */
-#include "anthropic.h"
+#include "chat.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "jsonx.h"
+#include "models.h"
 
 #define BILLING_HEADER "x-anthropic-billing-header:"
 #define MAX_STOP_SEQUENCES 64
+
+extern const struct dialect anthropic_dialect;
 
 /* ---- request translation ---- */
 
@@ -560,16 +563,18 @@ static int check_ignored_fields(struct json_object *body, struct apierr *err)
     return metadata ? jsonx_opt_string(metadata, "user_id", "metadata", &s, err) : 0;
 }
 
-static int translate(struct json_object *body, const struct config *cfg, struct chat_request *req,
-                     int for_count, struct apierr *err)
+/* The body of /v1/messages; count_tokens's needs no max_tokens. */
+static int anthropic_translate(const struct dialect_call *call, struct json_object *body, const struct config *cfg,
+                               struct chat_request *req, struct apierr *err)
 {
+    int for_count = call->route->kind == ROUTE_COUNT;
     struct json_object *messages, *sys;
     struct xlate x = { .req = req, .err = err };
     struct chat_msg system;
     int rc = -1;
 
     chat_msg_init(&system, "system");
-    if (chat_preamble(body, cfg, req, err) < 0 ||
+    if (chat_preamble(call, body, cfg, req, err) < 0 ||
         jsonx_req(body, "messages", json_type_array, "", &messages, err) < 0 ||
         check_ignored_fields(body, err) < 0 ||
         translate_options(body, req, !for_count, err) < 0 || translate_thinking(body, req, err) < 0 ||
@@ -587,17 +592,6 @@ out:
     return rc;
 }
 
-static int anthropic_translate(struct json_object *body, const struct config *cfg, struct chat_request *req,
-                               struct apierr *err)
-{
-    return translate(body, cfg, req, 0, err);
-}
-
-static int anthropic_translate_count(struct json_object *body, const struct config *cfg, struct chat_request *req,
-                                     struct apierr *err)
-{
-    return translate(body, cfg, req, 1, err);
-}
 
 /* ---- the stream machine ---- */
 
@@ -881,15 +875,59 @@ static void anthropic_error_body(const struct dialect *d, const struct apierr *e
     buf_puts(out, "}");
 }
 
-const struct dialect anthropic_dialect = {
-    .id_prefix = "msg_", .tool_prefix = "toolu_", .overloaded_status = 529, .error_types = error_types,
-    .translate = anthropic_translate, .state_size = sizeof(struct astream), .ops = &astream_ops,
-    .state_free = astream_free,
-    .reply = anthropic_reply, .error_body = anthropic_error_body,
+static void anthropic_count_reply(const struct chat_request *req, struct buf *out)
+{
+    buf_printf(out, "{\"input_tokens\":%lld}", req->estimated_tokens);
+}
+
+static struct json_object *model_json(struct json_object *m)
+{
+    struct json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "type", json_object_new_string("model"));
+    json_object_object_add(o, "id", json_object_new_string(models_name(m)));
+    json_object_object_add(o, "display_name", json_object_new_string(models_name(m)));
+    json_object_object_add(o, "created_at", json_object_new_string(models_modified(m)));
+    return o;
+}
+
+/* Anthropic's paged list, all on one page; or one model. */
+static struct json_object *anthropic_models(struct json_object *tags, const char *id)
+{
+    struct json_object *data = models_each(tags, id, model_json), *o, *first, *last, *v;
+    size_t n;
+
+    if (id || !data)
+        return data;
+    n = json_object_array_length(data);
+    first = n ? json_object_array_get_idx(data, 0) : NULL;
+    last = n ? json_object_array_get_idx(data, n - 1) : NULL;
+    o = json_object_new_object();
+    json_object_object_add(o, "data", data);
+    json_object_object_add(o, "has_more", json_object_new_boolean(0));
+    json_object_object_add(o, "first_id", first && json_object_object_get_ex(first, "id", &v) ? json_object_get(v) : NULL);
+    json_object_object_add(o, "last_id", last && json_object_object_get_ex(last, "id", &v) ? json_object_get(v) : NULL);
+    return o;
+}
+
+/* "" too: clients given a base URL without /v1 (@ai-sdk/anthropic, Continue) post to /messages. */
+static const char *const bases[] = { "/v1", "", NULL };
+static const char *const key_headers[] = { "HTTP_X_API_KEY", NULL };
+
+/* The model list is Anthropic's only for Anthropic's clients, which send anthropic-version; OpenAI's
+ * clients get theirs from the same path. */
+static const struct dialect_route routes[] = {
+    { .method = "POST", .path = "/messages", .kind = ROUTE_CHAT, .stream = ROUTE_STREAM_BODY },
+    { .method = "POST", .path = "/messages/count_tokens", .kind = ROUTE_COUNT },
+    { .method = "GET", .path = "/models", .kind = ROUTE_MODELS, .header = "HTTP_ANTHROPIC_VERSION" },
+    { .method = "GET", .path = "/models/{model}", .kind = ROUTE_MODELS, .header = "HTTP_ANTHROPIC_VERSION" },
+    { 0 },
 };
 
-/* /v1/messages/count_tokens: the same translation, max_tokens not needed, nothing sent. */
-const struct dialect anthropic_count_dialect = {
-    .id_prefix = "msg_", .tool_prefix = "toolu_", .overloaded_status = 529, .count_only = 1,
-    .error_types = error_types, .translate = anthropic_translate_count, .error_body = anthropic_error_body,
+const struct dialect anthropic_dialect = {
+    .name = "anthropic", .bases = bases, .routes = routes, .key_headers = key_headers, .wire = &wire_sse,
+    .id_prefix = "msg_", .tool_prefix = "toolu_", .overloaded_status = 529, .error_types = error_types,
+    .translate = anthropic_translate, .state_size = sizeof(struct astream), .ops = &astream_ops,
+    .state_free = astream_free, .reply = anthropic_reply, .count_reply = anthropic_count_reply,
+    .models = anthropic_models, .error_body = anthropic_error_body,
 };

@@ -35,26 +35,54 @@ void chat_request_free(struct chat_request *req)
     memset(req, 0, sizeof *req);
 }
 
-int chat_preamble(struct json_object *body, const struct config *cfg, struct chat_request *req,
-                  struct apierr *err)
+int chat_preamble(const struct dialect_call *call, struct json_object *body, const struct config *cfg,
+                  struct chat_request *req, struct apierr *err)
 {
     struct json_object *model;
+    const char *name = call->model;
 
     if (!json_object_is_type(body, json_type_object)) {
         apierr_set(err, APIERR_INVALID_REQUEST, 400, "request body must be a JSON object, got %s",
                    jsonx_type_name(json_object_get_type(body)));
         return -1;
     }
-    if (jsonx_req(body, "model", json_type_string, "", &model, err) < 0 ||
-        jsonx_opt_bool(body, "stream", "", &req->stream, err) < 0)
-        return -1;
-    if (json_object_get_string_len(model) == 0) {
+    if (!name) {
+        if (jsonx_req(body, "model", json_type_string, "", &model, err) < 0)
+            return -1;
+        name = json_object_get_string(model);
+    }
+    if (call->route->stream == ROUTE_STREAM_BODY) {
+        if (jsonx_opt_bool(body, "stream", "", &req->stream, err) < 0)
+            return -1;
+    } else {
+        req->stream = call->route->stream;
+    }
+    if (!*name) {
         apierr_field(err, "model", "must not be empty");
         return -1;
     }
-    req->client_model = xstrdup(json_object_get_string(model));
+    req->client_model = xstrdup(name);
     req->ollama_model = xstrdup(config_map_model(cfg, req->client_model));
     return 0;
+}
+
+int chat_query_param(const char *query, const char *name, char *out, size_t size)
+{
+    size_t n = strlen(name);
+
+    for (const char *p = query; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
+        size_t len = strcspn(p, "&");
+
+        if (len > n && strncmp(p, name, n) == 0 && p[n] == '=') {
+            snprintf(out, size, "%.*s", (int)(len - n - 1), p + n + 1);
+            return 0;
+        }
+        if (len == n && strncmp(p, name, n) == 0) {
+            snprintf(out, size, "%s", "");
+            return 0;
+        }
+    }
+    return -1;
 }
 
 int chat_check_fields(struct json_object *body, const struct chat_field *fields, size_t n, struct apierr *err)
@@ -614,7 +642,7 @@ void chat_reply_free(struct chat_reply *r)
 
 int chat_send(struct stream_state *st, const char *event)
 {
-    return sse_event(st->sink, event, st->data.data, st->data.len);
+    return wire_event(st->sink, event, st->data.data, st->data.len);
 }
 
 long long chat_sum_tokens(long long a, long long b)

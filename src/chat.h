@@ -9,7 +9,7 @@
 #include "apierr.h"
 #include "buf.h"
 #include "config.h"
-#include "sse.h"
+#include "wire.h"
 
 /* Thinking this adapter sent without its text (Anthropic's display "omitted", a Responses reasoning
  * item's encrypted_content) comes back after this mark, as base64, and reaches Ollama again. */
@@ -41,7 +41,8 @@ struct chat_request {
     int has_last;
     char *client_model;            /* owned: the model the client named; replies carry it */
     char *ollama_model;            /* owned: after MODEL_MAP */
-    int stream;                    /* the client wants SSE */
+    int stream;                    /* the client wants a stream */
+    const struct wire *wire;       /* how it is framed: the dialect's, unless the request chose another */
     char **stop;                   /* owned: stop sequences matched by the adapter */
     size_t n_stop;
     int include_usage;             /* OpenAI stream_options.include_usage */
@@ -70,10 +71,20 @@ struct model_facts {
 void chat_request_init(struct chat_request *req);
 void chat_request_free(struct chat_request *req);
 
-/* The start of every dialect's body: a JSON object naming a model, and maybe asking for a stream.
- * Sets client_model, ollama_model (after MODEL_MAP) and stream. Returns 0, or -1 with err set. */
-int chat_preamble(struct json_object *body, const struct config *cfg, struct chat_request *req,
-                  struct apierr *err);
+/* The request as its route saw it, for a translator: what the URL says beside the body. */
+struct dialect_call {
+    const struct dialect_route *route;
+    const char *model;             /* the model named in the path (decoded), or NULL */
+    const char *query;             /* the query string without its "?", or "" */
+};
+
+/* The start of every dialect's body: a JSON object naming a model (unless the path did), and maybe asking
+ * for a stream (unless the route says). Sets client_model, ollama_model (after MODEL_MAP) and stream.
+ * Returns 0, or -1 with err set. */
+int chat_preamble(const struct dialect_call *call, struct json_object *body, const struct config *cfg,
+                  struct chat_request *req, struct apierr *err);
+/* The value of a query parameter (not decoded) into out, or -1 when the query does not have it. */
+int chat_query_param(const char *query, const char *name, char *out, size_t size);
 /* Fields Ollama has no use for are still type-checked, as the real APIs check them. */
 struct chat_field {
     const char *name;
@@ -229,11 +240,12 @@ void chat_reply_free(struct chat_reply *r);
  * dialect's state_size, zeroed) and frees it. */
 struct stream_state {
     const struct chat_request *req;
-    struct sse_sink *sink;
+    struct wire_sink *sink;
     struct buf data;               /* the frame being written, reused for every event */
 };
 
-/* Sends data as one SSE event, named or (NULL) not. Returns 0, or -1 once the client is gone. */
+/* Sends data as one event of the dialect's framing, named (named SSE only) or not. Returns 0, or -1 once
+ * the client is gone. */
 int chat_send(struct stream_state *st, const char *event);
 
 /* What a piece of the reply's words is. */
@@ -249,25 +261,60 @@ struct stream_ops {
     int (*ping)(void *st);
 };
 
-/* A dialect: its translator, its stream machine, and its whole-reply and error renderings. A new dialect
- * is a file that fills one of these, and a route. */
+/* What a route of a dialect does. */
+enum dialect_route_kind {
+    ROUTE_CHAT,        /* translated to /api/chat, streamed or whole */
+    ROUTE_COUNT,       /* translated and estimated, never sent: the count reply */
+    ROUTE_MODELS,      /* Ollama's /api/tags in the dialect's shape; with {model} in the path, one model */
+};
+
+enum { ROUTE_STREAM_BODY = -1 };   /* the body's "stream" says, false when absent */
+
+/* One route. The path follows each of the dialect's bases ("/v1" + "/messages"); it may hold one
+ * "{model}", which matches any non-empty text (Gemini's "/models/{model}:generateContent" takes the model
+ * up to the last colon, since the literal after it must end the path). */
+struct dialect_route {
+    const char *method;            /* GET routes answer HEAD too */
+    const char *path;
+    enum dialect_route_kind kind;
+    int stream;                    /* ROUTE_CHAT: 0, 1, or ROUTE_STREAM_BODY */
+    const char *header;            /* the route is this dialect's only when the request has this header
+                                    * (FastCGI name, "HTTP_ANTHROPIC_VERSION"); NULL: always */
+};
+
+/* A dialect: its routes, its key headers, its framing, its translator and stream machine, its whole-reply,
+ * count, model-list and error renderings. A new dialect is a file that fills one of these, and one entry
+ * in dialect.c's registry. */
 struct dialect {
+    const char *name;              /* for the case folders (tests/cases/NAME), the fuzzers and the bench */
+    const char *const *bases;      /* path prefixes its routes follow, NULL-ended ("/v1", ""); the first
+                                    * names its routes in /metrics; an unknown path under one of them
+                                    * gets its errors in this dialect */
+    const struct dialect_route *routes;    /* ended by a route without a method */
+    const char *const *key_headers;        /* FastCGI names of the headers that may carry the key as it is
+                                            * ("HTTP_X_API_KEY"), NULL-ended; Authorization: Bearer always */
+    const char *key_query;         /* a query parameter that may carry the key ("key"), or NULL */
+    const struct wire *wire;       /* how its streams are framed */
     const char *id_prefix;         /* for reply ids */
     const char *tool_prefix;       /* for tool-call ids Ollama did not give */
     int overloaded_status;         /* Anthropic says 529, OpenAI 503 */
-    int count_only;                /* count_tokens: the request is estimated, never sent */
     int keeps_output;              /* its stream machine holds the whole reply (for a last event that
                                     * repeats it), so a stream is capped like a whole reply */
     const char *const *error_types;    /* by enum apierr_kind, where the dialect's names differ from the
                                         * common ones; [APIERR_API] names any other failure */
-    int (*translate)(struct json_object *body, const struct config *cfg, struct chat_request *req,
-                     struct apierr *err);
+    int (*translate)(const struct dialect_call *call, struct json_object *body, const struct config *cfg,
+                     struct chat_request *req, struct apierr *err);
     size_t state_size;             /* the stream machine's state, which begins with a struct stream_state */
     const struct stream_ops *ops;
     /* Frees what the state holds beyond its stream_state, or NULL when it holds nothing more. */
     void (*state_free)(void *st);
     /* The whole reply, as JSON text appended to out. */
     void (*reply)(const struct chat_request *req, const struct chat_reply *r, struct buf *out);
+    /* ROUTE_COUNT's reply: the estimate (req->estimated_tokens) as JSON text appended to out. */
+    void (*count_reply)(const struct chat_request *req, struct buf *out);
+    /* ROUTE_MODELS: Ollama's /api/tags (borrowed) as the dialect's list, or with id the one model of that
+     * name (NULL when it is not there). The caller puts the result. */
+    struct json_object *(*models)(struct json_object *tags, const char *id);
     /* The error body in this dialect. */
     void (*error_body)(const struct dialect *d, const struct apierr *e, const char *request_id, struct buf *out);
 };

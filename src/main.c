@@ -125,6 +125,7 @@ int main(int argc, char **argv)
                         "spawn-fcgi\n");
         return 2;
     }
+    worker_name_routes();
     if (single)
         metrics_init(1);
     status = single ? worker_run(&cfg, fd) : pool_run(&cfg, fd);

@@ -20,10 +20,9 @@ static const int status_codes[] = { 200, 204, 400, 401, 404, 405, 408, 413, 415,
 static const double buckets[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300 };
 #define N_BUCKETS (sizeof buckets / sizeof *buckets)
 
-static const char *const route_names[METRICS_N_ROUTES] = {
-    "/v1/messages", "/v1/messages/count_tokens", "/v1/chat/completions", "/v1/responses", "/v1/models", "/health",
-    "/metrics", "probe", "/api/event_logging", "other",
-};
+/* Named before the fork, read-only after: every process holds the same list. The last is "other". */
+static char route_names[METRICS_MAX_ROUTES + 1][128];
+static size_t n_routes;
 
 struct histogram {
     uint64_t counts[N_BUCKETS + 1];   /* the last is +Inf */
@@ -31,7 +30,7 @@ struct histogram {
 };
 
 struct slot {
-    uint64_t requests[METRICS_N_ROUTES][N_STATUS];
+    uint64_t requests[METRICS_MAX_ROUTES + 1][N_STATUS];
     uint64_t in_flight;
     uint64_t upstream_errors;
     uint64_t client_disconnects;
@@ -62,6 +61,24 @@ static uint64_t now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+void metrics_name_route(const char *label)
+{
+    for (size_t i = 0; i < n_routes; i++)
+        if (strcmp(route_names[i], label) == 0)
+            return;
+    if (n_routes < METRICS_MAX_ROUTES && strlen(label) < sizeof *route_names)
+        strcpy(route_names[n_routes++], label);
+}
+
+static size_t route_index(const char *label)
+{
+    size_t i = 0;
+
+    while (i < n_routes && strcmp(route_names[i], label) != 0)
+        i++;
+    return i;
 }
 
 int metrics_init(size_t n)
@@ -168,16 +185,16 @@ static void observe(struct histogram *h, double seconds)
     add(&h->sum_us, (uint64_t)(seconds * 1e6));
 }
 
-void metrics_request(enum metrics_route route, int status, double duration_s, double ttft_s,
+void metrics_request(const char *route, int status, double duration_s, double ttft_s,
                      long long input_tokens, long long output_tokens, int upstream_error, int client_gone)
 {
-    size_t s = 0;
+    size_t s = 0, r = route_index(route);
 
     if (!mine)
         return;
     while (s + 1 < N_STATUS && status_codes[s] != status)
         s++;
-    add(&mine->requests[route][s], 1);
+    add(&mine->requests[r][s], 1);
     add(&mine->upstream_errors, upstream_error ? 1 : 0);
     add(&mine->client_disconnects, client_gone ? 1 : 0);
     add(&mine->input_tokens, input_tokens > 0 ? (uint64_t)input_tokens : 0);
@@ -261,17 +278,19 @@ void metrics_render(struct buf *out, long listen_queue)
     render_workers(out, listen_queue);
     buf_puts(out, "# HELP ollama_fcgi_requests_total Requests answered, by route and HTTP status.\n"
                   "# TYPE ollama_fcgi_requests_total counter\n");
-    for (size_t r = 0; r < METRICS_N_ROUTES; r++)
+    for (size_t r = 0; r <= n_routes; r++)
         for (size_t s = 0; s < N_STATUS; s++) {
             uint64_t n = sum(offsetof(struct slot, requests) + (r * N_STATUS + s) * sizeof(uint64_t));
 
             if (!n)
                 continue;
+            const char *name = r < n_routes ? route_names[r] : "other";
+
             if (status_codes[s])
-                buf_printf(out, "ollama_fcgi_requests_total{route=\"%s\",status=\"%d\"} %llu\n", route_names[r],
+                buf_printf(out, "ollama_fcgi_requests_total{route=\"%s\",status=\"%d\"} %llu\n", name,
                            status_codes[s], (unsigned long long)n);
             else
-                buf_printf(out, "ollama_fcgi_requests_total{route=\"%s\",status=\"other\"} %llu\n", route_names[r],
+                buf_printf(out, "ollama_fcgi_requests_total{route=\"%s\",status=\"other\"} %llu\n", name,
                            (unsigned long long)n);
         }
     render_counter(out, "ollama_fcgi_streams_in_flight", "gauge", "Requests being answered from Ollama now.",

@@ -6,11 +6,11 @@
 
 #include "buf.h"
 
-enum metrics_route {
-    METRICS_MESSAGES, METRICS_COUNT_TOKENS, METRICS_CHAT_COMPLETIONS, METRICS_RESPONSES, METRICS_MODELS, METRICS_HEALTH,
-    METRICS_METRICS, METRICS_PROBE, METRICS_EVENT_LOGGING, METRICS_OTHER, METRICS_N_ROUTES
-};
+/* The most route labels counted apart; past it, and for any label not named, "other". */
+#define METRICS_MAX_ROUTES 48
 
+/* Before metrics_init: a route label requests are counted by (a label named twice is one). */
+void metrics_name_route(const char *label);
 /* Before the workers are forked: room for n workers (each writes only its own slot, so no locks). */
 int metrics_init(size_t n_slots);
 /* In a worker: which slot is its own. */
@@ -29,7 +29,7 @@ void metrics_max_reached(void);
 void metrics_stream_started(void);
 void metrics_stream_ended(void);
 /* One finished request. ttft_s < 0 when there was no first token. */
-void metrics_request(enum metrics_route route, int status, double duration_s, double ttft_s,
+void metrics_request(const char *route, int status, double duration_s, double ttft_s,
                      long long input_tokens, long long output_tokens, int upstream_error, int client_gone);
 /* A reply whose tool calls were recovered from its text, in these textcall formats. */
 void metrics_text_tool_calls(unsigned formats);

@@ -91,7 +91,7 @@ void models_learn(struct models_entry *e, long long raw, long long real)
     e->facts.correction = 0.5 * e->facts.correction + 0.5 * ratio;
 }
 
-static const char *model_name(struct json_object *m)
+const char *models_name(struct json_object *m)
 {
     struct json_object *v;
 
@@ -101,7 +101,7 @@ static const char *model_name(struct json_object *m)
     return NULL;
 }
 
-static const char *model_modified(struct json_object *m)
+const char *models_modified(struct json_object *m)
 {
     struct json_object *v;
 
@@ -110,112 +110,49 @@ static const char *model_modified(struct json_object *m)
     return "1970-01-01T00:00:00Z";
 }
 
-/* Unix time of an RFC 3339 stamp such as "2025-05-04T17:37:44.7-07:00". */
-static long long rfc3339_unix(const char *s)
+long long models_unix_time(const char *rfc3339)
 {
     struct tm tm;
-    int y, mo, d, h, mi, sec, oh = 0, om = 0, n = 0;
     const char *p;
+    int oh = 0, om = 0;
 
     memset(&tm, 0, sizeof tm);
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6)
+    if (!(p = strptime(rfc3339, "%Y-%m-%dT%H:%M:%S", &tm)))
         return 0;
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = sec;
-    p = s + n;
-    while (*p == '.' || (*p >= '0' && *p <= '9'))
-        p++;
+    p += strspn(p, ".0123456789");
     if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d", &oh, &om) == 2)
         return (long long)timegm(&tm) - (*p == '+' ? 1 : -1) * (oh * 3600LL + om * 60LL);
     return (long long)timegm(&tm);
 }
 
-static struct json_object *tags_models(struct json_object *tags)
+int models_same(const char *name, const char *asked)
 {
-    struct json_object *models;
+    size_t n = strlen(asked);
 
-    if (tags && json_object_object_get_ex(tags, "models", &models) && json_object_is_type(models, json_type_array))
-        return models;
-    return NULL;
+    if (strcmp(name, asked) == 0)
+        return 1;
+    /* "llama3" names "llama3:latest" in Ollama's own lookups. */
+    return strncmp(name, asked, n) == 0 && strcmp(name + n, ":latest") == 0;
 }
 
-static struct json_object *openai_model(struct json_object *m)
+struct json_object *models_each(struct json_object *tags, const char *id, struct json_object *(*one)(struct json_object *m))
 {
-    struct json_object *o = json_object_new_object();
+    struct json_object *models = NULL, *all = id ? NULL : json_object_new_array();
+    size_t n;
 
-    json_object_object_add(o, "id", json_object_new_string(model_name(m)));
-    json_object_object_add(o, "object", json_object_new_string("model"));
-    json_object_object_add(o, "created", json_object_new_int64(rfc3339_unix(model_modified(m))));
-    json_object_object_add(o, "owned_by", json_object_new_string("ollama"));
-    return o;
-}
-
-static struct json_object *anthropic_model(struct json_object *m)
-{
-    struct json_object *o = json_object_new_object();
-
-    json_object_object_add(o, "type", json_object_new_string("model"));
-    json_object_object_add(o, "id", json_object_new_string(model_name(m)));
-    json_object_object_add(o, "display_name", json_object_new_string(model_name(m)));
-    json_object_object_add(o, "created_at", json_object_new_string(model_modified(m)));
-    return o;
-}
-
-static struct json_object *list(struct json_object *tags, const char *id, int anthropic)
-{
-    struct json_object *models = tags_models(tags), *data = json_object_new_array(), *o;
-    size_t n = models ? json_object_array_length(models) : 0;
-
+    if (tags && (!json_object_object_get_ex(tags, "models", &models) || !json_object_is_type(models, json_type_array)))
+        models = NULL;
+    n = models ? json_object_array_length(models) : 0;
     for (size_t i = 0; i < n; i++) {
         struct json_object *m = json_object_array_get_idx(models, i);
-        const char *name = json_object_is_type(m, json_type_object) ? model_name(m) : NULL;
+        const char *name = json_object_is_type(m, json_type_object) ? models_name(m) : NULL;
 
         if (!name)
             continue;
-        /* "llama3" names "llama3:latest" in Ollama's own lookups. */
-        if (id && strcmp(id, name) != 0 &&
-            !(strncmp(name, id, strlen(id)) == 0 && strcmp(name + strlen(id), ":latest") == 0))
-            continue;
-        if (id) {
-            o = anthropic ? anthropic_model(m) : openai_model(m);
-            json_object_put(data);
-            return o;
-        }
-        json_object_array_add(data, anthropic ? anthropic_model(m) : openai_model(m));
+        if (!id)
+            json_object_array_add(all, one(m));
+        else if (models_same(name, id))
+            return one(m);
     }
-    if (id) {
-        json_object_put(data);
-        return NULL;
-    }
-    o = json_object_new_object();
-    if (anthropic) {
-        size_t k = json_object_array_length(data);
-        struct json_object *first = k ? json_object_array_get_idx(data, 0) : NULL;
-        struct json_object *last = k ? json_object_array_get_idx(data, k - 1) : NULL, *v;
-
-        json_object_object_add(o, "data", data);
-        json_object_object_add(o, "has_more", json_object_new_boolean(0));
-        json_object_object_add(o, "first_id",
-                               first && json_object_object_get_ex(first, "id", &v) ? json_object_get(v) : NULL);
-        json_object_object_add(o, "last_id",
-                               last && json_object_object_get_ex(last, "id", &v) ? json_object_get(v) : NULL);
-    } else {
-        json_object_object_add(o, "object", json_object_new_string("list"));
-        json_object_object_add(o, "data", data);
-    }
-    return o;
-}
-
-struct json_object *models_list_openai(struct json_object *tags, const char *id)
-{
-    return list(tags, id, 0);
-}
-
-struct json_object *models_list_anthropic(struct json_object *tags, const char *id)
-{
-    return list(tags, id, 1);
+    return all;
 }

@@ -1,5 +1,5 @@
 /* models.h -- what each worker learns about Ollama's models: capabilities, context length, and how far
- * the token estimate is from the model's real counts; and Ollama's model list in each dialect. */
+ * the token estimate is from the model's real counts; and the pieces of a model list every dialect renders. */
 #ifndef OF_MODELS_H
 #define OF_MODELS_H
 
@@ -27,9 +27,15 @@ int models_parse_show(const char *body, size_t len, struct model_facts *f);
 /* Learns from one reply: Ollama counted real tokens for a prompt we estimated at raw. */
 void models_learn(struct models_entry *e, long long raw, long long real);
 
-/* Ollama's /api/tags as {"object":"list","data":[...]} (OpenAI) or Anthropic's paged list. With id,
- * the one model of that name, or NULL when it is not there. The caller puts the result. */
-struct json_object *models_list_openai(struct json_object *tags, const char *id);
-struct json_object *models_list_anthropic(struct json_object *tags, const char *id);
+/* Each model of Ollama's /api/tags (borrowed) as one() makes it: with id, the one model of that name
+ * (NULL when there is none), else a new array of them all. The caller puts the result. */
+struct json_object *models_each(struct json_object *tags, const char *id, struct json_object *(*one)(struct json_object *m));
+/* A model entry's name, or NULL; its modified_at (the epoch when absent). Borrowed from m. */
+const char *models_name(struct json_object *m);
+const char *models_modified(struct json_object *m);
+/* Unix time of an RFC 3339 stamp such as "2025-05-04T17:37:44.7-07:00"; 0 when it is not one. */
+long long models_unix_time(const char *rfc3339);
+/* Whether Ollama's model name is the one asked for: "qwen3" is "qwen3:latest". */
+int models_same(const char *name, const char *asked);
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "jsonx.h"
+#include "models.h"
 
 #define MAX_STOP 16
 
@@ -381,8 +382,8 @@ static const struct chat_field ignored_fields[] = {
     { "logit_bias", json_type_object },
 };
 
-static int openai_translate(struct json_object *body, const struct config *cfg, struct chat_request *req,
-                            struct apierr *err)
+static int openai_translate(const struct dialect_call *call, struct json_object *body, const struct config *cfg,
+                            struct chat_request *req, struct apierr *err)
 {
     struct json_object *messages, *so, *rf;
     struct xlate x = { req, err };
@@ -390,7 +391,7 @@ static int openai_translate(struct json_object *body, const struct config *cfg, 
     long long n_choices;
     int present;
 
-    if (chat_preamble(body, cfg, req, err) < 0 ||
+    if (chat_preamble(call, body, cfg, req, err) < 0 ||
         jsonx_req(body, "messages", json_type_array, "", &messages, err) < 0 ||
         jsonx_opt_int(body, "n", "", &n_choices, &present, err) < 0 ||
         jsonx_opt(body, "stream_options", json_type_object, "", &so, err) < 0)
@@ -499,7 +500,7 @@ static int ostream_finish(void *st, const struct chat_finish *f)
         if (chat_send(&s->out, NULL) < 0)
             return -1;
     }
-    return sse_event(s->out.sink, NULL, "[DONE]", 6);
+    return wire_end(s->out.sink);
 }
 
 /* Where OpenAI's names differ from the ones every dialect shares (chat.c). */
@@ -547,7 +548,7 @@ static int ostream_error(void *st, const struct apierr *e)
 
 static int ostream_ping(void *st)
 {
-    return sse_comment(((struct ostream *)st)->out.sink, "ping");
+    return wire_keepalive(((struct ostream *)st)->out.sink);
 }
 
 static const struct stream_ops ostream_ops = {
@@ -605,8 +606,43 @@ static void openai_reply(const struct chat_request *req, const struct chat_reply
     json_object_put(o);
 }
 
+static struct json_object *model_json(struct json_object *m)
+{
+    struct json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "id", json_object_new_string(models_name(m)));
+    json_object_object_add(o, "object", json_object_new_string("model"));
+    json_object_object_add(o, "created", json_object_new_int64(models_unix_time(models_modified(m))));
+    json_object_object_add(o, "owned_by", json_object_new_string("ollama"));
+    return o;
+}
+
+/* {"object":"list","data":[...]}, or one model. */
+static struct json_object *openai_models(struct json_object *tags, const char *id)
+{
+    struct json_object *data = models_each(tags, id, model_json), *o;
+
+    if (id || !data)
+        return data;
+    o = json_object_new_object();
+    json_object_object_add(o, "object", json_object_new_string("list"));
+    json_object_object_add(o, "data", data);
+    return o;
+}
+
+static const char *const bases[] = { "/v1", "", NULL };
+static const char *const key_headers[] = { "HTTP_X_API_KEY", NULL };
+
+static const struct dialect_route routes[] = {
+    { .method = "POST", .path = "/chat/completions", .kind = ROUTE_CHAT, .stream = ROUTE_STREAM_BODY },
+    { .method = "GET", .path = "/models", .kind = ROUTE_MODELS },
+    { .method = "GET", .path = "/models/{model}", .kind = ROUTE_MODELS },
+    { 0 },
+};
+
 const struct dialect openai_dialect = {
+    .name = "openai", .bases = bases, .routes = routes, .key_headers = key_headers, .wire = &wire_sse_done,
     .id_prefix = "chatcmpl-", .tool_prefix = "call_", .overloaded_status = 503, .error_types = error_types,
     .translate = openai_translate, .state_size = sizeof(struct ostream), .ops = &ostream_ops, .reply = openai_reply,
-    .error_body = openai_error_body,
+    .models = openai_models, .error_body = openai_error_body,
 };

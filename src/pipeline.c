@@ -1,13 +1,19 @@
-/* pipeline.c -- one client request, whatever its dialect, to the body Ollama's /api/chat receives: the
- * steps the worker, the case runner, the benchmark and the fuzzers all run. */
+/* pipeline.c -- one client request, whatever its dialect, to the body Ollama's /api/chat receives, and
+ * the decisions about its outcome (a retry, an error, the whole reply, the count): the steps the worker,
+ * the case runner, the benchmark and the fuzzers all run. */
 #include "pipeline.h"
 
 #include "jsonx.h"
+#include "ollama.h"
 #include "tokens.h"
 
-int pipeline_request(const struct dialect *d, const char *body, size_t len, const struct config *cfg,
-                     const struct pipeline_models *models, struct chat_request *req, struct buf *out,
-                     struct apierr *err)
+/* A whole reply may hold this much per token the client allows, and at least REPLY_FLOOR. */
+#define REPLY_BYTES_PER_TOKEN 64
+#define REPLY_FLOOR (1u << 20)
+
+int pipeline_request(const struct dialect *d, const struct dialect_call *call, const char *body, size_t len,
+                     const struct config *cfg, const struct pipeline_models *models, struct chat_request *req,
+                     struct buf *out, struct apierr *err)
 {
     struct json_object *parsed = jsonx_parse(body, len, err);
     struct model_facts facts;
@@ -15,7 +21,8 @@ int pipeline_request(const struct dialect *d, const char *body, size_t len, cons
 
     if (!parsed)
         return -1;
-    rc = d->translate(parsed, cfg, req, err);
+    req->wire = d->wire;
+    rc = d->translate(call, parsed, cfg, req, err);
     /* The client's document is not needed past here: what Ollama gets was copied out of it. */
     json_object_put(parsed);
     if (rc < 0)
@@ -30,10 +37,48 @@ int pipeline_request(const struct dialect *d, const char *body, size_t len, cons
         return -1;
     req->raw_estimate = tokens_estimate(req);
     chat_apply_facts(req, &facts, cfg);
-    if (d->count_only)
+    if (call->route->kind == ROUTE_COUNT) {
+        d->count_reply(req, out);
         return 0;
+    }
     if (chat_check_window(req, err) < 0)
         return -1;
     chat_write_ollama_body(req, cfg, out);
+    return 0;
+}
+
+size_t pipeline_reply_cap(const struct chat_request *req, const struct config *cfg)
+{
+    size_t cap = cfg->max_reply;
+
+    if (req->max_tokens > 0 && (unsigned long long)req->max_tokens < cap / REPLY_BYTES_PER_TOKEN) {
+        cap = (size_t)req->max_tokens * REPLY_BYTES_PER_TOKEN;
+        if (cap < REPLY_FLOOR)
+            cap = REPLY_FLOOR;
+    }
+    return cap;
+}
+
+int pipeline_refused(struct chat_request *req, const struct config *cfg, int attempt, long status, const char *body,
+                     size_t len, struct buf *out, struct apierr *err)
+{
+    if (attempt == 0 && chat_think_requested(req) && ollama_refused_think(status, body, len)) {
+        chat_drop_think(req);
+        buf_reset(out);
+        chat_write_ollama_body(req, cfg, out);
+        return PIPELINE_RETRY;
+    }
+    ollama_status_error(status, body, len, req, err);
+    return -1;
+}
+
+int pipeline_whole(const struct dialect *d, const struct chat_request *req, const struct chat_reply *whole,
+                   struct buf *out, struct apierr *err)
+{
+    if (whole->failed) {
+        *err = whole->err;
+        return -1;
+    }
+    d->reply(req, whole, out);
     return 0;
 }

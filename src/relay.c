@@ -18,9 +18,6 @@
 #define KEEPALIVE_MS 1000.0
 /* How often a call looks at the worker's memory: /proc costs five system calls. */
 #define MEMORY_CHECK_MS 500.0
-/* A whole reply may hold this much per token the client allows, and at least REPLY_FLOOR. */
-#define REPLY_BYTES_PER_TOKEN 64
-#define REPLY_FLOOR (1u << 20)
 
 struct relay {
     struct request *rq;
@@ -29,9 +26,9 @@ struct relay {
     struct models_entry *entry;   /* what the worker knows of the model, or NULL */
     int may_ask;                  /* /api/show may be asked: not for an estimate, which must be quick */
     struct stream stream;
-    struct sse_sink sink;
+    struct wire_sink sink;
     struct chat_reply whole;
-    struct timespec last_event;   /* the last SSE event sent: pings are due PING_INTERVAL after it */
+    struct timespec last_event;   /* the last event sent: pings are due PING_INTERVAL after it */
     struct timespec last_byte;    /* the last bytes sent, keep-alive comments included */
     int got_data;
     int over_memory;              /* the worker grew past MEMORY_LIMIT during the call */
@@ -109,13 +106,21 @@ out:
 
 /* ---- the call ---- */
 
-static int send_frame(void *ctx, const char *bytes, size_t len)
+static int put(void *ctx, const char *bytes, size_t len)
+{
+    struct relay *r = ctx;
+
+    return reply_put(&r->rq->reply, r->sink.wire->content_type, bytes, len);
+}
+
+/* Every flush ends an event or a keep-alive: the clocks of both restart. */
+static int flush(void *ctx)
 {
     struct relay *r = ctx;
 
     clock_gettime(CLOCK_MONOTONIC, &r->last_event);
     r->last_byte = r->last_event;
-    return reply_frame(&r->rq->reply, bytes, len);
+    return reply_flush(&r->rq->reply);
 }
 
 static int on_data(void *ctx, const char *bytes, size_t len)
@@ -137,7 +142,6 @@ static int on_data(void *ctx, const char *bytes, size_t len)
 
 static int on_tick(void *ctx, int client_news)
 {
-    static const char keepalive[] = ": keep-alive\n\n";
     struct relay *r = ctx;
 
     if (worker_client_gone(r->rq, client_news))
@@ -155,13 +159,14 @@ static int on_tick(void *ctx, int client_news)
     if (worker_ms_since(&r->last_event) >= (double)r->rq->w->cfg->ping_interval * 1000.0)
         return stream_ping(&r->stream) < 0;
     /* lighttpd keeps the FastCGI connection of a client that left open until a write to it fails, so
-     * after a second of silence the stream begins and a comment (which clients skip) goes out each
-     * second: a client that left is found within about a second through any web server. */
+     * after a second of silence the stream begins and the framing's keep-alive (which clients skip) goes
+     * out each second: a client that left is found within about a second through any web server. A
+     * framing without one (NDJSON) leaves this to nginx's and Apache's hang-up. */
     if (worker_ms_since(&r->last_byte) >= KEEPALIVE_MS) {
+        clock_gettime(CLOCK_MONOTONIC, &r->last_byte);
         if (!r->stream.begun)
             return stream_begin(&r->stream) < 0;
-        clock_gettime(CLOCK_MONOTONIC, &r->last_byte);
-        return reply_frame(&r->rq->reply, keepalive, sizeof keepalive - 1) < 0;
+        return wire_keepalive(&r->sink) < 0;
     }
     return 0;
 }
@@ -177,8 +182,8 @@ static void fail(struct relay *r, const struct apierr *e)
     rq->log.outcome = rq->reply.gone ? "client_gone" : "upstream_error";
 }
 
-/* One call of /api/chat, with the retry without thinking when Ollama refuses it. Returns 0 when the
- * reply came (whole or cut short by us), -1 when the request is over (answered, or the client left). */
+/* One call of /api/chat, with the retry the core asks for. Returns 0 when the reply came (whole or cut
+ * short by us), -1 when the request is over (answered, or the client left). */
 static int call(struct relay *r, struct upstream_result *res)
 {
     struct request *rq = r->rq;
@@ -194,16 +199,17 @@ static int call(struct relay *r, struct upstream_result *res)
             }
             return -1;
         }
-        /* Thinking asked of a model that cannot think is not the client's fault: ask again without. */
-        if (attempt > 0 || !chat_think_requested(&r->req) ||
-            !ollama_refused_think(res->status, res->error_body.data, res->error_body.len))
+        if (res->status >= 200 && res->status < 300)
             return 0;
+        if (pipeline_refused(&r->req, rq->w->cfg, attempt, res->status, res->error_body.data, res->error_body.len,
+                             &rq->w->out, &e) != PIPELINE_RETRY) {
+            fail(r, &e);
+            return -1;
+        }
+        /* The model cannot think: every later request to it goes without. */
         r->entry = models_put(&rq->w->models, r->req.ollama_model,
                               r->entry ? &r->entry->facts : &(struct model_facts){ .known = 1, .correction = 1.0 });
         r->entry->facts.can_think = 0;
-        chat_drop_think(&r->req);
-        buf_reset(&rq->w->out);
-        chat_write_ollama_body(&r->req, rq->w->cfg, &rq->w->out);
         upstream_result_free(res);
     }
 }
@@ -228,11 +234,6 @@ static void answer(struct relay *r)
         rq->log.outcome = "client_gone";
         goto out;
     }
-    if (res.status < 200 || res.status >= 300) {
-        ollama_status_error(res.status, res.error_body.data, res.error_body.len, &r->req, &e);
-        fail(r, &e);
-        goto out;
-    }
     stream_eof(&r->stream);
     if (r->stream.prompt_tokens >= 0)
         models_learn(r->entry, r->req.raw_estimate, r->stream.prompt_tokens);
@@ -242,16 +243,14 @@ static void answer(struct relay *r)
     if (r->stream.text_calls)
         metrics_text_tool_calls(r->stream.text_calls);
     if (!r->req.stream) {
-        if (r->whole.failed) {
-            fail(r, &r->whole.err);
-        } else {
-            struct buf body;
+        struct buf body;
 
-            buf_init(&body);
-            r->d->reply(&r->req, &r->whole, &body);
+        buf_init(&body);
+        if (pipeline_whole(r->d, &r->req, &r->whole, &body, &e) < 0)
+            fail(r, &e);
+        else
             reply_body(&rq->reply, 200, "application/json", body.data, body.len);
-            buf_free(&body);
-        }
+        buf_free(&body);
     }
     if (!rq->log.outcome)
         rq->log.outcome = rq->reply.gone ? "client_gone" : r->stream.failed ? "upstream_error" : "ok";
@@ -259,42 +258,22 @@ out:
     upstream_result_free(&res);
 }
 
-/* The most a whole reply may hold: what the client's token limit allows, within MAX_REPLY_BYTES. */
-static size_t reply_cap(const struct chat_request *req, const struct config *cfg)
+void relay_serve(struct request *rq, const struct dialect_match *m)
 {
-    size_t cap = cfg->max_reply;
-
-    if (req->max_tokens > 0 && (unsigned long long)req->max_tokens < cap / REPLY_BYTES_PER_TOKEN) {
-        cap = (size_t)req->max_tokens * REPLY_BYTES_PER_TOKEN;
-        if (cap < REPLY_FLOOR)
-            cap = REPLY_FLOOR;
-    }
-    return cap;
-}
-
-static void estimate_only(struct relay *r)
-{
-    char body[64];
-
-    snprintf(body, sizeof body, "{\"input_tokens\":%lld}", r->req.estimated_tokens);
-    reply_body(&r->rq->reply, 200, "application/json", body, strlen(body));
-}
-
-void relay_serve(struct request *rq, const struct dialect *d)
-{
-    struct relay r = { .rq = rq, .d = d, .may_ask = !d->count_only };
+    const struct dialect *d = m->d;
+    struct relay r = { .rq = rq, .d = d, .may_ask = m->route->kind != ROUTE_COUNT };
+    struct dialect_call call = { m->route, rq->path_model[0] ? rq->path_model : NULL, rq->query };
     struct pipeline_models models = { model_facts, &r };
     struct apierr e;
     int rc;
 
     chat_request_init(&r.req);
     chat_reply_init(&r.whole);
-    sse_sink_init(&r.sink, send_frame, &r);
     buf_reset(&rq->w->out);
     rc = body_read(rq, &e);
     if (rc == 0)
-        rc = pipeline_request(d, rq->w->body.data ? rq->w->body.data : "", rq->w->body.len, rq->w->cfg, &models,
-                              &r.req, &rq->w->out, &e);
+        rc = pipeline_request(d, &call, rq->w->body.data ? rq->w->body.data : "", rq->w->body.len, rq->w->cfg,
+                              &models, &r.req, &rq->w->out, &e);
     if (r.req.client_model) {
         snprintf(rq->model, sizeof rq->model, "%s", r.req.client_model);
         snprintf(rq->upstream_model, sizeof rq->upstream_model, "%s", r.req.ollama_model);
@@ -317,22 +296,22 @@ void relay_serve(struct request *rq, const struct dialect *d)
     /* A client that left while its request was read and translated is not worth a call to Ollama. */
     if (worker_client_gone(rq, 1))
         goto out;
-    if (d->count_only) {
-        estimate_only(&r);
+    if (m->route->kind == ROUTE_COUNT) {
+        reply_body(&rq->reply, 200, "application/json", rq->w->out.data, rq->w->out.len);
         goto out;
     }
+    wire_sink_init(&r.sink, r.req.wire, put, flush, &r);
     worker_random_id(r.req.id, sizeof r.req.id, d->id_prefix);
     r.req.created = (long long)time(NULL);
     clock_gettime(CLOCK_MONOTONIC, &r.last_event);
     r.last_byte = r.memory_checked = r.last_event;
-    stream_open(&r.stream, d, &r.req, r.req.stream ? &r.sink : NULL, &r.whole, reply_cap(&r.req, rq->w->cfg));
+    stream_open(&r.stream, d, &r.req, r.req.stream ? &r.sink : NULL, &r.whole, pipeline_reply_cap(&r.req, rq->w->cfg));
     metrics_stream_started();
     answer(&r);
     metrics_stream_ended();
     worker_note_large(rq, r.stream.line.cap);
     stream_close(&r.stream);
 out:
-    sse_sink_free(&r.sink);
     chat_reply_free(&r.whole);
     chat_request_free(&r.req);
 }

@@ -4,11 +4,11 @@
 #ifndef OF_RELAY_H
 #define OF_RELAY_H
 
-#include "chat.h"
+#include "dialect.h"
 #include "worker.h"
 
-/* Answers rq in dialect d: its body read and translated, Ollama called, the reply streamed or whole. A
- * count-only dialect gets the estimate, with what the worker already knows of the model. */
-void relay_serve(struct request *rq, const struct dialect *d);
+/* Answers rq on its route (ROUTE_CHAT, ROUTE_COUNT): its body read and translated, Ollama called, the
+ * reply streamed or whole. A count gets the estimate, with what the worker already knows of the model. */
+void relay_serve(struct request *rq, const struct dialect_match *m);
 
 #endif

@@ -1,5 +1,5 @@
 /* reply.c -- what goes back to the web server: status lines, headers, JSON bodies and errors in the
- * client's dialect, and SSE frames flushed one at a time. */
+ * client's dialect, and a stream's events flushed one at a time. */
 #include "reply.h"
 
 #include <stdio.h>
@@ -106,23 +106,20 @@ int reply_error(struct reply *r, const struct dialect *d, const struct apierr *e
     return rc;
 }
 
-/* The headers go out with the first frame, in the same flush. */
-static int reply_sse_headers(struct reply *r)
+/* The headers go out with the first bytes of a stream, in the same flush. */
+int reply_put(struct reply *r, const char *content_type, const char *bytes, size_t len)
 {
-    if (r->headers_sent)
-        return check(r);
     /* X-Accel-Buffering: nginx streams this response even where fastcgi_buffering is on. */
-    return reply_headers(r, 200, "text/event-stream; charset=utf-8",
-                         "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
+    if (r->gone || reply_headers(r, 200, content_type, "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n") < 0)
+        return -1;
+    if (FCGX_PutStr(bytes, (int)len, r->out) < 0)
+        r->gone = 1;
+    return check(r);
 }
 
-int reply_frame(void *ctx, const char *bytes, size_t len)
+int reply_flush(struct reply *r)
 {
-    struct reply *r = ctx;
-
-    if (r->gone || reply_sse_headers(r) < 0)
-        return -1;
-    if (FCGX_PutStr(bytes, (int)len, r->out) < 0 || FCGX_FFlush(r->out) < 0)
+    if (!r->gone && FCGX_FFlush(r->out) < 0)
         r->gone = 1;
     return check(r);
 }

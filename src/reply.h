@@ -1,5 +1,5 @@
 /* reply.h -- what goes back to the web server: status lines, headers, JSON bodies and errors in the
- * client's dialect, and SSE frames flushed one at a time. */
+ * client's dialect, and a stream's events flushed one at a time. */
 #ifndef OF_REPLY_H
 #define OF_REPLY_H
 
@@ -23,7 +23,9 @@ int reply_headers(struct reply *r, int status, const char *content_type, const c
 int reply_body(struct reply *r, int status, const char *content_type, const char *body, size_t len);
 int reply_json(struct reply *r, int status, struct json_object *o);
 int reply_error(struct reply *r, const struct dialect *d, const struct apierr *e);
-/* An sse_sink frame writer: write, flush, and notice a client that is gone. */
-int reply_frame(void *ctx, const char *bytes, size_t len);
+/* A stream's bytes: the first call sends the headers (200, content_type) first. Both return -1 once the
+ * client is gone. */
+int reply_put(struct reply *r, const char *content_type, const char *bytes, size_t len);
+int reply_flush(struct reply *r);
 
 #endif

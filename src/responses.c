@@ -1,6 +1,6 @@
 /* responses.c -- the OpenAI Responses dialect (Codex CLI, client.responses): request translation, the SSE
  * stream machine, whole replies. Stateless, as Ollama's own: every turn carries the whole conversation. */
-#include "responses.h"
+#include "chat.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -564,14 +564,14 @@ static void keep_echo(struct json_object *body, struct chat_request *req)
     json_object_object_add(req->extra, "encrypted", json_object_new_boolean(wants_encrypted(body)));
 }
 
-static int responses_translate(struct json_object *body, const struct config *cfg, struct chat_request *req,
-                               struct apierr *err)
+static int responses_translate(const struct dialect_call *call, struct json_object *body, const struct config *cfg,
+                               struct chat_request *req, struct apierr *err)
 {
     struct xlate x = { .req = req, .err = err };
     struct json_object *instructions;
 
     req->extra = json_object_new_object();
-    if (chat_preamble(body, cfg, req, err) < 0 || check_stateless(body, err) < 0 ||
+    if (chat_preamble(call, body, cfg, req, err) < 0 || check_stateless(body, err) < 0 ||
         chat_check_fields(body, ignored_fields, sizeof ignored_fields / sizeof *ignored_fields, err) < 0 ||
         translate_options(body, req, err) < 0 || translate_tools(body, req, err) < 0 ||
         jsonx_opt(body, "instructions", json_type_string, "", &instructions, err) < 0)
@@ -974,7 +974,7 @@ static int rstream_error(void *st, const struct apierr *e)
 
 static int rstream_ping(void *st)
 {
-    return sse_comment(((struct rstream *)st)->out.sink, "ping");
+    return wire_keepalive(((struct rstream *)st)->out.sink);
 }
 
 static void rstream_free(void *st)
@@ -1031,7 +1031,16 @@ static const char *const error_types[APIERR_N] = {
     [APIERR_API] = "server_error",
 };
 
+static const char *const bases[] = { "/v1", "", NULL };
+static const char *const key_headers[] = { "HTTP_X_API_KEY", NULL };
+
+static const struct dialect_route routes[] = {
+    { .method = "POST", .path = "/responses", .kind = ROUTE_CHAT, .stream = ROUTE_STREAM_BODY },
+    { 0 },
+};
+
 const struct dialect responses_dialect = {
+    .name = "responses", .bases = bases, .routes = routes, .key_headers = key_headers, .wire = &wire_sse,
     .id_prefix = "resp_", .tool_prefix = "call_", .overloaded_status = 503, .keeps_output = 1,
     .error_types = error_types, .translate = responses_translate, .state_size = sizeof(struct rstream),
     .ops = &rstream_ops, .state_free = rstream_free, .reply = responses_reply, .error_body = openai_error_body,

@@ -1,4 +1,4 @@
-/* routes.c -- the routes besides the chat dialects: Ollama's model list in either shape, health, metrics,
+/* routes.c -- the routes besides the chat dialects: Ollama's model list in a dialect's shape, health, metrics,
  * and the probes and telemetry posts clients send. */
 #include "routes.h"
 
@@ -6,51 +6,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "anthropic.h"
 #include "body.h"
 #include "jsonx.h"
 #include "metrics.h"
-#include "models.h"
-#include "openai.h"
 #include "pool.h"
 
 #define TAGS_TIMEOUT_MS 10000
 #define HEALTH_TIMEOUT_MS 2000
 
-static void url_decode(char *s)
+void routes_models(struct request *rq, const struct dialect_match *m)
 {
-    char *o = s;
-
-    for (; *s; s++) {
-        if (s[0] == '%' && s[1] && s[2]) {
-            char hex[3] = { s[1], s[2], 0 }, *end;
-            long v = strtol(hex, &end, 16);
-
-            if (!*end && v > 0) {
-                *o++ = (char)v;
-                s += 2;
-                continue;
-            }
-        }
-        *o++ = *s;
-    }
-    *o = '\0';
-}
-
-void routes_models(struct request *rq)
-{
-    int anthropic = worker_param(rq, "HTTP_ANTHROPIC_VERSION") != NULL;
-    const struct dialect *d = anthropic ? &anthropic_dialect : &openai_dialect;
+    const struct dialect *d = m->d;
+    const char *id = rq->path_model[0] ? rq->path_model : NULL;
     struct upstream_result r;
     struct json_object *tags = NULL, *o = NULL;
     struct buf body;
     struct apierr e;
-    char id[512] = "";
 
-    if (strncmp(rq->path, "/v1/models/", 11) == 0) {
-        snprintf(id, sizeof id, "%s", rq->path + 11);
-        url_decode(id);
-    }
     buf_init(&body);
     upstream_result_init(&r);
     if (upstream_fetch(&rq->w->up, "/api/tags", NULL, TAGS_TIMEOUT_MS, &body, &r) < 0) {
@@ -64,7 +36,7 @@ void routes_models(struct request *rq)
         worker_send_error(rq, d, &e);
         goto out;
     }
-    o = anthropic ? models_list_anthropic(tags, id[0] ? id : NULL) : models_list_openai(tags, id[0] ? id : NULL);
+    o = d->models(tags, id);
     if (!o) {
         apierr_set(&e, APIERR_NOT_FOUND, 404, "model '%s' not found in Ollama", id);
         e.code = "model_not_found";
@@ -120,7 +92,7 @@ void routes_health(struct request *rq)
     static const char up[] = "{\"status\":\"ok\"}";
 
     /* Open to load balancers, which hold no key: they learn that the adapter is up, and nothing else. */
-    if (!worker_authorized(rq)) {
+    if (!worker_authorized(rq, NULL)) {
         reply_body(&rq->reply, 200, "application/json", up, sizeof up - 1);
         return;
     }

@@ -59,7 +59,7 @@ static const struct stream_ops collect_ops = {
 
 /* ---- the driver ---- */
 
-void stream_open(struct stream *s, const struct dialect *d, const struct chat_request *req, struct sse_sink *sink,
+void stream_open(struct stream *s, const struct dialect *d, const struct chat_request *req, struct wire_sink *sink,
                  struct chat_reply *whole, size_t cap)
 {
     memset(s, 0, sizeof *s);

@@ -20,7 +20,7 @@ struct stream {
     const struct dialect *d;
     const struct chat_request *req;
     const struct stream_ops *ops;
-    void *st;                      /* owned: the dialect's SSE machine, or the whole reply being collected */
+    void *st;                      /* owned: the dialect's stream machine, or the whole reply being collected */
     struct chat_reply *whole;      /* borrowed: where a whole reply is collected, or NULL */
     size_t bytes;                  /* what the reply has held so far */
     size_t cap;                    /* the most a reply held in memory may hold, in bytes */
@@ -39,10 +39,10 @@ struct stream {
     long long prompt_tokens;       /* -1 until Ollama says */
 };
 
-/* Opens the stream for req: with a sink, the dialect's SSE machine writing to it; without, the collector
+/* Opens the stream for req: with a sink, the dialect's stream machine writing to it; without, the collector
  * filling whole. A reply held in memory (a whole one, or one whose dialect keeps its output) ends with an
  * error past cap bytes. stream_close frees what stream_open made. */
-void stream_open(struct stream *s, const struct dialect *d, const struct chat_request *req, struct sse_sink *sink,
+void stream_open(struct stream *s, const struct dialect *d, const struct chat_request *req, struct wire_sink *sink,
                  struct chat_reply *whole, size_t cap);
 void stream_close(struct stream *s);
 /* Bytes of Ollama's reply as they arrive, split anywhere. STREAM_DONE means stop reading: the reply is

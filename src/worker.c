@@ -2,6 +2,7 @@
  * routes, the body reader and the relay share. */
 #include "worker.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <malloc.h>
 #include <poll.h>
@@ -14,12 +15,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "anthropic.h"
 #include "body.h"
+#include "dialect.h"
 #include "metrics.h"
-#include "openai.h"
 #include "relay.h"
-#include "responses.h"
 #include "routes.h"
 
 #define GONE_CHECK_MS 200.0
@@ -73,15 +72,28 @@ static int same_secret(const char *given, const char *want)
     return diff == 0;
 }
 
-int worker_authorized(struct request *rq)
+/* The key where d's clients put it: a header of its own or its query parameter. */
+static int dialect_key(struct request *rq, const struct dialect *d, const char *key)
+{
+    const char *v;
+    char given[512];
+
+    for (size_t i = 0; d->key_headers && d->key_headers[i]; i++)
+        if ((v = worker_param(rq, d->key_headers[i])) && same_secret(v, key))
+            return 1;
+    return d->key_query && chat_query_param(rq->query, d->key_query, given, sizeof given) == 0 &&
+           same_secret(given, key);
+}
+
+int worker_authorized(struct request *rq, const struct dialect *d)
 {
     const char *key = rq->w->cfg->api_key, *v;
 
     if (!key)
         return 1;
-    v = worker_param(rq, "HTTP_X_API_KEY");
-    if (v && same_secret(v, key))
-        return 1;
+    for (size_t i = 0; d ? i == 0 : dialect_registry[i] != NULL; i++)
+        if (dialect_key(rq, d ? d : dialect_registry[i], key))
+            return 1;
     v = worker_param(rq, "HTTP_AUTHORIZATION");
     return v && strncasecmp(v, "Bearer ", 7) == 0 && same_secret(v + 7, key);
 }
@@ -159,120 +171,158 @@ void worker_send_error(struct request *rq, const struct dialect *d, const struct
 
 /* ---- routing ---- */
 
-static void serve_messages(struct request *rq)
-{
-    relay_serve(rq, &anthropic_dialect);
-}
-
-static void serve_count_tokens(struct request *rq)
-{
-    relay_serve(rq, &anthropic_count_dialect);
-}
-
-static void serve_chat_completions(struct request *rq)
-{
-    relay_serve(rq, &openai_dialect);
-}
-
-static void serve_responses(struct request *rq)
-{
-    relay_serve(rq, &responses_dialect);
-}
-
-struct route {
-    enum metrics_route label;
+/* The routes no dialect owns. Their labels name them in /metrics. */
+struct plain_route {
+    const char *label;
     const char *method;           /* GET routes answer HEAD too */
     const char *path;
-    int prefix;                   /* path is a prefix ("/v1/models/") */
     int open;                     /* no API key needed */
     void (*serve)(struct request *rq);
 };
 
-static const struct route routes[] = {
-    { METRICS_MESSAGES, "POST", "/v1/messages", 0, 0, serve_messages },
-    { METRICS_COUNT_TOKENS, "POST", "/v1/messages/count_tokens", 0, 0, serve_count_tokens },
-    { METRICS_CHAT_COMPLETIONS, "POST", "/v1/chat/completions", 0, 0, serve_chat_completions },
-    /* OpenAI clients given a base URL without /v1. */
-    { METRICS_CHAT_COMPLETIONS, "POST", "/chat/completions", 0, 0, serve_chat_completions },
-    { METRICS_RESPONSES, "POST", "/v1/responses", 0, 0, serve_responses },
-    { METRICS_RESPONSES, "POST", "/responses", 0, 0, serve_responses },
-    { METRICS_MODELS, "GET", "/v1/models", 0, 0, routes_models },
-    { METRICS_MODELS, "GET", "/v1/models/", 1, 0, routes_models },
-    { METRICS_HEALTH, "GET", "/health", 0, 1, routes_health },
-    { METRICS_METRICS, "GET", "/metrics", 0, 0, routes_metrics },
-    { METRICS_PROBE, "GET", "/", 0, 0, routes_root },
-    { METRICS_PROBE, "GET", "/api/hello", 0, 0, routes_root },
-    { METRICS_EVENT_LOGGING, "POST", "/api/event_logging/batch", 0, 0, routes_no_content },
-    { METRICS_EVENT_LOGGING, "POST", "/api/event_logging/v2/batch", 0, 0, routes_no_content },
+static const struct plain_route plain_routes[] = {
+    { .label = "/health", .method = "GET", .path = "/health", .open = 1, .serve = routes_health },
+    { .label = "/metrics", .method = "GET", .path = "/metrics", .serve = routes_metrics },
+    { .label = "probe", .method = "GET", .path = "/", .serve = routes_root },
+    { .label = "probe", .method = "GET", .path = "/api/hello", .serve = routes_root },
+    { .label = "/api/event_logging", .method = "POST", .path = "/api/event_logging/batch", .serve = routes_no_content },
+    { .label = "/api/event_logging", .method = "POST", .path = "/api/event_logging/v2/batch", .serve = routes_no_content },
 };
 
-static int path_matches(const struct route *r, const char *path)
+/* What each kind of dialect route runs. */
+static void (*const serve_kind[])(struct request *rq, const struct dialect_match *m) = {
+    [ROUTE_CHAT] = relay_serve,
+    [ROUTE_COUNT] = relay_serve,
+    [ROUTE_MODELS] = routes_models,
+};
+
+static void name_route(void *ctx, const char *label)
 {
-    if (r->prefix)
-        return strncmp(path, r->path, strlen(r->path)) == 0 && path[strlen(r->path)] != '\0';
-    return strcmp(path, r->path) == 0;
+    (void)ctx;
+    metrics_name_route(label);
 }
 
-static int method_matches(const struct route *r, const char *method)
+void worker_name_routes(void)
 {
-    return strcmp(r->method, method) == 0 || (strcmp(r->method, "GET") == 0 && strcmp(method, "HEAD") == 0);
+    dialect_labels(name_route, NULL);
+    for (size_t i = 0; i < sizeof plain_routes / sizeof *plain_routes; i++)
+        metrics_name_route(plain_routes[i].label);
 }
 
-/* Errors on paths no route serves are in the dialect the path belongs to. */
-static const struct dialect *path_dialect(const char *path)
+static int method_matches(const char *want, const char *method)
 {
-    if (strncmp(path, "/v1/chat/", 9) == 0 || strncmp(path, "/chat/", 6) == 0 ||
-        strncmp(path, "/v1/completions", 15) == 0 ||
-        strncmp(path, "/v1/embeddings", 14) == 0)
-        return &openai_dialect;
-    if (strncmp(path, "/v1/responses", 13) == 0 || strncmp(path, "/responses", 10) == 0)
-        return &responses_dialect;
-    return &anthropic_dialect;
+    return strcmp(want, method) == 0 || (strcmp(want, "GET") == 0 && strcmp(method, "HEAD") == 0);
 }
 
 /* An error for a request no route takes: the body is read first, or closing would reset the connection. */
-static void refuse(struct request *rq, enum apierr_kind kind, int status, const char *code, const char *message)
+static void refuse(struct request *rq, const struct dialect *d, enum apierr_kind kind, int status, const char *code,
+                   const char *message)
 {
     struct apierr e;
 
     body_drain(rq);
     apierr_set(&e, kind, status, "%s", message);
     e.code = code;
-    worker_send_error(rq, path_dialect(rq->path), &e);
+    worker_send_error(rq, d, &e);
 }
 
-static enum metrics_route route(struct request *rq)
+/* A 401 that says where this dialect's clients put the key: "x-goog-api-key, ?key= or Authorization: Bearer". */
+static void refuse_key(struct request *rq, const struct dialect *d)
 {
-    const struct route *found = NULL;
+    struct buf m;
+
+    buf_init(&m);
+    buf_puts(&m, "invalid or missing API key: send it as ");
+    for (size_t i = 0; d->key_headers && d->key_headers[i]; i++) {
+        /* HTTP_X_API_KEY is the header x-api-key. */
+        for (const char *h = d->key_headers[i] + 5; *h; h++)
+            buf_putc(&m, *h == '_' ? '-' : (char)tolower((unsigned char)*h));
+        buf_puts(&m, d->key_headers[i + 1] || d->key_query ? ", " : " or ");
+    }
+    if (d->key_query)
+        buf_printf(&m, "?%s= or ", d->key_query);
+    buf_puts(&m, "Authorization: Bearer");
+    refuse(rq, d, APIERR_AUTHENTICATION, 401, "invalid_api_key", m.data);
+    buf_free(&m);
+}
+
+static int has_param(void *ctx, const char *name)
+{
+    return worker_param(ctx, name) != NULL;
+}
+
+/* The model a path names, percent-decoded: Gemini's clients write "qwen3:4b" as it is, others escape. */
+static int path_model(struct request *rq, const struct dialect_match *m)
+{
+    char *decoded;
+    int n = 0;
+
+    if (!m->model[0])
+        return 0;
+    decoded = curl_easy_unescape(NULL, m->model, 0, &n);
+    if (!decoded || (size_t)n >= sizeof rq->path_model || memchr(decoded, '\0', (size_t)n)) {
+        curl_free(decoded);
+        return -1;
+    }
+    memcpy(rq->path_model, decoded, (size_t)n + 1);
+    curl_free(decoded);
+    return 0;
+}
+
+/* A dialect route: the key, then the route's kind. */
+static void serve_dialect(struct request *rq, const struct dialect_match *m)
+{
+    if (!worker_authorized(rq, m->d)) {
+        refuse_key(rq, m->d);
+        return;
+    }
+    if (path_model(rq, m) < 0) {
+        refuse(rq, m->d, APIERR_INVALID_REQUEST, 400, NULL, "the model named in the path is not valid");
+        return;
+    }
+    serve_kind[m->route->kind](rq, m);
+}
+
+/* Routes rq; the label it is counted under goes to label. */
+static void route(struct request *rq, char *label, size_t size)
+{
+    struct dialect_match m;
     const char *allowed = NULL;
     char message[1200];
 
-    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
-        if (!path_matches(&routes[i], rq->path))
+    for (size_t i = 0; i < sizeof plain_routes / sizeof *plain_routes; i++) {
+        const struct plain_route *r = &plain_routes[i];
+
+        if (strcmp(r->path, rq->path) != 0)
             continue;
-        if (method_matches(&routes[i], rq->method)) {
-            found = &routes[i];
-            break;
+        if (!method_matches(r->method, rq->method)) {
+            allowed = r->method;
+            continue;
         }
-        allowed = routes[i].method;
+        snprintf(label, size, "%s", r->label);
+        if (!r->open && !worker_authorized(rq, NULL))
+            refuse_key(rq, dialect_registry[0]);
+        else
+            r->serve(rq);
+        return;
     }
-    if (!found && allowed) {
-        snprintf(message, sizeof message, "%s %s is not supported; use %s", rq->method, rq->path, allowed);
-        refuse(rq, APIERR_INVALID_REQUEST, 405, NULL, message);
-        return METRICS_OTHER;
+    snprintf(label, size, "other");
+    switch (dialect_route(rq->method, rq->path, has_param, rq, &m, &allowed)) {
+    case DIALECT_FOUND:
+        snprintf(label, size, "%s", m.label);
+        serve_dialect(rq, &m);
+        return;
+    case DIALECT_WRONG_METHOD:
+        break;
+    default:
+        if (!allowed) {
+            snprintf(message, sizeof message, "no route for %s %s", rq->method, rq->path);
+            refuse(rq, dialect_for_path(rq->path), APIERR_NOT_FOUND, 404, NULL, message);
+            return;
+        }
     }
-    if (!found) {
-        snprintf(message, sizeof message, "no route for %s %s", rq->method, rq->path);
-        refuse(rq, APIERR_NOT_FOUND, 404, NULL, message);
-        return METRICS_OTHER;
-    }
-    if (!found->open && !worker_authorized(rq)) {
-        refuse(rq, APIERR_AUTHENTICATION, 401, "invalid_api_key",
-               "invalid or missing API key: send it as x-api-key or Authorization: Bearer");
-        return found->label;
-    }
-    found->serve(rq);
-    return found->label;
+    snprintf(message, sizeof message, "%s %s is not supported; use %s", rq->method, rq->path, allowed);
+    refuse(rq, dialect_for_path(rq->path), APIERR_INVALID_REQUEST, 405, NULL, message);
 }
 
 static void request_path(struct request *rq)
@@ -285,6 +335,7 @@ static void request_path(struct request *rq)
     if (!uri || !*uri)
         uri = "/";
     q = strchr(uri, '?');
+    rq->query = q ? q + 1 : "";
     n = q ? (size_t)(q - uri) : strlen(uri);
     if (n >= sizeof rq->path)
         n = sizeof rq->path - 1;
@@ -312,7 +363,7 @@ static void limit(int fd, int which, long seconds)
 static void handle(struct worker *w)
 {
     struct request rq;
-    enum metrics_route label;
+    char label[DIALECT_LABEL_MAX];
 
     /* A client that stops taking the reply (and so a web server that stops reading it) holds a write at
      * most SEND_TIMEOUT; the write then fails as if the client had left. A read of the body waits at most
@@ -330,14 +381,14 @@ static void handle(struct worker *w)
         rq.method = "GET";
     request_path(&rq);
     rq.log.ttft_ms = -1;
-    label = route(&rq);
+    route(&rq, label, sizeof label);
     if (rq.reply.gone && !rq.reply.headers_sent) {
         rq.reply.status = 499;   /* nginx's word for a client that closed the connection first */
     } else if (!rq.reply.headers_sent) {
         struct apierr e;
 
         apierr_set(&e, APIERR_API, 500, "the adapter sent no reply");
-        worker_send_error(&rq, path_dialect(rq.path), &e);
+        worker_send_error(&rq, dialect_for_path(rq.path), &e);
     }
     rq.log.request_id = rq.request_id;
     rq.log.method = rq.method;

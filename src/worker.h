@@ -37,6 +37,8 @@ struct request {
     struct reply reply;
     const char *method;
     char path[1024];              /* without the query string */
+    const char *query;            /* the query string without "?", or "" (borrowed from the params) */
+    char path_model[512];         /* the model the route's path names, decoded; "" when none */
     char request_id[32];
     char model[256];              /* for the log: what the client asked for */
     char upstream_model[256];     /* and what Ollama was asked for */
@@ -60,8 +62,11 @@ int worker_client_gone(struct request *rq, int look_now);
 int worker_over_memory(struct request *rq);
 /* The request moved a lot of memory: give it back once the request is done. */
 void worker_note_large(struct request *rq, size_t bytes);
-/* Whether the request carries ADAPTER_API_KEY (always, when none is set). */
-int worker_authorized(struct request *rq);
+/* Whether the request carries ADAPTER_API_KEY (always, when none is set) where dialect d's clients put it,
+ * or (d NULL) where any dialect's do. */
+int worker_authorized(struct request *rq, const struct dialect *d);
+/* Names every route's label for /metrics; before metrics_init. */
+void worker_name_routes(void);
 /* The error in dialect d, as the reply; the log says whose fault it was. */
 void worker_send_error(struct request *rq, const struct dialect *d, const struct apierr *e);
 double worker_ms_since(const struct timespec *t);

@@ -2,21 +2,21 @@
  *   - a whole request: the client's body (the 76 KB Claude Code request) to the Ollama /api/chat body
  *     through the worker's pipeline (parse, translate, facts, estimate, window check, serialize into a
  *     reused buffer), then freed; and the strict parse alone, for scale;
- *   - a streamed event: one Ollama NDJSON content line, as bytes, through the stream driver to the SSE
- *     frame the client gets, for each dialect's stream machine (the sink takes the frame and discards it).
+ *   - a streamed event: one Ollama NDJSON content line, as bytes, through the stream driver to the event
+ *     the client gets, for every dialect of the registry (its request: tests/bench/stream/NAME.json), and
+ *     for Anthropic with tools offered and on a code answer (the sink counts the bytes and drops them).
  * Allocations are counted too (malloc, calloc and realloc are interposed and passed to glibc's).
  *
- * Usage: bench-translate REQUEST.json [SECONDS_PER_FIGURE]    -- prints one JSON object. */
+ * Usage: bench-translate REQUEST.json [SECONDS_PER_FIGURE]    -- prints one JSON object; run from the
+ * repository's root. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "anthropic.h"
+#include "dialect.h"
 #include "jsonx.h"
-#include "openai.h"
 #include "pipeline.h"
-#include "responses.h"
 #include "stream.h"
 
 /* ---- allocation counting: the executable's malloc interposes on glibc's for the whole process ---- */
@@ -132,7 +132,8 @@ static size_t one_request(const char *text, size_t len, const struct config *cfg
     a = now_ns();
     chat_request_init(&req);
     buf_reset(&out_buf);            /* the worker writes the body into a buffer it keeps */
-    if (pipeline_request(&anthropic_dialect, text, len, cfg, &models, &req, &out_buf, &e) < 0)
+    if (pipeline_request(dialect_named("anthropic"), &(struct dialect_call){ dialect_named("anthropic")->routes, NULL, "" },
+                         text, len, cfg, &models, &req, &out_buf, &e) < 0)
         die("the request does not pass the pipeline", &e);
     b = now_ns();
     chat_request_free(&req);
@@ -198,13 +199,17 @@ struct sink_count {
     size_t frames, bytes;
 };
 
-static int count_frame(void *ctx, const char *bytes, size_t len)
+static int count_bytes(void *ctx, const char *bytes, size_t len)
 {
-    struct sink_count *c = ctx;
-
     (void)bytes;
-    c->frames++;
-    c->bytes += len;
+    ((struct sink_count *)ctx)->bytes += len;
+    return 0;
+}
+
+/* Every event ends in one flush. */
+static int count_frame(void *ctx)
+{
+    ((struct sink_count *)ctx)->frames++;
     return 0;
 }
 
@@ -237,7 +242,7 @@ static const char *const CODE[] = {
 struct event_run {
     struct chat_request req;
     struct stream st;
-    struct sse_sink sink;
+    struct wire_sink sink;
     struct sink_count count;
     struct chat_reply unused;
     struct buf ignored;
@@ -261,11 +266,13 @@ static void event_open(struct event_run *r, const struct dialect *d, const char 
         r->lens[i] = strlen(lines[i]);
     chat_request_init(&r->req);
     buf_init(&r->ignored);
-    if (pipeline_request(d, request, strlen(request), cfg, &models, &r->req, &r->ignored, &e) < 0)
+    if (pipeline_request(d, &(struct dialect_call){ d->routes, strstr(d->routes->path, "{model}") ? "qwen3:4b" : NULL,
+                                                    "alt=sse" },
+                         request, strlen(request), cfg, &models, &r->req, &r->ignored, &e) < 0)
         die("the stream request does not pass the pipeline", &e);
     snprintf(r->req.id, sizeof r->req.id, "%sbench", d->id_prefix);
     r->req.created = 1700000000;
-    sse_sink_init(&r->sink, count_frame, &r->count);
+    wire_sink_init(&r->sink, r->req.wire, count_bytes, count_frame, &r->count);
     stream_open(&r->st, d, &r->req, &r->sink, &r->unused, (size_t)-1);
 }
 
@@ -292,7 +299,6 @@ static void event_close(struct event_run *r, struct event_figures *f)
     f->allocs = median(r->allocs, EVENT_BATCHES);
     f->frame_bytes = (double)r->count.bytes / (double)r->count.frames;
     stream_close(&r->st);
-    sse_sink_free(&r->sink);
     buf_free(&r->ignored);
     chat_request_free(&r->req);
     free(r->lens);
@@ -327,14 +333,33 @@ static void bench_events(struct event_run *runs, size_t n, double seconds)
     "{\"name\":\"Write\",\"input_schema\":{\"type\":\"object\",\"properties\":{\"file_path\":{\"type\":\"string\"}," \
     "\"content\":{\"type\":\"string\"}}}}]"
 
+/* The registry's dialects, each with its own stream request. */
+#define MAX_DIALECTS 16
+
+static char *stream_request(const struct dialect *d)
+{
+    char path[256];
+    size_t len;
+    char *text;
+
+    snprintf(path, sizeof path, "tests/bench/stream/%s.json", d->name);
+    if (!(text = slurp(path, &len))) {
+        fprintf(stderr, "bench-translate: %s: every dialect needs its stream request\n", path);
+        exit(1);
+    }
+    return text;
+}
+
 int main(int argc, char **argv)
 {
     struct config cfg;
     struct request_figures rq = { 0 };
-    struct event_figures an = { 0 }, oa = { 0 }, rs = { 0 }, an_tools = { 0 }, code = { 0 }, code_tools = { 0 };
-    struct event_run runs[6];
+    struct event_figures figs[MAX_DIALECTS + 3];
+    struct event_run runs[MAX_DIALECTS + 3];
+    char *requests[MAX_DIALECTS];
+    const struct dialect *an = dialect_named("anthropic");
     char err[256];
-    size_t len;
+    size_t len, n = 0;
     char *text;
     double seconds = argc > 2 ? atof(argv[2]) : 1.0;
 
@@ -354,32 +379,25 @@ int main(int argc, char **argv)
         return 1;
     }
     bench_request(text, len, &cfg, seconds, &rq);
-    event_open(&runs[0], &anthropic_dialect, ANTHROPIC_REQUEST(""), PROSE, 1, &cfg);
-    event_open(&runs[1], &openai_dialect,
-               "{\"model\":\"qwen3:4b\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"Say hi\"}]}",
-               PROSE, 1, &cfg);
-    event_open(&runs[2], &responses_dialect, "{\"model\":\"qwen3:4b\",\"stream\":true,\"input\":\"Say hi\"}", PROSE, 1,
-               &cfg);
-    event_open(&runs[3], &anthropic_dialect, ANTHROPIC_REQUEST(TOOLS), PROSE, 1, &cfg);
-    event_open(&runs[4], &anthropic_dialect, ANTHROPIC_REQUEST(""), CODE, N_CODE, &cfg);
-    event_open(&runs[5], &anthropic_dialect, ANTHROPIC_REQUEST(TOOLS), CODE, N_CODE, &cfg);
-    bench_events(runs, 6, seconds / 2);
-    event_close(&runs[0], &an);
-    event_close(&runs[1], &oa);
-    event_close(&runs[2], &rs);
-    event_close(&runs[3], &an_tools);
-    event_close(&runs[4], &code);
-    event_close(&runs[5], &code_tools);
-    printf("{\"request_bytes\":%zu,\"ollama_bytes\":%zu,"
-           "\"request_us\":%.2f,\"parse_us\":%.2f,\"free_us\":%.2f,"
-           "\"request_allocs\":%.0f,"
-           "\"anthropic_event_ns\":%.1f,\"anthropic_event_allocs\":%.2f,\"anthropic_frame_bytes\":%.0f,"
-           "\"openai_event_ns\":%.1f,\"openai_event_allocs\":%.2f,\"openai_frame_bytes\":%.0f,"
-           "\"responses_event_ns\":%.1f,\"responses_event_allocs\":%.2f,\"responses_frame_bytes\":%.0f,"
-           "\"anthropic_tools_event_ns\":%.1f,\"code_event_ns\":%.1f,\"code_tools_event_ns\":%.1f}\n",
-           len, rq.out_bytes, rq.request_us, rq.parse_us, rq.free_us, rq.allocs,
-           an.ns, an.allocs, an.frame_bytes, oa.ns, oa.allocs, oa.frame_bytes, rs.ns, rs.allocs, rs.frame_bytes,
-           an_tools.ns, code.ns, code_tools.ns);
+    for (; dialect_registry[n] && n < MAX_DIALECTS; n++) {
+        requests[n] = stream_request(dialect_registry[n]);
+        event_open(&runs[n], dialect_registry[n], requests[n], PROSE, 1, &cfg);
+    }
+    event_open(&runs[n], an, ANTHROPIC_REQUEST(TOOLS), PROSE, 1, &cfg);
+    event_open(&runs[n + 1], an, ANTHROPIC_REQUEST(""), CODE, N_CODE, &cfg);
+    event_open(&runs[n + 2], an, ANTHROPIC_REQUEST(TOOLS), CODE, N_CODE, &cfg);
+    bench_events(runs, n + 3, seconds / 2);
+    for (size_t i = 0; i < n + 3; i++)
+        event_close(&runs[i], &figs[i]);
+    printf("{\"request_bytes\":%zu,\"ollama_bytes\":%zu,\"request_us\":%.2f,\"parse_us\":%.2f,\"free_us\":%.2f,"
+           "\"request_allocs\":%.0f,", len, rq.out_bytes, rq.request_us, rq.parse_us, rq.free_us, rq.allocs);
+    for (size_t i = 0; i < n; i++) {
+        printf("\"%s_event_ns\":%.1f,\"%s_event_allocs\":%.2f,\"%s_frame_bytes\":%.0f,", dialect_registry[i]->name,
+               figs[i].ns, dialect_registry[i]->name, figs[i].allocs, dialect_registry[i]->name, figs[i].frame_bytes);
+        free(requests[i]);
+    }
+    printf("\"anthropic_tools_event_ns\":%.1f,\"code_event_ns\":%.1f,\"code_tools_event_ns\":%.1f}\n",
+           figs[n].ns, figs[n + 1].ns, figs[n + 2].ns);
     config_free(&cfg);
     free(text);
     return 0;

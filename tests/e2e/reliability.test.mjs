@@ -992,7 +992,7 @@ describe('pings through silence', () => {
   });
   after(async () => { await stack?.stop(); });
 
-  test('Anthropic clients get ping events and OpenAI clients ping comments, then the whole answer', async () => {
+  test('Anthropic clients get ping events and OpenAI clients keep-alive comments, then the whole answer', async () => {
     const jobs = stack.servers.flatMap((s) => ENDPOINTS.map((ep) => ({ s, ep })));
     const res = await Promise.all(jobs.map(({ s, ep }) => stream(s.url, ep.path, { ...BASE, model: 'm-slow' })));
     jobs.forEach(({ s, ep }, i) => {
@@ -1010,9 +1010,9 @@ describe('pings through silence', () => {
         for (const f of r.frames.filter((x) => x.event === 'ping')) assert.deepEqual(f.data, { type: 'ping' }, what);
         assert.equal(anthropicText(r.frames), 'Hello late', what);
       } else {
-        const pings = r.frames.map((f, i2) => (f.comment === 'ping' ? i2 : -1)).filter((i2) => i2 >= 0);
+        const pings = r.frames.map((f, i2) => (f.comment === 'keep-alive' ? i2 : -1)).filter((i2) => i2 >= 0);
         const firstContent = r.frames.findIndex((f) => f.data?.choices?.[0]?.delta?.content);
-        assert.ok(pings.length > 0, `${what}: ": ping" comments: ${r.text.slice(0, 300)}`);
+        assert.ok(pings.length > 0, `${what}: ": keep-alive" comments: ${r.text.slice(0, 300)}`);
         assert.ok(pings[0] < firstContent, `${what}: pings come before the content`);
         assert.equal(openaiText(r.frames), 'Hello late', what);
       }

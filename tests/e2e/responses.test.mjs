@@ -145,7 +145,7 @@ test('pings while Ollama is silent, then the answer', async () => {
   let pings = 0;
   for (;;) {
     const f = await reader.next();
-    if (f.comment === 'ping') { pings++; if (pings === 2) break; }
+    if (f.comment === 'keep-alive') { pings++; if (pings === 2) break; }
   }
   await stack.mock.release();
   const rest = await reader.rest();

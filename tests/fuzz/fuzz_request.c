@@ -1,12 +1,11 @@
-/* fuzz_request.c -- libFuzzer harness: any bytes as a request body, through the pipeline of every dialect. */
+/* fuzz_request.c -- libFuzzer harness: any bytes as a request body, through the pipeline of every route of
+ * every dialect in the registry. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "anthropic.h"
-#include "openai.h"
+#include "dialect.h"
 #include "pipeline.h"
-#include "responses.h"
 
 static const char *fuzz_env(const char *name, void *ctx)
 {
@@ -30,24 +29,25 @@ static int fuzz_facts(void *ctx, const struct chat_request *req, struct model_fa
     return 0;
 }
 
-static void run(const struct dialect *d, const struct config *cfg, const uint8_t *data, size_t size)
+static void run(const struct dialect *d, const struct dialect_route *r, const struct config *cfg, const uint8_t *data,
+                size_t size)
 {
     static const struct pipeline_models models = { fuzz_facts, NULL };
+    /* A route whose path names the model gets one from the path, as the worker would. */
+    struct dialect_call call = { r, strstr(r->path, "{model}") ? "claude-haiku-4-5" : NULL, "alt=sse" };
     struct chat_request req;
     struct apierr e;
     struct buf out;
 
     chat_request_init(&req);
     buf_init(&out);
-    pipeline_request(d, (const char *)data, size, cfg, &models, &req, &out, &e);
+    pipeline_request(d, &call, (const char *)data, size, cfg, &models, &req, &out, &e);
     buf_free(&out);
     chat_request_free(&req);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const struct dialect *const dialects[] = { &anthropic_dialect, &anthropic_count_dialect, &openai_dialect,
-                                                      &responses_dialect };
     static struct config cfg;
     static int ready;
     char err[128];
@@ -56,7 +56,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         config_load(&cfg, fuzz_env, NULL, err, sizeof err);
         ready = 1;
     }
-    for (size_t i = 0; i < sizeof dialects / sizeof *dialects; i++)
-        run(dialects[i], &cfg, data, size);
+    for (size_t i = 0; dialect_registry[i]; i++)
+        for (const struct dialect_route *r = dialect_registry[i]->routes; r->method; r++)
+            if (r->kind == ROUTE_CHAT || r->kind == ROUTE_COUNT)
+                run(dialect_registry[i], r, &cfg, data, size);
     return 0;
 }

@@ -1,7 +1,11 @@
-/* test_cases.c -- runs every case under tests/cases/<dialect>/<name>/ through the pipeline and the stream
- * driver the worker runs.
+/* test_cases.c -- runs every case under tests/cases/<dialect>/<name>/ through the pipeline, the stream
+ * driver and the outcome decisions the worker runs. The folders are the registry's dialect names; a folder
+ * no dialect owns fails the run.
  *
  * A case is a set of files; adding one needs no code:
+ *   url                optional: "METHOD /path?query" the request came to (default: the dialect's first
+ *                      route, under its first base), which picks the route (chat, count) and may name the
+ *                      model
  *   request.json       the client's body
  *   env                optional settings, KEY=VALUE lines (THINK_MODELS, MODEL_MAP, NUM_CTX, KEEP_ALIVE)
  *   show.json          optional: Ollama's /api/show answer for the model
@@ -9,9 +13,14 @@
  *                      re-serialising, so key order counts)
  *   ollama.ndjson      optional: Ollama's reply, one line each
  *   status             optional: the HTTP status Ollama answers with; ollama.ndjson is then its body
+ *   retry.json         when the core asks again after that status (thinking refused): the body it sends
+ *   retry.ndjson       and Ollama's reply to it
+ *   dropped            the block types the translator left out (the access log's dropped=); required when
+ *                      it left any out
  *   expected.sse       the bytes the client must receive when the request streams
- *   expected.json      the reply the client must receive when it does not
+ *   expected.json      the reply the client must receive when it does not (a count route: the count)
  *   error.json         {"status": N, "body": {...}}: the error the client must get instead
+ * The reply cap is the product's (MAX_REPLY_BYTES and the client's token limit: set either to test it).
  * Ids are fixed for comparison: msg_test / chatcmpl-test, created 1700000000, request id req_test.
  * Ollama's reply is fed whole, then again in two pieces split at every byte: the client must get the same
  * bytes every time. With CASES_WRITE=1, an expected file that is missing or empty is written from what
@@ -24,13 +33,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "anthropic.h"
+#include "dialect.h"
 #include "jsonx.h"
 #include "models.h"
-#include "ollama.h"
-#include "openai.h"
 #include "pipeline.h"
-#include "responses.h"
 #include "stream.h"
 #include "testfiles.h"
 
@@ -47,41 +53,61 @@ static char *read_file(const char *dir, const char *name, size_t *len)
     return testfiles_read(path, len);
 }
 
+static void add_param(struct case_param **params, size_t *n, size_t *cap, const char *dialect, const char *dir)
+{
+    if (*n == *cap) {
+        struct case_param *grown = cr_malloc((*cap = *cap ? *cap * 2 : 64) * sizeof *grown);
+
+        if (*params)
+            memcpy(grown, *params, *n * sizeof *grown);
+        *params = grown;
+    }
+    (*params)[*n].dialect = testfiles_cr_strdup(dialect);
+    (*params)[*n].dir = testfiles_cr_strdup(dir);
+    (*n)++;
+}
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Every folder under cases/<folder>/; a folder that names no dialect becomes one case that fails. */
 ParameterizedTestParameters(cases, translate)
 {
-    static const char *const dialects[] = { "anthropic", "openai", "responses", "count_tokens" };
     struct case_param *params = NULL;
     size_t n = 0, cap = 0;
+    struct dirent **folders, **list;
+    int nf = scandir("cases", &folders, NULL, testfiles_by_name);
 
-    for (size_t d = 0; d < sizeof dialects / sizeof *dialects; d++) {
-        char root[128];
-        struct dirent **list;
+    for (int f = 0; f < nf; f++) {
+        char root[300];
         int k;
 
-        snprintf(root, sizeof root, "cases/%s", dialects[d]);
-        k = scandir(root, &list, NULL, testfiles_by_name);
-        for (int i = 0; i < k; i++) {
-            char dir[512];
-            struct stat st;
+        snprintf(root, sizeof root, "cases/%s", folders[f]->d_name);
+        if (folders[f]->d_name[0] != '.' && is_dir(root)) {
+            if (!dialect_named(folders[f]->d_name)) {
+                add_param(&params, &n, &cap, folders[f]->d_name, root);
+            } else {
+                k = scandir(root, &list, NULL, testfiles_by_name);
+                for (int i = 0; i < k; i++) {
+                    char dir[600];
 
-            snprintf(dir, sizeof dir, "%s/%s", root, list[i]->d_name);
-            if (list[i]->d_name[0] != '.' && stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) {
-                if (n == cap) {
-                    struct case_param *grown = cr_malloc((cap = cap ? cap * 2 : 64) * sizeof *grown);
-
-                    if (params)
-                        memcpy(grown, params, n * sizeof *grown);
-                    params = grown;
+                    snprintf(dir, sizeof dir, "%s/%s", root, list[i]->d_name);
+                    if (list[i]->d_name[0] != '.' && is_dir(dir))
+                        add_param(&params, &n, &cap, folders[f]->d_name, dir);
+                    free(list[i]);
                 }
-                params[n].dialect = testfiles_cr_strdup(dialects[d]);
-                params[n].dir = testfiles_cr_strdup(dir);
-                n++;
+                if (k >= 0)
+                    free(list);
             }
-            free(list[i]);
         }
-        if (k >= 0)
-            free(list);
+        free(folders[f]);
     }
+    if (nf >= 0)
+        free(folders);
     return cr_make_param_array(struct case_param, params, n);
 }
 
@@ -159,9 +185,8 @@ static void expect_json(const char *dir, const char *file, const char *got, size
     free(g);
 }
 
-static int error_compared;   /* one case per test process: Criterion forks each */
-
-static void expect_error(const char *dir, const struct dialect *d, const struct apierr *e)
+/* The error the client gets, against error.json. Returns 1: an error was compared. */
+static int expect_error(const char *dir, const struct dialect *d, const struct apierr *e)
 {
     struct buf body, full;
 
@@ -170,14 +195,20 @@ static void expect_error(const char *dir, const struct dialect *d, const struct 
     d->error_body(d, e, "req_test", &body);
     buf_printf(&full, "{\"status\":%d,\"body\":%s}", chat_error_status(d, e), body.data);
     expect_json(dir, "error.json", full.data, full.len);
-    error_compared = 1;
     buf_free(&body);
     buf_free(&full);
+    return 1;
 }
 
-static int frame_to_buf(void *ctx, const char *bytes, size_t len)
+static int put_to_buf(void *ctx, const char *bytes, size_t len)
 {
     buf_append(ctx, bytes, len);
+    return 0;
+}
+
+static int flush_nothing(void *ctx)
+{
+    (void)ctx;
     return 0;
 }
 
@@ -199,40 +230,35 @@ static int case_facts(void *ctx, const struct chat_request *req, struct model_fa
 }
 
 /* What the client gets from Ollama's reply fed in two pieces cut at split (or whole when split is
- * len): the SSE bytes or the whole reply's JSON; or 1 with the error in *failure. */
-static char *client_bytes(const struct dialect *d, const struct chat_request *req, const char *ndjson, size_t len,
-                          size_t split, int *failed, struct apierr *failure)
+ * len): the stream's bytes or the whole reply's JSON; or 1 with the error in *failure. */
+static char *client_bytes(const struct dialect *d, const struct chat_request *req, const struct config *cfg,
+                          const char *ndjson, size_t len, size_t split, int *failed, struct apierr *failure)
 {
     struct stream s;
-    struct sse_sink sink;
+    struct wire_sink sink;
     struct chat_reply whole;
     struct buf out;
 
     buf_init(&out);
-    sse_sink_init(&sink, frame_to_buf, &out);
+    wire_sink_init(&sink, req->wire, put_to_buf, flush_nothing, &out);
     chat_reply_init(&whole);
-    stream_open(&s, d, req, req->stream ? &sink : NULL, &whole, 1u << 20);
+    stream_open(&s, d, req, req->stream ? &sink : NULL, &whole, pipeline_reply_cap(req, cfg));
     if (stream_feed(&s, ndjson, split) == STREAM_MORE && split < len)
         stream_feed(&s, ndjson + split, len - split);
     stream_eof(&s);
     stream_close(&s);
-    sse_sink_free(&sink);
-    *failed = !req->stream && whole.failed;
-    if (*failed) {
-        *failure = whole.err;
-    } else if (!req->stream) {
-        d->reply(req, &whole, &out);
-    }
+    *failed = !req->stream && pipeline_whole(d, req, &whole, &out, failure) < 0;
     chat_reply_free(&whole);
     return buf_steal(&out);
 }
 
-static void expect_reply(const char *dir, const struct dialect *d, const struct chat_request *req, const char *ndjson,
-                         size_t len)
+/* Returns 1 when the client got an error. */
+static int expect_reply(const char *dir, const struct dialect *d, const struct chat_request *req,
+                        const struct config *cfg, const char *ndjson, size_t len)
 {
     struct apierr failure;
     int failed;
-    char *want = client_bytes(d, req, ndjson, len, len, &failed, &failure), *file;
+    char *want = client_bytes(d, req, cfg, ndjson, len, len, &failed, &failure), *file;
 
     if (failed) {
         expect_error(dir, d, &failure);
@@ -250,7 +276,7 @@ static void expect_reply(const char *dir, const struct dialect *d, const struct 
     for (size_t split = 0; split < len; split++) {
         struct apierr split_failure;
         int split_failed;
-        char *got = client_bytes(d, req, ndjson, len, split, &split_failed, &split_failure);
+        char *got = client_bytes(d, req, cfg, ndjson, len, split, &split_failed, &split_failure);
 
         cr_expect_str_eq(got, want, "%s: split at byte %zu gives other bytes:\n%s", dir, split, got);
         cr_expect_eq(split_failed, failed, "%s: split at byte %zu changes whether it fails", dir, split);
@@ -259,57 +285,108 @@ static void expect_reply(const char *dir, const struct dialect *d, const struct 
         free(got);
     }
     free(want);
+    return failed;
 }
 
-/* An error status from Ollama, with ollama.ndjson as its body. */
-static void expect_status_error(const char *dir, const struct dialect *d, const struct chat_request *req,
-                                const char *status, const char *body, size_t len)
+/* An error status from Ollama, with ollama.ndjson as its body: the client's error, or the core's retry
+ * (retry.json) and the reply to it (retry.ndjson). Returns 1 when the client got an error. */
+static int expect_status(const char *dir, const struct dialect *d, struct chat_request *req, const struct config *cfg,
+                         const char *status, const char *body, size_t len)
 {
     struct apierr e;
+    struct buf again;
+    char *reply;
+    size_t n;
+    int rc;
 
-    ollama_status_error(strtol(status, NULL, 10), body, len, req, &e);
-    expect_error(dir, d, &e);
+    buf_init(&again);
+    if (pipeline_refused(req, cfg, 0, strtol(status, NULL, 10), body, len, &again, &e) != PIPELINE_RETRY) {
+        cr_expect_null(read_file(dir, "retry.json", NULL), "%s: retry.json, but the core did not ask again", dir);
+        buf_free(&again);
+        return expect_error(dir, d, &e);
+    }
+    expect_json(dir, "retry.json", again.data, again.len);
+    reply = read_file(dir, "retry.ndjson", &n);
+    cr_assert_not_null(reply, "%s: the core asks again: missing retry.ndjson", dir);
+    rc = expect_reply(dir, d, req, cfg, reply, n);
+    free(reply);
+    buf_free(&again);
+    return rc;
 }
 
-static const struct dialect *case_dialect(const char *name)
+/* The case's url file, or the dialect's first route: the route it picks and the model its path names. */
+static void case_route(const char *dir, const struct dialect *d, struct dialect_match *m, const char **query)
 {
-    if (strcmp(name, "openai") == 0)
-        return &openai_dialect;
-    if (strcmp(name, "responses") == 0)
-        return &responses_dialect;
-    if (strcmp(name, "count_tokens") == 0)
-        return &anthropic_count_dialect;
-    return &anthropic_dialect;
+    char *url = read_file(dir, "url", NULL), method[16], path[1024] = "", *q;
+    const char *allowed;
+    static char query_copy[1024];
+
+    if (!url) {
+        m->d = d;
+        m->route = d->routes;
+        m->model[0] = '\0';
+        *query = "";
+        return;
+    }
+    cr_assert_eq(sscanf(url, "%15s %1023s", method, path), 2, "%s: url is not \"METHOD /path\"", dir);
+    free(url);
+    q = strchr(path, '?');
+    snprintf(query_copy, sizeof query_copy, "%s", q ? q + 1 : "");
+    if (q)
+        *q = '\0';
+    *query = query_copy;
+    cr_assert_eq(dialect_route(method, path, NULL, NULL, m, &allowed), DIALECT_FOUND, "%s: no route for %s %s", dir,
+                 method, path);
+    cr_assert_eq(m->d, d, "%s: %s %s is %s's route, not %s's", dir, method, path, m->d->name, d->name);
+}
+
+/* The access log's dropped= note against the case's dropped file. */
+static void expect_dropped(const char *dir, const struct chat_request *req)
+{
+    char *want = read_file(dir, "dropped", NULL);
+
+    if (want)
+        want[strcspn(want, "\n")] = '\0';
+    cr_expect_str_eq(req->dropped, want ? want : "", "%s: dropped \"%s\", the case's dropped file says \"%s\"", dir,
+                     req->dropped, want ? want : "");
+    free(want);
 }
 
 ParameterizedTest(struct case_param *p, cases, translate)
 {
-    const struct dialect *d = case_dialect(p->dialect);
-    struct env_table env = { read_file(p->dir, "env", NULL) };
+    const struct dialect *d = dialect_named(p->dialect);
+    struct env_table env;
     struct pipeline_models models = { case_facts, p->dir };
+    struct dialect_match m;
+    struct dialect_call call;
     struct chat_request req;
     struct config cfg;
     struct apierr e;
     struct buf sent;
-    char cfg_err[256], *request, *ndjson, *status;
+    char cfg_err[256], *request, *ndjson, *status, *refusal;
     size_t len;
+    int got_error = 0;
 
+    cr_assert_not_null(d, "tests/%s: no dialect is named %s (the folders under tests/cases are the registry's "
+                       "dialect names)", p->dir, p->dialect);
+    env.text = read_file(p->dir, "env", NULL);
     cr_assert_eq(config_load(&cfg, env_get, &env, cfg_err, sizeof cfg_err), 0, "%s: env: %s", p->dir, cfg_err);
+    case_route(p->dir, d, &m, &call.query);
+    call.route = m.route;
+    call.model = m.model[0] ? m.model : NULL;
     request = read_file(p->dir, "request.json", &len);
     cr_assert_not_null(request, "%s: missing request.json", p->dir);
     chat_request_init(&req);
     buf_init(&sent);
-    if (pipeline_request(d, request, len, &cfg, &models, &req, &sent, &e) < 0) {
-        expect_error(p->dir, d, &e);
+    if (pipeline_request(d, &call, request, len, &cfg, &models, &req, &sent, &e) < 0) {
+        got_error = expect_error(p->dir, d, &e);
         goto out;
     }
+    expect_dropped(p->dir, &req);
     snprintf(req.id, sizeof req.id, "%stest", d->id_prefix);
     req.created = 1700000000;
-    if (d->count_only) {
-        char got[64];
-
-        snprintf(got, sizeof got, "{\"input_tokens\":%lld}", req.estimated_tokens);
-        expect_json(p->dir, "expected.json", got, strlen(got));
+    if (m.route->kind == ROUTE_COUNT) {
+        expect_json(p->dir, "expected.json", sent.data, sent.len);
         goto out;
     }
     /* The bytes the worker sends. */
@@ -317,19 +394,16 @@ ParameterizedTest(struct case_param *p, cases, translate)
     ndjson = read_file(p->dir, "ollama.ndjson", &len);
     status = read_file(p->dir, "status", NULL);
     if (ndjson && status)
-        expect_status_error(p->dir, d, &req, status, ndjson, len);
+        got_error = expect_status(p->dir, d, &req, &cfg, status, ndjson, len);
     else if (ndjson)
-        expect_reply(p->dir, d, &req, ndjson, len);
+        got_error = expect_reply(p->dir, d, &req, &cfg, ndjson, len);
     free(ndjson);
     free(status);
 out:
-    {
-        char *refusal = read_file(p->dir, "error.json", NULL);
-
-        /* A request that must be refused but was accepted fails here. */
-        cr_expect(!refusal || error_compared, "%s: error.json says the client gets an error, but it did not", p->dir);
-        free(refusal);
-    }
+    /* A request that must be refused but was accepted fails here. */
+    refusal = read_file(p->dir, "error.json", NULL);
+    cr_expect(!refusal || got_error, "%s: error.json says the client gets an error, but it did not", p->dir);
+    free(refusal);
     buf_free(&sent);
     free(request);
     free(env.text);

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "anthropic.h"
+#include "dialect.h"
 #include "config.h"
 #include "jsonx.h"
 #include "models.h"
@@ -284,23 +284,23 @@ Test(models, lists_in_both_shapes)
     struct json_object *t = jsonx_parse(tags, strlen(tags), &e), *o;
 
     cr_assert_not_null(t);
-    o = models_list_openai(t, NULL);
+    o = dialect_named("openai")->models(t, NULL);
     cr_expect_str_eq(jsonx_text(o, NULL),
                      "{\"object\":\"list\",\"data\":[{\"id\":\"llama3:latest\",\"object\":\"model\",\"created\":1746405464,"
                      "\"owned_by\":\"ollama\"},{\"id\":\"qwen3:4b\",\"object\":\"model\",\"created\":1767225600,"
                      "\"owned_by\":\"ollama\"}]}");
     json_object_put(o);
-    o = models_list_anthropic(t, NULL);
+    o = dialect_named("anthropic")->models(t, NULL);
     cr_expect_str_eq(jsonx_text(o, NULL),
                      "{\"data\":[{\"type\":\"model\",\"id\":\"llama3:latest\",\"display_name\":\"llama3:latest\","
                      "\"created_at\":\"2025-05-04T17:37:44.7-07:00\"},{\"type\":\"model\",\"id\":\"qwen3:4b\","
                      "\"display_name\":\"qwen3:4b\",\"created_at\":\"2026-01-01T00:00:00Z\"}],\"has_more\":false,"
                      "\"first_id\":\"llama3:latest\",\"last_id\":\"qwen3:4b\"}");
     json_object_put(o);
-    o = models_list_openai(t, "llama3");
+    o = dialect_named("openai")->models(t, "llama3");
     cr_assert_not_null(o, "llama3 is llama3:latest");
     json_object_put(o);
-    cr_expect_null(models_list_anthropic(t, "missing"));
+    cr_expect_null(dialect_named("anthropic")->models(t, "missing"));
     json_object_put(t);
 }
 
@@ -312,6 +312,12 @@ static int to_buf(void *ctx, const char *bytes, size_t len)
     return 0;
 }
 
+static int no_flush(void *ctx)
+{
+    (void)ctx;
+    return 0;
+}
+
 static void open_collector(struct stream *s, struct chat_request *req, struct chat_reply *r)
 {
     chat_request_init(req);
@@ -319,7 +325,7 @@ static void open_collector(struct stream *s, struct chat_request *req, struct ch
     req->ollama_model = xstrdup("m");
     snprintf(req->id, sizeof req->id, "msg_test");
     chat_reply_init(r);
-    stream_open(s, &anthropic_dialect, req, NULL, r, 1u << 20);
+    stream_open(s, dialect_named("anthropic"), req, NULL, r, 1u << 20);
 }
 
 Test(stream, a_line_past_the_limit_ends_the_reply_with_an_error)
@@ -373,7 +379,7 @@ Test(stream, invalid_utf8_from_ollama_becomes_u_fffd_on_the_wire)
         "{\"message\":{\"role\":\"assistant\",\"content\":\"a\xff" "b\xc3\"},\"done\":false}\n"
         "{\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\"}\n";
     struct chat_request req;
-    struct sse_sink sink;
+    struct wire_sink sink;
     struct stream s;
     struct buf out;
 
@@ -383,12 +389,11 @@ Test(stream, invalid_utf8_from_ollama_becomes_u_fffd_on_the_wire)
     req.ollama_model = xstrdup("m");
     req.stream = 1;
     snprintf(req.id, sizeof req.id, "msg_test");
-    sse_sink_init(&sink, to_buf, &out);
-    stream_open(&s, &anthropic_dialect, &req, &sink, NULL, 0);
+    wire_sink_init(&sink, &wire_sse, to_buf, no_flush, &out);
+    stream_open(&s, dialect_named("anthropic"), &req, &sink, NULL, 0);
     cr_assert_eq(stream_feed(&s, reply, sizeof reply - 1), STREAM_DONE);
     cr_expect(strstr(out.data, "\"text\":\"a\xef\xbf\xbd" "b\xef\xbf\xbd\"") != NULL, "%s", out.data);
     stream_close(&s);
-    sse_sink_free(&sink);
     buf_free(&out);
     chat_request_free(&req);
 }
