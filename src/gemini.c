@@ -6,14 +6,15 @@
 
 #include "chat.h"
 #include "jsonx.h"
+#include "models.h"
 
 extern const struct dialect gemini_dialect;
 
 #define MAX_STOP 16
 
-/* What the reply needs from the request, kept in req->extra. */
-#define EXTRA_THOUGHTS "thoughts"   /* includeThoughts: thought parts are sent (Google hides them otherwise) */
-#define EXTRA_ARRAY "array"         /* no ?alt=sse: the stream is one JSON array, not SSE */
+/* What the reply needs from the request, kept in req->extra: includeThoughts, without which thought parts
+ * are not sent (Google hides them). */
+#define EXTRA_THOUGHTS "thoughts"
 
 /* ---- request translation ---- */
 
@@ -641,41 +642,37 @@ static void camel_keys(struct json_object *o)
             camel_keys(v);
 }
 
-/* The model comes from the path; how the reply goes, from the method and the query. */
-static int translate_body(struct json_object *body, const char *model, int stream, int array, int for_count,
-                          const struct config *cfg, struct chat_request *req, struct apierr *err)
+/* The model comes from the path and whether to stream from the route; without ?alt=sse a stream is
+ * Google's JSON array. */
+static int gemini_translate(const struct dialect_call *call, struct json_object *body, const struct config *cfg,
+                            struct chat_request *req, struct apierr *err)
 {
     struct json_object *contents, *inner;
     struct xlate x = { .req = req, .err = err, .answered = json_object_new_object() };
-    int rc = -1;
+    char alt[16];
+    int count = call->route->kind == ROUTE_COUNT, rc = -1;
 
-    if (!json_object_is_type(body, json_type_object)) {
-        apierr_set(err, APIERR_INVALID_REQUEST, 400, "request body must be a JSON object, got %s",
-                   jsonx_type_name(json_object_get_type(body)));
+    if (chat_preamble(call, body, cfg, req, err) < 0)
         goto out;
-    }
     camel_keys(body);
     /* countTokens takes the contents alone, or a whole generateContentRequest. */
-    if (for_count && jsonx_opt(body, "generateContentRequest", json_type_object, "", &inner, err) < 0)
+    if (count && jsonx_opt(body, "generateContentRequest", json_type_object, "", &inner, err) < 0)
         goto out;
-    if (for_count && inner)
+    if (count && inner)
         body = inner;
     if (json_object_object_get_ex(body, "cachedContent", NULL)) {
         apierr_field(err, "cachedContent", "cached content lives on Google's servers: send the contents themselves");
         goto out;
     }
-    req->client_model = xstrdup(model);
-    req->ollama_model = xstrdup(config_map_model(cfg, model));
-    req->stream = stream;
+    if (req->stream && (chat_query_param(call->query, "alt", alt, sizeof alt) < 0 || strcmp(alt, "sse") != 0))
+        req->wire = &wire_json_array;
     req->extra = json_object_new_object();
-    if (array)
-        json_object_object_add(req->extra, EXTRA_ARRAY, json_object_new_boolean(1));
     if (jsonx_req(body, "contents", json_type_array, "", &contents, err) < 0 ||
         chat_check_fields(body, ignored_fields, sizeof ignored_fields / sizeof *ignored_fields, err) < 0 ||
         generation_config(body, req, err) < 0 || translate_tools(body, req, err) < 0 ||
         translate_system(&x, body) < 0)
         goto out;
-    rc = chat_each_message(contents, "contents", for_count, translate_content, &x, err);
+    rc = chat_each_message(contents, "contents", count, translate_content, &x, err);
 out:
     json_object_put(x.answered);
     return rc;
@@ -686,8 +683,6 @@ out:
 struct gstream {
     struct stream_state out;
     int thoughts;                   /* thought parts are sent */
-    int array;                      /* Google's JSON array wire, not SSE */
-    int events;                     /* events sent so far */
     size_t thinking_bytes;          /* for thoughtsTokenCount */
 };
 
@@ -695,8 +690,6 @@ struct gstream {
 static void event_head(struct gstream *s)
 {
     buf_reset(&s->out.data);
-    if (s->array)
-        buf_puts(&s->out.data, s->events ? ",\r\n" : "[");
     buf_puts(&s->out.data, "{\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[");
 }
 
@@ -717,27 +710,12 @@ static void event_ids(struct buf *b, const struct chat_request *req)
     buf_putc(b, '}');
 }
 
-/* A frame as it is, no "data: " before it. */
-static int send_raw(struct gstream *s, const char *bytes, size_t n)
-{
-    return s->out.sink->frame(s->out.sink->ctx, bytes, n);
-}
-
-/* The event in data: an SSE data line, or (event_head put the separator before it) the JSON array's next
- * member. */
-static int send_event(struct gstream *s)
-{
-    s->events++;
-    return s->array ? send_raw(s, s->out.data.data, s->out.data.len) : chat_send(&s->out, NULL);
-}
-
+/* Google's streams have no opening event. */
 static int gstream_begin(void *st)
 {
     struct gstream *s = st;
-    struct json_object *v;
 
-    s->thoughts = json_object_object_get_ex(s->out.req->extra, EXTRA_THOUGHTS, &v);
-    s->array = json_object_object_get_ex(s->out.req->extra, EXTRA_ARRAY, &v);
+    s->thoughts = json_object_object_get_ex(s->out.req->extra, EXTRA_THOUGHTS, NULL);
     return 0;
 }
 
@@ -756,7 +734,7 @@ static int gstream_delta(void *st, enum chat_part part, const char *str, size_t 
     buf_puts(&s->out.data, part == CHAT_THINKING ? ",\"thought\":true}" : "}");
     event_tail(s, NULL);
     event_ids(&s->out.data, s->out.req);
-    return send_event(s);
+    return chat_send(&s->out, NULL);
 }
 
 /* args as Google wants them, an object: Ollama's arguments object as it came, {} for anything else. */
@@ -791,7 +769,7 @@ static int gstream_tool_call(void *st, const char *id, const char *name, const c
     put_call(&s->out.data, id, name, args, args_len);
     event_tail(s, NULL);
     event_ids(&s->out.data, s->out.req);
-    return send_event(s);
+    return chat_send(&s->out, NULL);
 }
 
 static const char *finish_reason(const char *reason)
@@ -815,7 +793,7 @@ static void put_usage(struct buf *b, const struct chat_finish *f, size_t thinkin
 }
 
 /* The last event: finishReason on every turn (the CLI sends a turn again when it ends without one), the
- * counts, and in the array wire the array's end. */
+ * counts, then the array's end when the stream is one. */
 static int gstream_finish(void *st, const struct chat_finish *f)
 {
     struct gstream *s = st;
@@ -825,9 +803,9 @@ static int gstream_finish(void *st, const struct chat_finish *f)
     event_tail(s, finish_reason(f->reason));
     put_usage(&s->out.data, f, s->thinking_bytes);
     event_ids(&s->out.data, s->out.req);
-    if (send_event(s) < 0)
+    if (chat_send(&s->out, NULL) < 0)
         return -1;
-    return s->array ? send_raw(s, "]", 1) : 0;
+    return wire_end(s->out.sink);
 }
 
 /* Google's status names, by kind. */
@@ -849,27 +827,29 @@ static void gemini_error_body(const struct dialect *d, const struct apierr *e, c
     buf_puts(out, "\"}}");
 }
 
-/* A failure after the stream began: the error object bare, without "data: ", which the SDK throws as an
- * ApiError (a data event holding it would read as an empty response, and the CLI would quietly send the
- * turn again). In the array wire it is the array's last member. */
+/* A failure after the stream began: in SSE, the error object bare, without "data: ", which the SDK throws as
+ * an ApiError when it comes alone, and otherwise fails the stream as "Incomplete JSON segment at the end"
+ * (a data event holding it would read as an empty response, and the CLI would quietly send the turn
+ * again); in the array, its last member. */
 static int gstream_error(void *st, const struct apierr *e)
 {
     struct gstream *s = st;
+    struct wire_sink *sink = s->out.sink;
 
     buf_reset(&s->out.data);
-    if (s->array)
-        buf_puts(&s->out.data, s->events++ ? ",\r\n" : "[");
     gemini_error_body(&gemini_dialect, e, NULL, &s->out.data);
-    if (s->array)
-        buf_putc(&s->out.data, ']');
-    return send_raw(s, s->out.data.data, s->out.data.len);
+    if (sink->wire->kind == WIRE_JSON_ARRAY)
+        return chat_send(&s->out, NULL) < 0 ? -1 : wire_end(sink);
+    if (sink->put(sink->ctx, s->out.data.data, s->out.data.len) < 0)
+        return -1;
+    return sink->flush(sink->ctx);
 }
 
-/* Google's parser skips whitespace before an event and rejects SSE comments: a blank line keeps the
- * connection busy in both wires. */
+/* Google's parser skips whitespace before an event and rejects SSE comments: the framing's keep-alive is a
+ * blank line (whitespace in the array). */
 static int gstream_ping(void *st)
 {
-    return send_raw(st, "\n", 1);
+    return wire_keepalive(((struct gstream *)st)->out.sink);
 }
 
 static const struct stream_ops gstream_ops = {
@@ -911,10 +891,11 @@ static void gemini_reply(const struct chat_request *req, const struct chat_reply
 
 /* One of Ollama's /api/tags entries as Google's Model. Ollama's list says nothing of context lengths, so
  * the token limits are left out. */
-static struct json_object *google_model(struct json_object *m, const char *name)
+static struct json_object *google_model(struct json_object *m)
 {
+    static const char *const detail_keys[] = { "family", "parameter_size", "quantization_level" };
     struct json_object *o = json_object_new_object(), *methods = json_object_new_array(), *details;
-    const char *tag = strrchr(name, ':');
+    const char *name = models_name(m), *tag = strrchr(name, ':');
     struct buf b;
 
     buf_init(&b);
@@ -926,9 +907,8 @@ static struct json_object *google_model(struct json_object *m, const char *name)
     buf_reset(&b);
     buf_puts(&b, "Ollama model");
     if (json_object_object_get_ex(m, "details", &details))
-        for (size_t i = 0; i < 3; i++) {
-            static const char *const keys[] = { "family", "parameter_size", "quantization_level" };
-            const char *v = jsonx_string_at(details, keys[i]);
+        for (size_t i = 0; i < sizeof detail_keys / sizeof *detail_keys; i++) {
+            const char *v = jsonx_string_at(details, detail_keys[i]);
 
             if (v && *v)
                 buf_printf(&b, "%s%s", i ? ", " : " ", v);
@@ -942,46 +922,41 @@ static struct json_object *google_model(struct json_object *m, const char *name)
     return o;
 }
 
-/* Ollama's /api/tags as {"models": [...]} (one page: Ollama's list is short), or with id the one model
- * ("llama3" also names "llama3:latest"), or NULL when it is not there. Borrows tags; a new reference. */
+/* {"models": [...]} in one page (Ollama's list is short), or with id the one model. */
 static struct json_object *gemini_models(struct json_object *tags, const char *id)
 {
-    struct json_object *models = NULL, *list = json_object_new_array(), *o;
-    size_t n;
+    struct json_object *list = models_each(tags, id, google_model), *o;
 
-    if (id && strncmp(id, "models/", 7) == 0)
-        id += 7;
-    if (!tags || !json_object_object_get_ex(tags, "models", &models) || !json_object_is_type(models, json_type_array))
-        models = NULL;
-    n = models ? json_object_array_length(models) : 0;
-    for (size_t i = 0; i < n; i++) {
-        struct json_object *m = json_object_array_get_idx(models, i);
-        const char *name = jsonx_string_at(m, "name");
-
-        if (!name)
-            name = jsonx_string_at(m, "model");
-        if (!name)
-            continue;
-        if (!id) {
-            json_object_array_add(list, google_model(m, name));
-        } else if (strcmp(id, name) == 0 ||
-                   (strncmp(name, id, strlen(id)) == 0 && strcmp(name + strlen(id), ":latest") == 0)) {
-            json_object_put(list);
-            return google_model(m, name);
-        }
-    }
-    if (id) {
-        json_object_put(list);
-        return NULL;
-    }
+    if (id || !list)
+        return list;
     o = json_object_new_object();
     json_object_object_add(o, "models", list);
     return o;
 }
 
-/* Draft: the registry entry comes with the registry (translate takes the path's model then). */
+static void gemini_count_reply(const struct chat_request *req, struct buf *out)
+{
+    buf_printf(out, "{\"totalTokens\":%lld}", req->estimated_tokens);
+}
+
+/* The Gemini API under v1beta, where Google's SDKs and Gemini CLI go, and v1. GET /v1/models stays the
+ * OpenAI list the dialect before this one serves. */
+static const char *const bases[] = { "/v1beta", "/v1", NULL };
+static const char *const key_headers[] = { "HTTP_X_GOOG_API_KEY", NULL };
+
+static const struct dialect_route routes[] = {
+    { .method = "POST", .path = "/models/{model}:generateContent", .kind = ROUTE_CHAT, .stream = 0 },
+    { .method = "POST", .path = "/models/{model}:streamGenerateContent", .kind = ROUTE_CHAT, .stream = 1 },
+    { .method = "POST", .path = "/models/{model}:countTokens", .kind = ROUTE_COUNT },
+    { .method = "GET", .path = "/models", .kind = ROUTE_MODELS },
+    { .method = "GET", .path = "/models/{model}", .kind = ROUTE_MODELS },
+    { 0 },
+};
+
 const struct dialect gemini_dialect = {
-    .id_prefix = "gen_", .tool_prefix = "call_", .overloaded_status = 503, .error_types = error_types,
-    .state_size = sizeof(struct gstream), .ops = &gstream_ops, .reply = gemini_reply,
+    .name = "gemini", .bases = bases, .routes = routes, .key_headers = key_headers, .key_query = "key",
+    .wire = &wire_sse_data, .id_prefix = "gen_", .tool_prefix = "call_", .overloaded_status = 503,
+    .error_types = error_types, .translate = gemini_translate, .state_size = sizeof(struct gstream),
+    .ops = &gstream_ops, .reply = gemini_reply, .count_reply = gemini_count_reply, .models = gemini_models,
     .error_body = gemini_error_body,
 };
