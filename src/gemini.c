@@ -944,9 +944,10 @@ static void gemini_count_reply(const struct chat_request *req, struct buf *out)
 static const char *const bases[] = { "/v1beta", "/v1", NULL };
 static const char *const key_headers[] = { "HTTP_X_GOOG_API_KEY", NULL };
 
+/* The stream route first: the bench and the fuzzers drive a dialect's stream machine through its first. */
 static const struct dialect_route routes[] = {
-    { .method = "POST", .path = "/models/{model}:generateContent", .kind = ROUTE_CHAT, .stream = 0 },
     { .method = "POST", .path = "/models/{model}:streamGenerateContent", .kind = ROUTE_CHAT, .stream = 1 },
+    { .method = "POST", .path = "/models/{model}:generateContent", .kind = ROUTE_CHAT, .stream = 0 },
     { .method = "POST", .path = "/models/{model}:countTokens", .kind = ROUTE_COUNT },
     { .method = "GET", .path = "/models", .kind = ROUTE_MODELS },
     { .method = "GET", .path = "/models/{model}", .kind = ROUTE_MODELS },

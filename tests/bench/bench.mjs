@@ -706,6 +706,7 @@ function report({ W, res, ttfbs, rssFresh, rssBefore, rssAfter, rssRounds, serve
     [`NDJSON line → Anthropic SSE frame (${mb.anthropic_frame_bytes} B)`, `${fmt(mb.anthropic_event_ns, 0)} ns, ${fmt(mb.anthropic_event_allocs, 1)} allocations`],
     [`NDJSON line → OpenAI SSE frame (${mb.openai_frame_bytes} B)`, `${fmt(mb.openai_event_ns, 0)} ns, ${fmt(mb.openai_event_allocs, 1)} allocations`],
     [`NDJSON line → Responses SSE frame (${mb.responses_frame_bytes} B)`, `${fmt(mb.responses_event_ns, 0)} ns, ${fmt(mb.responses_event_allocs, 1)} allocations`],
+    [`NDJSON line → Gemini SSE frame (${mb.gemini_frame_bytes} B)`, `${fmt(mb.gemini_event_ns, 0)} ns, ${fmt(mb.gemini_event_allocs, 1)} allocations`],
     ['NDJSON line → Anthropic SSE frame, tools offered (text tool-call recovery on)', `${fmt(mb.anthropic_tools_event_ns, 0)} ns`],
     ['A code answer\'s NDJSON lines (braces, brackets, angle brackets, fences), per line, without → with tools offered', `${fmt(mb.code_event_ns, 0)} → ${fmt(mb.code_tools_event_ns, 0)} ns`],
   ]));
