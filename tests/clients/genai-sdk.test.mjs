@@ -1,11 +1,11 @@
 // genai-sdk.test.mjs -- Google's Gen AI SDK (@google/genai, pinned in ../package-lock.json) against the
 // adapter's Gemini API through the real lighttpd and the real nginx: generateContent, generateContentStream
-// with a function tool, countTokens, models.list and models.get, Ollama's 404 as the SDK's ApiError, and a
-// failure mid-stream as an error, never a quiet end.
+// with a function tool, countTokens, models.list and models.get, Ollama's 404 as the SDK's ApiError, a
+// failure mid-stream as an error, never a quiet end; and ADAPTER_API_KEY taken where Google's clients put it.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { GoogleGenAI, ApiError } from '@google/genai';
-import { startStack, script, ollamaToolCall } from './lib.mjs';
+import { startStack, script, ollamaToolCall, post } from './lib.mjs';
 
 let stack;
 before(async () => {
@@ -121,6 +121,17 @@ for (const server of ['lighttpd', 'nginx']) {
       });
     });
 
+    test('without ?alt=sse the stream is one JSON array, as Google streams it', async () => {
+      const s = stack.servers.find((x) => x.name === server);
+      const r = await post(`${s.url}/v1beta/models/gen-text:streamGenerateContent`,
+        { contents: [{ role: 'user', parts: [{ text: 'Hi' }] }] }, { 'x-goog-api-key': 'test' });
+      assert.equal(r.status, 200);
+      assert.match(r.headers.get('content-type'), /^application\/json/);
+      const events = JSON.parse(await r.text());
+      assert.equal(events.map((e) => e.candidates[0].content.parts[0].text).join(''), 'Hello, world!');
+      assert.equal(events.at(-1).candidates[0].finishReason, 'STOP');
+    });
+
     test('a failure mid-stream reaches the caller as an error', async () => {
       const stream = await ai.models.generateContentStream({ model: 'gen-midstream-error', contents: 'Hi' });
       let text = '';
@@ -131,3 +142,35 @@ for (const server of ['lighttpd', 'nginx']) {
     });
   });
 }
+
+describe('ADAPTER_API_KEY on the Gemini API', () => {
+  let keyed;
+  const KEY = 'local-secret';
+  before(async () => {
+    keyed = await startStack({ servers: ['nginx'], env: { ADAPTER_API_KEY: KEY } });
+    await keyed.mock.scenario('gen-text', script('gen-text', [{ content: 'Hello' }]));
+  });
+  after(async () => { await keyed?.stop(); });
+  const url = (q = '') => `${keyed.servers[0].url}/v1beta/models/gen-text:generateContent${q}`;
+  const body = { contents: [{ role: 'user', parts: [{ text: 'Hi' }] }] };
+
+  test('the SDK\'s x-goog-api-key is taken, and a wrong one refused in Google\'s shape', async () => {
+    const good = new GoogleGenAI({ apiKey: KEY, httpOptions: { baseUrl: keyed.servers[0].url } });
+    assert.equal((await good.models.generateContent({ model: 'gen-text', contents: 'Hi' })).text, 'Hello');
+    const bad = new GoogleGenAI({ apiKey: 'wrong', httpOptions: { baseUrl: keyed.servers[0].url } });
+    await assert.rejects(bad.models.generateContent({ model: 'gen-text', contents: 'Hi' }), (err) => {
+      assert.equal(err.status, 401);
+      assert.match(err.message, /UNAUTHENTICATED/);
+      assert.match(err.message, /x-goog-api-key, \?key= or Authorization: Bearer/);
+      return true;
+    });
+  });
+
+  test('?key= and Authorization: Bearer are taken too', async () => {
+    assert.equal((await post(url(`?key=${KEY}`), body)).status, 200);
+    assert.equal((await post(url(), body, { authorization: `Bearer ${KEY}` })).status, 200);
+    const r = await post(url('?key=wrong'), body);
+    assert.equal(r.status, 401);
+    assert.deepEqual(Object.keys((await r.json()).error).sort(), ['code', 'message', 'status']);
+  });
+});
