@@ -39,13 +39,17 @@ $(BIN): $(CORE_SRC) $(IO_SRC) $(wildcard src/*.h) | build
 $(MOCK): tests/mock_ollama.c | build
 	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS) $(shell pkg-config --libs json-c) -lpthread
 
-$(UNIT): $(CORE_SRC) $(wildcard src/*.h) $(wildcard tests/unit/*.c) | build
-	$(CC) $(CFLAGS) -o $@ $(CORE_SRC) tests/unit/*.c $(LDFLAGS) $(shell pkg-config --libs json-c criterion)
+# The core, and the body decoder, which needs no I/O either.
+UNIT_SRC := $(CORE_SRC) src/decode.c
+UNIT_LIBS = $(shell pkg-config --libs json-c criterion zlib libzstd)
+
+$(UNIT): $(UNIT_SRC) $(wildcard src/*.h) $(wildcard tests/unit/*.c) | build
+	$(CC) $(CFLAGS) -o $@ $(UNIT_SRC) tests/unit/*.c $(LDFLAGS) $(UNIT_LIBS)
 
 # The same unit tests under AddressSanitizer and UndefinedBehaviorSanitizer.
-$(UNIT_SAN): $(CORE_SRC) $(wildcard src/*.h) $(wildcard tests/unit/*.c) | build
+$(UNIT_SAN): $(UNIT_SRC) $(wildcard src/*.h) $(wildcard tests/unit/*.c) | build
 	$(CC) $(CFLAGS) -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
-	  -o $@ $(CORE_SRC) tests/unit/*.c $(LDFLAGS) $(shell pkg-config --libs json-c criterion)
+	  -o $@ $(UNIT_SRC) tests/unit/*.c $(LDFLAGS) $(UNIT_LIBS)
 
 # The translation microbenchmark: the core without I/O, built as the pool is.
 $(BENCH_TR): tests/bench/bench_translate.c $(CORE_SRC) $(wildcard src/*.h) | build

@@ -534,7 +534,8 @@ static int translate_options(struct json_object *body, struct chat_request *req,
     struct json_object *v;
     int present;
 
-    if (chat_max_tokens(body, "max_tokens", 0, &present, req, err) < 0)
+    /* The Messages API takes at least one token; count_tokens has no use for the field. */
+    if (chat_max_tokens(body, "max_tokens", need_max_tokens ? 1 : 0, &present, req, err) < 0)
         return -1;
     if (!present && need_max_tokens) {
         apierr_field(err, "max_tokens", "Field required");
@@ -563,6 +564,33 @@ static int check_ignored_fields(struct json_object *body, struct apierr *err)
     return metadata ? jsonx_opt_string(metadata, "user_id", "metadata", &s, err) : 0;
 }
 
+/* A message thread (the tool runner of @anthropic-ai/sdk sends one by default) is a conversation kept on the
+ * server. "create" asks the server to keep this one: it is answered, and nothing is kept. "continue" sends only
+ * the new messages of a thread this server never holds: the answer is the SDK's "thread_not_found", on which it
+ * sends the whole conversation again under a new thread, instead of a model answering a lone tool result. */
+static int check_thread(struct json_object *body, struct apierr *err)
+{
+    struct json_object *thread;
+    const char *type;
+
+    if (jsonx_opt(body, "thread", json_type_object, "", &thread, err) < 0)
+        return -1;
+    if (!thread)
+        return 0;
+    if (jsonx_opt_string(thread, "type", "thread", &type, err) < 0)
+        return -1;
+    if (type && strcmp(type, "create") == 0)
+        return 0;
+    if (type && strcmp(type, "continue") == 0) {
+        apierr_set(err, APIERR_NOT_FOUND, 404, "thread not found: this server keeps no threads; "
+                   "send the whole conversation with thread type \"create\"");
+        err->code = "thread_not_found";
+        return -1;
+    }
+    apierr_field(err, "thread.type", "expected \"create\" or \"continue\"");
+    return -1;
+}
+
 /* The body of /v1/messages; count_tokens's needs no max_tokens. */
 static int anthropic_translate(const struct dialect_call *call, struct json_object *body, const struct config *cfg,
                                struct chat_request *req, struct apierr *err)
@@ -574,7 +602,7 @@ static int anthropic_translate(const struct dialect_call *call, struct json_obje
     int rc = -1;
 
     chat_msg_init(&system, "system");
-    if (chat_preamble(call, body, cfg, req, err) < 0 ||
+    if (check_thread(body, err) < 0 || chat_preamble(call, body, cfg, req, err) < 0 ||
         jsonx_req(body, "messages", json_type_array, "", &messages, err) < 0 ||
         check_ignored_fields(body, err) < 0 ||
         translate_options(body, req, !for_count, err) < 0 || translate_thinking(body, req, err) < 0 ||
@@ -701,9 +729,10 @@ static int astream_delta(void *st, enum chat_part part, const char *str, size_t 
 }
 
 /* Claude Code reads a tool's input only from input_json_delta, never from content_block_start. */
-static int astream_tool_call(void *st, const char *id, const char *name, const char *args, size_t args_len)
+static int astream_tool_call(void *st, const char *id, const char *name, struct json_object *args)
 {
     struct astream *s = st;
+    struct buf text;
     int index;
 
     if (close_block(s) < 0)
@@ -721,7 +750,10 @@ static int astream_tool_call(void *st, const char *id, const char *name, const c
     buf_reset(&s->out.data);
     buf_printf(&s->out.data, "{\"type\":\"content_block_delta\",\"index\":%d,\"delta\":{\"type\":\"input_json_delta\","
                "\"partial_json\":", index);
-    jsonx_put_string(&s->out.data, args, args_len);
+    buf_init(&text);
+    jsonx_write(&text, args);
+    jsonx_put_string(&s->out.data, text.data, text.len);
+    buf_free(&text);
     buf_puts(&s->out.data, "}}");
     if (chat_send(&s->out, "content_block_delta") < 0)
         return -1;
@@ -769,12 +801,28 @@ static const char *const error_types[APIERR_N] = {
     [APIERR_API] = "api_error",
 };
 
+/* The error codes Anthropic itself sends in error.details.error_code, which its SDK acts on; OpenAI's codes
+ * (model_not_found, context_length_exceeded) are not Anthropic's and stay out of its bodies. */
+static const char *const error_codes[] = { "thread_not_found" };
+
+static const char *error_code(const struct apierr *e)
+{
+    for (size_t i = 0; e->code && i < sizeof error_codes / sizeof *error_codes; i++)
+        if (strcmp(e->code, error_codes[i]) == 0)
+            return error_codes[i];
+    return NULL;
+}
+
 static void error_json(const struct apierr *e, struct buf *out)
 {
+    const char *code = error_code(e);
+
     buf_puts(out, "{\"type\":\"error\",\"error\":{\"type\":\"");
     buf_puts(out, chat_error_type(&anthropic_dialect, e->kind));
     buf_puts(out, "\",\"message\":");
     jsonx_put_string(out, e->message, strlen(e->message));
+    if (code)
+        buf_printf(out, ",\"details\":{\"error_code\":\"%s\"}", code);
     buf_puts(out, "}");
 }
 
@@ -818,7 +866,6 @@ static struct json_object *add_block(struct json_object *content, const char *ty
 static void anthropic_reply(const struct chat_request *req, const struct chat_reply *r, struct buf *out)
 {
     struct json_object *o = json_object_new_object(), *content = json_object_new_array(), *blk, *usage;
-    struct apierr ignored;
 
     json_object_object_add(o, "id", json_object_new_string(req->id));
     json_object_object_add(o, "type", json_object_new_string("message"));
@@ -838,16 +885,10 @@ static void anthropic_reply(const struct chat_request *req, const struct chat_re
     if (r->text.len)
         json_object_object_add(add_block(content, "text"), "text", jsonx_string(r->text.data, r->text.len));
     for (size_t i = 0; i < r->n_calls; i++) {
-        struct json_object *input = jsonx_parse(r->calls[i].args, strlen(r->calls[i].args), &ignored);
-
-        if (!input || !json_object_is_type(input, json_type_object)) {
-            json_object_put(input);
-            input = json_object_new_object();
-        }
         blk = add_block(content, "tool_use");
         json_object_object_add(blk, "id", json_object_new_string(r->calls[i].id));
         json_object_object_add(blk, "name", json_object_new_string(r->calls[i].name));
-        json_object_object_add(blk, "input", input);
+        json_object_object_add(blk, "input", json_object_get(r->calls[i].args));
     }
     json_object_object_add(o, "content", content);
     json_object_object_add(o, "stop_reason", json_object_new_string(stop_reason(r->finish.reason)));

@@ -13,19 +13,18 @@
 #define DRAIN_LIMIT (256u * 1024 * 1024)
 #define CHUNK 65536
 
-/* Each read waits at most BODY_TIMEOUT (the worker arms the connection so), and the body's whole time is
- * checked after each read: a body trickling in byte by byte holds the worker at most twice BODY_TIMEOUT. */
+/* The request's head and body arrive within BODY_TIMEOUT of its connection, however they trickle: the
+ * worker's reads end at that deadline. */
 static void deadline_in(struct request *rq, struct timespec *at)
 {
-    clock_gettime(CLOCK_MONOTONIC, at);
-    at->tv_sec += rq->w->cfg->body_timeout;
+    *at = rq->w->deadline;
 }
 
 /* Reads at most n bytes; 0 at the end of the body, -1 when the web server stopped sending in time. */
 static int read_some(struct request *rq, char *chunk, int n, const struct timespec *at)
 {
     struct timespec now;
-    int got = FCGX_GetStr(chunk, n, rq->fcgi->in);
+    int got = worker_read(rq, chunk, n);
 
     if (got == 0 && FCGX_GetError(rq->fcgi->in) != 0)
         return -1;
@@ -81,6 +80,7 @@ int body_read(struct request *rq, struct apierr *e)
     struct buf *b = &rq->w->body;
     size_t want = 0, max = rq->w->cfg->max_body;
     struct timespec deadline;
+    struct decode_limits lim;
     char chunk[CHUNK];
     int n, given;
 
@@ -115,6 +115,10 @@ int body_read(struct request *rq, struct apierr *e)
         apierr_set(e, APIERR_INVALID_REQUEST, 400, "request body is truncated: got %zu of %zu bytes", b->len, want);
         return -1;
     }
-    /* What the client compressed counts against MAX_BODY_BYTES decoded, as the JSON it is. */
-    return decode_body(worker_param(rq, "HTTP_CONTENT_ENCODING"), b, max, e);
+    /* What the client compressed counts against MAX_BODY_BYTES decoded, as the JSON it is, and is decoded
+     * within the body's own BODY_TIMEOUT: a worker is never held longer by a body that arrived in time. */
+    lim.max_bytes = max;
+    lim.deadline = deadline;
+    lim.timeout = rq->w->cfg->body_timeout;
+    return decode_body(worker_param(rq, "HTTP_CONTENT_ENCODING"), b, &lim, e);
 }

@@ -587,7 +587,15 @@ void chat_write_ollama_body(const struct chat_request *req, const struct config 
         write_key(out, "format");
         jsonx_write(out, req->parts.format);
     }
-    if (req->window > 0) {
+    if (req->logprobs)
+        buf_puts(out, ",\"logprobs\":true");
+    if (req->top_logprobs > 0) {
+        buf_puts(out, ",\"top_logprobs\":");
+        buf_put_int(out, req->top_logprobs);
+    }
+    /* NUM_CTX=0 leaves the window to Ollama: the model's own length still bounds the prompt (chat_apply_facts),
+     * but asking for it would have Ollama allocate that whole cache. */
+    if (cfg->num_ctx > 0 && req->window > 0) {
         buf_puts(out, ",\"options\":{\"num_ctx\":");
         buf_put_int(out, req->window);
         opts = 1;
@@ -634,9 +642,10 @@ void chat_reply_free(struct chat_reply *r)
     for (size_t i = 0; i < r->n_calls; i++) {
         free(r->calls[i].id);
         free(r->calls[i].name);
-        free(r->calls[i].args);
+        json_object_put(r->calls[i].args);
     }
     free(r->calls);
+    json_object_put(r->logprobs);
     memset(r, 0, sizeof *r);
 }
 

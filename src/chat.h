@@ -46,12 +46,17 @@ struct chat_request {
     char **stop;                   /* owned: stop sequences matched by the adapter */
     size_t n_stop;
     int include_usage;             /* OpenAI stream_options.include_usage */
+    int logprobs;                  /* OpenAI logprobs: Ollama's top-level "logprobs" */
+    long long top_logprobs;        /* OpenAI top_logprobs, 0 when not asked */
     long long max_tokens;          /* what the client allows the reply, 0 when it did not say */
     unsigned text_calls;           /* the textcall formats to recover from the reply's text, 0 for none */
     int thinking_omitted;          /* the client wants thinking blocks without their text (display "omitted") */
     char dropped[96];              /* block types the request held that nothing could be made of, for the log */
     struct json_object *extra;     /* owned: what a dialect keeps from the request for its reply, or NULL */
     struct json_object *call_names;    /* owned: tool-call id -> tool name, for the results that answer them */
+    size_t parse_budget;           /* what every parse of the client's JSON may take, body and tool calls'
+                                    * arguments strings together (jsonx_parse_counted) */
+    size_t parse_used;             /* what they took so far */
     long long raw_estimate;        /* the prompt's size as tokens_estimate counts it */
     long long estimated_tokens;    /* the same, scaled by what the model's real counts taught */
     long long window;              /* the context window the request is sent with, 0 if unknown */
@@ -216,7 +221,8 @@ struct chat_finish {
 struct chat_tool_call {
     char *id;
     char *name;
-    char *args;                    /* JSON text of the arguments object */
+    struct json_object *args;      /* a reference owned: the arguments, an object, as Ollama's line held
+                                    * it (never text parsed again) */
 };
 
 /* A whole reply, collected for a client that did not ask for a stream. */
@@ -226,6 +232,7 @@ struct chat_reply {
     struct chat_tool_call *calls;
     size_t n_calls;
     struct chat_finish finish;
+    struct json_object *logprobs;  /* owned: the tokens' log probabilities Ollama sent (an array), or NULL */
     int failed;
     struct apierr err;
 };
@@ -242,6 +249,8 @@ struct stream_state {
     const struct chat_request *req;
     struct wire_sink *sink;
     struct buf data;               /* the frame being written, reused for every event */
+    struct json_object *logprobs;  /* owned: log probabilities of tokens not yet sent (an array), or NULL; the
+                                    * machine that sends them with a chunk empties it */
 };
 
 /* Sends data as one event of the dialect's framing, named (named SSE only) or not. Returns 0, or -1 once
@@ -255,7 +264,8 @@ enum chat_part { CHAT_THINKING, CHAT_TEXT };
 struct stream_ops {
     int (*begin)(void *st);
     int (*delta)(void *st, enum chat_part part, const char *s, size_t n);
-    int (*tool_call)(void *st, const char *id, const char *name, const char *args, size_t args_len);
+    /* args is borrowed, an object; a machine that keeps it takes a reference. */
+    int (*tool_call)(void *st, const char *id, const char *name, struct json_object *args);
     int (*finish)(void *st, const struct chat_finish *f);
     int (*error)(void *st, const struct apierr *e);
     int (*ping)(void *st);

@@ -737,36 +737,27 @@ static int gstream_delta(void *st, enum chat_part part, const char *str, size_t 
     return chat_send(&s->out, NULL);
 }
 
-/* args as Google wants them, an object: Ollama's arguments object as it came, {} for anything else. */
-static void put_args(struct buf *b, const char *args, size_t n)
-{
-    struct apierr ignored;
-    struct json_object *o = jsonx_parse(args, n, &ignored);
-
-    if (o && json_object_is_type(o, json_type_object))
-        jsonx_write(b, o);
-    else
-        buf_puts(b, "{}");
-    json_object_put(o);
-}
-
-static void put_call(struct buf *b, const char *id, const char *name, const char *args, size_t n)
+/* args as Google wants them, an object: Ollama's arguments as its line held them. */
+static void put_call(struct buf *b, const char *id, const char *name, struct json_object *args)
 {
     buf_puts(b, "{\"functionCall\":{\"id\":");
     jsonx_put_string(b, id, strlen(id));
     buf_puts(b, ",\"name\":");
     jsonx_put_string(b, name, strlen(name));
     buf_puts(b, ",\"args\":");
-    put_args(b, args, n);
+    if (json_object_is_type(args, json_type_object))
+        jsonx_write(b, args);
+    else
+        buf_puts(b, "{}");
     buf_puts(b, "}}");
 }
 
-static int gstream_tool_call(void *st, const char *id, const char *name, const char *args, size_t args_len)
+static int gstream_tool_call(void *st, const char *id, const char *name, struct json_object *args)
 {
     struct gstream *s = st;
 
     event_head(s);
-    put_call(&s->out.data, id, name, args, args_len);
+    put_call(&s->out.data, id, name, args);
     event_tail(s, NULL);
     event_ids(&s->out.data, s->out.req);
     return chat_send(&s->out, NULL);
@@ -880,7 +871,7 @@ static void gemini_reply(const struct chat_request *req, const struct chat_reply
     for (size_t i = 0; i < r->n_calls; i++) {
         if (parts++)
             buf_putc(out, ',');
-        put_call(out, r->calls[i].id, r->calls[i].name, r->calls[i].args, strlen(r->calls[i].args));
+        put_call(out, r->calls[i].id, r->calls[i].name, r->calls[i].args);
     }
     buf_printf(out, "]},\"finishReason\":\"%s\",\"index\":0}]", finish_reason(r->finish.reason));
     put_usage(out, &r->finish, r->thinking.len);

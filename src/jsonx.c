@@ -213,7 +213,8 @@ struct json_object *jsonx_parse_with(struct json_tokener *tok, const char *text,
     return parse(tok, text, len);
 }
 
-struct json_object *jsonx_parse(const char *text, size_t len, struct apierr *err)
+struct json_object *jsonx_parse_counted(const char *text, size_t len, size_t budget, size_t *used,
+                                        struct apierr *err)
 {
     struct json_tokener *tok = jsonx_tokener_new();
     struct json_object *o = NULL;
@@ -238,13 +239,20 @@ struct json_object *jsonx_parse(const char *text, size_t len, struct apierr *err
                    bad);
         goto out;
     }
-    if (cost > jsonx_budget(len)) {
-        apierr_set(err, APIERR_TOO_LARGE, 413, "request body holds too many JSON values for its size: parsed, its %zu "
-                   "bytes would take about %zu MiB, more than the %zu MiB a body of this size may use (%d MiB and %d "
-                   "bytes for each byte)", len, cost >> 20, jsonx_budget(len) >> 20, JSONX_BUDGET_BASE >> 20,
-                   JSONX_BUDGET_PER_BYTE);
+    if (*used > budget || cost > budget - *used) {
+        if (*used == 0)
+            apierr_set(err, APIERR_TOO_LARGE, 413, "request body holds too many JSON values for its size: parsed, "
+                       "its %zu bytes would take about %zu MiB, more than the %zu MiB a body of this size may use "
+                       "(%d MiB and %d bytes for each byte)", len, cost >> 20, budget >> 20,
+                       JSONX_BUDGET_BASE >> 20, JSONX_BUDGET_PER_BYTE);
+        else
+            apierr_set(err, APIERR_TOO_LARGE, 413, "request body holds too many JSON values for its size: parsed "
+                       "with the tool calls' arguments in it, it would take more than the %zu MiB a body of this "
+                       "size may use (%d MiB and %d bytes for each byte)", budget >> 20, JSONX_BUDGET_BASE >> 20,
+                       JSONX_BUDGET_PER_BYTE);
         goto out;
     }
+    *used += cost;
     o = parse(tok, text, len);
     if (!o) {
         jerr = json_tokener_get_error(tok);
@@ -260,6 +268,37 @@ struct json_object *jsonx_parse(const char *text, size_t len, struct apierr *err
 out:
     json_tokener_free(tok);
     return o;
+}
+
+struct json_object *jsonx_parse(const char *text, size_t len, struct apierr *err)
+{
+    size_t used = 0;
+
+    return jsonx_parse_counted(text, len, jsonx_budget(len), &used, err);
+}
+
+/* Held values are at most JSONX_MAX_DEPTH deep (they were parsed, or built from parsed ones). */
+size_t jsonx_held(struct json_object *o)
+{
+    size_t cost = structure_cost[','], n;
+
+    switch (json_object_get_type(o)) {
+    case json_type_string:
+        return cost + (size_t)json_object_get_string_len(o);
+    case json_type_array:
+        n = json_object_array_length(o);
+        cost += structure_cost['['];
+        for (size_t i = 0; i < n; i++)
+            cost += jsonx_held(json_object_array_get_idx(o, i));
+        return cost;
+    case json_type_object:
+        cost += structure_cost['{'];
+        json_object_object_foreach(o, key, val)
+            cost += structure_cost[':'] + strlen(key) + jsonx_held(val);
+        return cost;
+    default:
+        return cost + 8;
+    }
 }
 
 const char *jsonx_string_at(struct json_object *obj, const char *key)

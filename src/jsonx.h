@@ -18,6 +18,12 @@
 /* Parses one complete JSON text, strictly (no comments, no trailing garbage) and with valid UTF-8 only.
  * Returns a new reference the caller puts, or NULL with a 400 set in err. */
 struct json_object *jsonx_parse(const char *text, size_t len, struct apierr *err);
+/* The same, for one of several documents a request holds (its body, then each tool call's arguments
+ * string in it): what this one would cost once parsed is added to *used, and a document that would take
+ * *used past budget is refused with a 413 before it is built. Every parse of one request shares one
+ * budget, so many small documents cannot each spend a whole allowance. */
+struct json_object *jsonx_parse_counted(const char *text, size_t len, size_t budget, size_t *used,
+                                        struct apierr *err);
 
 /* A reusable strict parser, for many small documents (Ollama's NDJSON lines); a long one whose shape is
  * over its budget gives NULL like any other that does not parse. */
@@ -26,6 +32,9 @@ struct json_object *jsonx_parse_with(struct json_tokener *tok, const char *text,
 /* What a document would take once parsed, and what one of its size may take. */
 size_t jsonx_cost(const char *text, size_t len);
 size_t jsonx_budget(size_t len);
+/* What o, already built, holds in memory by the same measure as jsonx_cost: for a reply that keeps
+ * parsed values (tool calls' arguments) within its cap. */
+size_t jsonx_held(struct json_object *o);
 
 /* Field access. All return borrowed references. The "opt" variants accept an absent key or JSON null
  * (returning NULL, or leaving *out untouched); every variant rejects a wrong type with a 400 naming

@@ -47,25 +47,33 @@ static int stdin_is_listening_socket(void)
     return getsockopt(0, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening;
 }
 
-/* Apache's mod_fcgid hands each process it starts a unix socket named <FcgidIPCDir>/<its pid>.<n> on fd 0,
- * and runs one request at a time on it, starting and stopping processes itself; it sets no variable of its
- * own. spawn-fcgi's socket is a path the user chose and lighttpd's ends in -<n>; neither is two numbers
- * with a dot between. */
+/* Apache's mod_fcgid hands each process it starts a unix socket on fd 0, which its process manager made,
+ * listens on, and named after itself: <FcgidIPCDir>/<the manager's pid>.<n>. It runs one request at a time
+ * on it, starting and stopping processes itself, and sets no variable of its own. The kernel records which
+ * process called listen() on a unix socket (SO_PEERCRED): the socket is mod_fcgid's when its name is that
+ * process's pid, a dot and a number, and that process is another one. No name chosen in advance can do
+ * that (spawn-fcgi's "9000.1" would need spawn-fcgi to get pid 9000), spawn-fcgi -n listens in this very
+ * process, and lighttpd's names end in -<n>. */
 static int started_by_mod_fcgid(void)
 {
     struct sockaddr_un sa;
-    socklen_t len = sizeof sa;
-    const char *name;
-    size_t digits;
+    struct ucred cred;
+    socklen_t len = sizeof sa, cred_len = sizeof cred;
+    char owner[32];
+    const char *name, *number;
+    size_t n;
 
     memset(&sa, 0, sizeof sa);
-    if (getsockname(0, (struct sockaddr *)&sa, &len) < 0 || sa.sun_family != AF_UNIX || !sa.sun_path[0])
+    if (getsockname(0, (struct sockaddr *)&sa, &len) < 0 || sa.sun_family != AF_UNIX || !sa.sun_path[0] ||
+        getsockopt(0, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) < 0 || cred.pid <= 0 || cred.pid == getpid())
         return 0;
     name = strrchr(sa.sun_path, '/');
     name = name ? name + 1 : sa.sun_path;
-    digits = strspn(name, "0123456789");
-    return digits > 0 && name[digits] == '.' && name[digits + 1] &&
-           strspn(name + digits + 1, "0123456789") == strlen(name + digits + 1);
+    n = (size_t)snprintf(owner, sizeof owner, "%d.", (int)cred.pid);
+    if (strncmp(name, owner, n) != 0)
+        return 0;
+    number = name + n;
+    return *number && strspn(number, "0123456789") == strlen(number);
 }
 
 int main(int argc, char **argv)

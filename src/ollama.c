@@ -56,6 +56,8 @@ int ollama_chunk_parse(struct json_tokener *tok, const char *line, size_t len, s
     opt_text(msg, "thinking", &c->thinking, &c->thinking_len);
     if (msg && json_object_object_get_ex(msg, "tool_calls", &v) && json_object_is_type(v, json_type_array))
         c->tool_calls = v;
+    if (json_object_object_get_ex(c->root, "logprobs", &v) && json_object_is_type(v, json_type_array))
+        c->logprobs = v;
     c->done_reason = "";
     if (json_object_object_get_ex(c->root, "done_reason", &v) && json_object_is_type(v, json_type_string))
         c->done_reason = json_object_get_string(v);

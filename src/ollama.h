@@ -14,6 +14,7 @@ struct ollama_chunk {
     const char *thinking;
     size_t thinking_len;
     struct json_object *tool_calls;  /* array or NULL */
+    struct json_object *logprobs;    /* array of the tokens' log probabilities, asked for with "logprobs", or NULL */
     int done;
     const char *done_reason;    /* "" when absent */
     long long prompt_eval_count; /* -1 when absent */

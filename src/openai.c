@@ -93,7 +93,8 @@ static int content_text(struct json_object *content, const char *path, struct ch
     return content ? chat_each_block(content, path, "content part", &m->text, content_part, &p, err) : 0;
 }
 
-struct json_object *openai_arguments(struct json_object *text, const char *field, struct apierr *err)
+struct json_object *openai_arguments(struct chat_request *req, struct json_object *text, const char *field,
+                                     struct apierr *err)
 {
     struct json_object *args;
     struct apierr perr;
@@ -101,7 +102,12 @@ struct json_object *openai_arguments(struct json_object *text, const char *field
     /* Ollama decodes arguments as an object; OpenAI sends a JSON string. */
     if (!text || json_object_get_string_len(text) == 0)
         return json_object_new_object();
-    args = jsonx_parse(json_object_get_string(text), (size_t)json_object_get_string_len(text), &perr);
+    args = jsonx_parse_counted(json_object_get_string(text), (size_t)json_object_get_string_len(text),
+                               req->parse_budget, &req->parse_used, &perr);
+    if (!args && perr.status == 413) {
+        *err = perr;
+        return NULL;
+    }
     if (!args || !json_object_is_type(args, json_type_object)) {
         json_object_put(args);
         apierr_field(err, field, "the tool call's arguments must be a JSON object encoded as a string");
@@ -134,7 +140,7 @@ static int assistant_tool_calls(struct xlate *x, struct json_object *msg, const 
         if (jsonx_req(fn, "name", json_type_string, fpath, &fname, x->err) < 0 ||
             jsonx_opt(fn, "arguments", json_type_string, fpath, &fargs, x->err) < 0)
             return -1;
-        args = openai_arguments(fargs, jsonx_path(fpath, sizeof fpath, fpath, "arguments"), x->err);
+        args = openai_arguments(x->req, fargs, jsonx_path(fpath, sizeof fpath, fpath, "arguments"), x->err);
         if (!args)
             return -1;
         chat_msg_call(x->req, m, id, fname, args);
@@ -177,6 +183,23 @@ static int tool_message(struct xlate *x, struct json_object *msg, struct json_ob
     return 0;
 }
 
+/* Only an assistant's turn that calls tools may say nothing; any other message without content is a
+ * mistake the API refuses, not an empty turn. (A role that is none of these is named as such instead.) */
+static int content_missing(struct json_object *msg, const char *role, struct json_object *content)
+{
+    struct json_object *v = NULL;
+
+    if (content)
+        return 0;
+    if (strcmp(role, "assistant") == 0) {
+        if (!json_object_object_get_ex(msg, "tool_calls", &v) || !v)
+            json_object_object_get_ex(msg, "function_call", &v);
+        return v == NULL;
+    }
+    return chat_is_system_role(role) || strcmp(role, "user") == 0 || strcmp(role, "tool") == 0 ||
+           strcmp(role, "function") == 0;
+}
+
 static int translate_message(void *ctx, struct json_object *msg, const char *path)
 {
     struct xlate *x = ctx;
@@ -189,6 +212,10 @@ static int translate_message(void *ctx, struct json_object *msg, const char *pat
     chat_msg_init(&m, "user");
     if (chat_role_and_content(msg, path, &role, &content, name, sizeof name, x->err) < 0)
         goto out;
+    if (content_missing(msg, role, content)) {
+        apierr_field(x->err, name, "Field required");
+        goto out;
+    }
     if (chat_is_system_role(role)) {
         if (content_text(content, name, &m, 0, x->err) < 0)
             goto out;
@@ -376,11 +403,26 @@ int openai_reasoning_effort(const char *effort, const char *field, struct chat_r
 
 /* Fields Ollama has no use for are still checked, as OpenAI checks them. */
 static const struct chat_field ignored_fields[] = {
-    { "parallel_tool_calls", json_type_boolean }, { "logprobs", json_type_boolean }, { "store", json_type_boolean },
+    { "parallel_tool_calls", json_type_boolean }, { "store", json_type_boolean },
     { "user", json_type_string }, { "service_tier", json_type_string }, { "safety_identifier", json_type_string },
-    { "prompt_cache_key", json_type_string }, { "top_logprobs", json_type_int }, { "metadata", json_type_object },
-    { "logit_bias", json_type_object },
+    { "prompt_cache_key", json_type_string }, { "metadata", json_type_object }, { "logit_bias", json_type_object },
 };
+
+/* logprobs and top_logprobs reach Ollama as its own top-level fields of the same names; OpenAI allows at most
+ * 20 alternatives, as Ollama does. */
+static int translate_logprobs(struct json_object *body, struct chat_request *req, struct apierr *err)
+{
+    int present;
+
+    if (jsonx_opt_bool(body, "logprobs", "", &req->logprobs, err) < 0 ||
+        jsonx_opt_int(body, "top_logprobs", "", &req->top_logprobs, &present, err) < 0)
+        return -1;
+    if (present && (req->top_logprobs < 0 || req->top_logprobs > 20)) {
+        apierr_field(err, "top_logprobs", "expected an integer from 0 to 20, got %lld", req->top_logprobs);
+        return -1;
+    }
+    return 0;
+}
 
 static int openai_translate(const struct dialect_call *call, struct json_object *body, const struct config *cfg,
                             struct chat_request *req, struct apierr *err)
@@ -402,7 +444,7 @@ static int openai_translate(const struct dialect_call *call, struct json_object 
     }
     if ((so && jsonx_opt_bool(so, "include_usage", "stream_options", &req->include_usage, err) < 0) ||
         chat_check_fields(body, ignored_fields, sizeof ignored_fields / sizeof *ignored_fields, err) < 0 ||
-        translate_options(body, req, err) < 0 ||
+        translate_logprobs(body, req, err) < 0 || translate_options(body, req, err) < 0 ||
         jsonx_opt(body, "response_format", json_type_object, "", &rf, err) < 0 ||
         (rf && openai_format(rf, "response_format", req, err) < 0) ||
         jsonx_opt_string(body, "reasoning_effort", "", &effort, err) < 0 ||
@@ -441,6 +483,24 @@ static int ostream_begin(void *st)
     return chat_send(&s->out, NULL);
 }
 
+/* "logprobs": the log probabilities of the tokens not yet sent, as Ollama's own OpenAI layer gives them
+ * ({"content": [...]}), or null; once written they are sent. */
+static void put_logprobs(struct ostream *s)
+{
+    struct json_object *kept = s->out.logprobs;
+    size_t n = kept ? json_object_array_length(kept) : 0;
+
+    buf_puts(&s->out.data, "\"logprobs\":");
+    if (!n) {
+        buf_puts(&s->out.data, "null");
+        return;
+    }
+    buf_puts(&s->out.data, "{\"content\":");
+    jsonx_write(&s->out.data, kept);
+    buf_putc(&s->out.data, '}');
+    json_object_array_del_idx(kept, 0, n);
+}
+
 static int ostream_delta(void *st, enum chat_part part, const char *str, size_t n)
 {
     struct ostream *s = st;
@@ -449,11 +509,24 @@ static int ostream_delta(void *st, enum chat_part part, const char *str, size_t 
     buf_puts(&s->out.data, part == CHAT_THINKING ? "[{\"index\":0,\"delta\":{\"reasoning_content\":"
                                                  : "[{\"index\":0,\"delta\":{\"content\":");
     jsonx_put_string(&s->out.data, str, n);
-    buf_puts(&s->out.data, "},\"logprobs\":null,\"finish_reason\":null}]}");
+    buf_puts(&s->out.data, "},");
+    put_logprobs(s);
+    buf_puts(&s->out.data, ",\"finish_reason\":null}]}");
     return chat_send(&s->out, NULL);
 }
 
-static int ostream_tool_call(void *st, const char *id, const char *name, const char *args, size_t args_len)
+/* OpenAI's arguments are the object's JSON text, in a string. */
+static void put_arguments(struct buf *b, struct json_object *args)
+{
+    struct buf text;
+
+    buf_init(&text);
+    jsonx_write(&text, args);
+    jsonx_put_string(b, text.data, text.len);
+    buf_free(&text);
+}
+
+static int ostream_tool_call(void *st, const char *id, const char *name, struct json_object *args)
 {
     struct ostream *s = st;
 
@@ -463,7 +536,7 @@ static int ostream_tool_call(void *st, const char *id, const char *name, const c
     buf_puts(&s->out.data, ",\"type\":\"function\",\"function\":{\"name\":");
     jsonx_put_string(&s->out.data, name, strlen(name));
     buf_puts(&s->out.data, ",\"arguments\":");
-    jsonx_put_string(&s->out.data, args, args_len);
+    put_arguments(&s->out.data, args);
     buf_puts(&s->out.data, "}}]},\"logprobs\":null,\"finish_reason\":null}]}");
     return chat_send(&s->out, NULL);
 }
@@ -488,8 +561,9 @@ static int ostream_finish(void *st, const struct chat_finish *f)
     struct ostream *s = st;
 
     chunk_head(s);
-    buf_printf(&s->out.data, "[{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"%s\"}]}",
-               finish_reason(f->reason));
+    buf_puts(&s->out.data, "[{\"index\":0,\"delta\":{},");
+    put_logprobs(s);
+    buf_printf(&s->out.data, ",\"finish_reason\":\"%s\"}]}", finish_reason(f->reason));
     if (chat_send(&s->out, NULL) < 0)
         return -1;
     if (s->out.req->include_usage) {
@@ -558,6 +632,19 @@ static const struct stream_ops ostream_ops = {
 
 /* ---- whole replies ---- */
 
+/* A new string: the arguments' JSON text. */
+static struct json_object *arguments_string(struct json_object *args)
+{
+    struct json_object *o;
+    struct buf text;
+
+    buf_init(&text);
+    jsonx_write(&text, args);
+    o = jsonx_string(text.data ? text.data : "", text.len);
+    buf_free(&text);
+    return o;
+}
+
 static void openai_reply(const struct chat_request *req, const struct chat_reply *r, struct buf *out)
 {
     struct json_object *o = json_object_new_object(), *choices = json_object_new_array(), *choice, *msg, *usage;
@@ -585,14 +672,21 @@ static void openai_reply(const struct chat_request *req, const struct chat_reply
             json_object_object_add(call, "id", json_object_new_string(r->calls[i].id));
             json_object_object_add(call, "type", json_object_new_string("function"));
             json_object_object_add(fn, "name", json_object_new_string(r->calls[i].name));
-            json_object_object_add(fn, "arguments", json_object_new_string(r->calls[i].args));
+            json_object_object_add(fn, "arguments", arguments_string(r->calls[i].args));
             json_object_object_add(call, "function", fn);
             json_object_array_add(calls, call);
         }
         json_object_object_add(msg, "tool_calls", calls);
     }
     json_object_object_add(choice, "message", msg);
-    json_object_object_add(choice, "logprobs", NULL);
+    if (r->logprobs && json_object_array_length(r->logprobs)) {
+        struct json_object *logprobs = json_object_new_object();
+
+        json_object_object_add(logprobs, "content", json_object_get(r->logprobs));
+        json_object_object_add(choice, "logprobs", logprobs);
+    } else {
+        json_object_object_add(choice, "logprobs", NULL);
+    }
     json_object_object_add(choice, "finish_reason", json_object_new_string(finish_reason(r->finish.reason)));
     json_object_array_add(choices, choice);
     json_object_object_add(o, "choices", choices);

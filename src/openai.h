@@ -9,8 +9,10 @@ extern const struct dialect openai_dialect;
 
 /* A data: URI image (the only kind Ollama can take) into m's images; any other URL is a 400 naming field. */
 int openai_data_uri_image(struct chat_msg *m, const char *url, const char *field, struct apierr *err);
-/* Tool-call arguments, a JSON string, as the object Ollama takes; NULL with a 400 naming field. */
-struct json_object *openai_arguments(struct json_object *text, const char *field, struct apierr *err);
+/* Tool-call arguments, a JSON string, as the object Ollama takes; NULL with a 400 naming field, or a 413
+ * when parsing it would take req past its parse budget (the body's and its other arguments' share it). */
+struct json_object *openai_arguments(struct chat_request *req, struct json_object *text, const char *field,
+                                     struct apierr *err);
 /* response_format (Chat Completions) or text.format (Responses) as Ollama's format. */
 int openai_format(struct json_object *format, const char *field, struct chat_request *req, struct apierr *err);
 /* tool_choice in either API's shape. */

@@ -15,10 +15,13 @@ int pipeline_request(const struct dialect *d, const struct dialect_call *call, c
                      const struct config *cfg, const struct pipeline_models *models, struct chat_request *req,
                      struct buf *out, struct apierr *err)
 {
-    struct json_object *parsed = jsonx_parse(body, len, err);
+    struct json_object *parsed;
     struct model_facts facts;
     int rc;
 
+    /* One budget for the body and every document inside it (tool calls' arguments as strings). */
+    req->parse_budget = jsonx_budget(len);
+    parsed = jsonx_parse_counted(body, len, req->parse_budget, &req->parse_used, err);
     if (!parsed)
         return -1;
     req->wire = d->wire;

@@ -372,12 +372,14 @@ static void reap(struct pool *p)
     }
 }
 
-/* A pool sized by demand: workers started while fewer than MIN_IDLE_WORKERS are idle (up to
- * MAX_WORKERS), and one worker stopped at a time once it has been idle WORKER_IDLE_SECONDS beyond them. */
+/* A pool sized by demand: workers started while fewer than MIN_IDLE_WORKERS are idle, and one worker
+ * stopped at a time once it has been idle WORKER_IDLE_SECONDS beyond them. Workers asked to stop (by a
+ * reload, or for being idle) count against MAX_WORKERS until they are gone: after SIGHUPs the pool is
+ * never more than MAX_WORKERS, the old workers still finishing their streams included. */
 static void size_by_demand(struct pool *p)
 {
     const struct config *cfg = p->cfg;
-    long running = 0, idle = 0, busy;
+    long running = 0, idle = 0, leaving = 0, room;
     struct slot *longest = NULL;
     double longest_idle = 0;
 
@@ -387,8 +389,12 @@ static void size_by_demand(struct pool *p)
         struct slot *s = &p->slots[i];
         double idle_for;
 
-        if (s->pid == 0 || s->kill_at.tv_sec != 0 || s->generation != p->generation)
+        if (s->pid == 0)
             continue;
+        if (s->kill_at.tv_sec != 0 || s->generation != p->generation) {
+            leaving++;
+            continue;
+        }
         running++;
         if (metrics_slot_busy(i, &idle_for))
             continue;
@@ -398,9 +404,9 @@ static void size_by_demand(struct pool *p)
             longest_idle = idle_for;
         }
     }
-    busy = running - idle;
+    room = cfg->max_workers - running - leaving - p->pending;
     if (idle + p->pending < cfg->min_idle_workers) {
-        long room = cfg->max_workers - running - p->pending, more = cfg->min_idle_workers - idle - p->pending;
+        long more = cfg->min_idle_workers - idle - p->pending;
 
         if (more > room)
             more = room;
@@ -410,12 +416,12 @@ static void size_by_demand(struct pool *p)
         ask_to_stop(p, longest);
     }
     /* Every worker busy and none to add: new requests wait in the socket's queue. Said once a time. */
-    if (busy >= cfg->max_workers && idle == 0 && !p->at_max) {
+    if (room <= 0 && idle == 0 && p->pending == 0 && !p->at_max) {
         metrics_max_reached();
         accesslog_warn("all MAX_WORKERS=%ld workers are busy: new requests wait in the listen queue (%ld there now)",
                        cfg->max_workers, pool_listen_queue(p->listen_fd));
     }
-    p->at_max = busy >= cfg->max_workers && idle == 0;
+    p->at_max = room <= 0 && idle == 0 && p->pending == 0;
 }
 
 static void on_tick(struct pool *p)
@@ -446,8 +452,11 @@ static void reload(struct pool *p)
 
     fprintf(stderr, "ollama-fcgi: SIGHUP: replacing the workers\n");
     p->pending = 0;
-    want(p, first_workers(p->cfg), 0);
-    start_pending(p);
+    /* A pool sized by demand starts its new workers as room within MAX_WORKERS allows (size_by_demand). */
+    if (!p->cfg->max_workers) {
+        want(p, first_workers(p->cfg), 0);
+        start_pending(p);
+    }
     for (size_t i = 0; i < p->n_slots; i++)
         if (p->slots[i].generation == old)
             ask_to_stop(p, &p->slots[i]);
@@ -459,6 +468,9 @@ static void stop(struct pool *p)
         return;
     p->stopping = 1;
     fprintf(stderr, "ollama-fcgi: stopping: %zu workers finish what they serve\n", live(p));
+    /* New connections are refused at once from now on, rather than queued for workers that are leaving;
+     * those already queued are served by the workers as they stop (they see the socket shut down). */
+    shutdown(p->listen_fd, SHUT_RDWR);
     for (size_t i = 0; i < p->n_slots; i++)
         ask_to_stop(p, &p->slots[i]);
 }

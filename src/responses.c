@@ -101,6 +101,20 @@ static int read_message(struct xlate *x, struct chat_msg *m, const char *role, s
     return -1;
 }
 
+/* The assistant message a reasoning or message item joins. One turn comes as several items, in the order
+ * reasoning, message, calls, and they join one message; a reasoning or message item after the turn's text or
+ * calls begins the next turn, which stays a message of its own, as Ollama's own Responses layer keeps it. */
+static struct chat_msg *assistant_turn(struct chat_request *req)
+{
+    struct chat_msg next;
+
+    if (req->has_last && strcmp(req->last.role, "assistant") == 0 && (req->last.text.len || req->last.calls)) {
+        chat_msg_init(&next, "assistant");
+        chat_push(req, &next);
+    }
+    return chat_open(req, "assistant");
+}
+
 static int message_item(struct xlate *x, struct json_object *item, const char *path)
 {
     struct json_object *content;
@@ -122,21 +136,21 @@ static int message_item(struct xlate *x, struct json_object *item, const char *p
     } else if (role[0] == 'u') {
         chat_push(x->req, &m);
     } else if (m.text.len) {
-        /* One assistant turn comes as several items (reasoning, message, calls): they join one message. */
-        turn = chat_open(x->req, "assistant");
-        if (turn->text.len)
-            buf_putc(&turn->text, '\n');
+        turn = assistant_turn(x->req);
         buf_append(&turn->text, m.text.data, m.text.len);
     }
     chat_msg_free(&m);
     return 0;
 }
 
-/* The name Ollama knows a called tool by: "ns.member" for a tool of a namespace. */
+/* The name Ollama knows a called tool by: "ns.member" for a tool of a namespace, the member's own name when it
+ * already begins with "ns." (muse.read_file in namespace muse), which a second prefix would only garble. */
 static void ollama_tool_name(const char *name, const char *ns, struct buf *out)
 {
+    size_t n = ns ? strlen(ns) : 0;
+
     buf_reset(out);
-    if (ns && *ns) {
+    if (n && !(strncmp(name, ns, n) == 0 && name[n] == '.')) {
         buf_puts(out, ns);
         buf_putc(out, '.');
     }
@@ -164,7 +178,7 @@ static int call_item(struct xlate *x, struct json_object *item, const char *path
     } else {
         if (jsonx_opt(item, "arguments", json_type_string, path, &v, x->err) < 0)
             return -1;
-        args = openai_arguments(v, jsonx_path(field, sizeof field, path, "arguments"), x->err);
+        args = openai_arguments(x->req, v, jsonx_path(field, sizeof field, path, "arguments"), x->err);
         if (!args)
             return -1;
     }
@@ -219,7 +233,7 @@ static int reasoning_item(struct xlate *x, struct json_object *item, const char 
         if (thinking.len == 0 && json_object_object_get_ex(item, "summary", &v))
             chat_join_texts(&thinking, v);
     }
-    turn = chat_open(x->req, "assistant");
+    turn = assistant_turn(x->req);
     buf_append(&turn->thinking, thinking.data ? thinking.data : "", thinking.len);
     buf_free(&thinking);
     return 0;
@@ -590,19 +604,21 @@ struct call_shape {
     int custom;
     const char *ns;                   /* NULL when the tool has none */
     const char *name;
-    const char *input;                /* a custom call's input, owned by the arguments object */
+    const char *input;                /* a custom call's input, in the arguments object or in args */
     size_t input_len;
-    struct json_object *parsed;       /* owned: the parsed arguments, or NULL */
+    struct buf args;                  /* owned: the arguments' JSON text */
 };
 
-static void call_shape(const struct chat_request *req, const char *name, const char *args, size_t args_len,
+/* Borrows args (an object), which must outlive c; call_shape_free frees what c holds. */
+static void call_shape(const struct chat_request *req, const char *name, struct json_object *args,
                        struct call_shape *c)
 {
     struct json_object *pair, *v;
-    struct apierr ignored;
 
     memset(c, 0, sizeof *c);
     c->name = name;
+    buf_init(&c->args);
+    jsonx_write(&c->args, args);
     if (json_object_object_get_ex(extra_get(req, "namespaced"), name, &pair)) {
         c->ns = json_object_get_string(json_object_array_get_idx(pair, 0));
         c->name = json_object_get_string(json_object_array_get_idx(pair, 1));
@@ -610,13 +626,17 @@ static void call_shape(const struct chat_request *req, const char *name, const c
     if (!json_object_object_get_ex(extra_get(req, "custom"), name, &v))
         return;
     c->custom = 1;
-    c->input = args;
-    c->input_len = args_len;
-    c->parsed = jsonx_parse(args, args_len, &ignored);
-    if (c->parsed && json_object_object_get_ex(c->parsed, "input", &v) && json_object_is_type(v, json_type_string)) {
+    c->input = c->args.data;
+    c->input_len = c->args.len;
+    if (json_object_object_get_ex(args, "input", &v) && json_object_is_type(v, json_type_string)) {
         c->input = json_object_get_string(v);
         c->input_len = (size_t)json_object_get_string_len(v);
     }
+}
+
+static void call_shape_free(struct call_shape *c)
+{
+    buf_free(&c->args);
 }
 
 static void key(struct buf *b, const char *k)
@@ -818,13 +838,50 @@ static int rstream_begin(void *st)
     return whole_response_event(s, "response.in_progress", "in_progress", NULL, NULL, NULL);
 }
 
-static const char *const part_added[] = { "", "response.reasoning_summary_part.added", "response.content_part.added" };
-static const char *const text_delta[] = { "", "response.reasoning_summary_text.delta", "response.output_text.delta" };
+/* The events of one kind of text part, each following the same lifecycle: the part added, its deltas, its text
+ * done, the part done. A reasoning item's text is a summary when the client asked for one, else its content
+ * (reasoning_text), whose part is opened and closed like a message's: stream helpers that accumulate the
+ * response (openai's responses.stream) refuse a delta for a part never added. */
+struct part_events {
+    const char *added, *delta, *text_done, *done;
+    const char *index_key;            /* summary_index or content_index */
+    const char *part_type;
+    const char *part_tail;            /* what the part carries after its text */
+};
 
-/* The names of a reasoning item's events when its text goes in content rather than summary. */
-static const char *reasoning_event(struct rstream *s, const char *summary_name, const char *content_name)
+static const struct part_events output_part = {
+    .added = "response.content_part.added", .delta = "response.output_text.delta",
+    .text_done = "response.output_text.done", .done = "response.content_part.done",
+    .index_key = "content_index", .part_type = "output_text", .part_tail = ",\"annotations\":[],\"logprobs\":[]",
+};
+static const struct part_events summary_part = {
+    .added = "response.reasoning_summary_part.added", .delta = "response.reasoning_summary_text.delta",
+    .text_done = "response.reasoning_summary_text.done", .done = "response.reasoning_summary_part.done",
+    .index_key = "summary_index", .part_type = "summary_text", .part_tail = "",
+};
+static const struct part_events reasoning_part = {
+    .added = "response.content_part.added", .delta = "response.reasoning_text.delta",
+    .text_done = "response.reasoning_text.done", .done = "response.content_part.done",
+    .index_key = "content_index", .part_type = "reasoning_text", .part_tail = "",
+};
+
+static const struct part_events *part_events(struct rstream *s, enum item kind)
 {
-    return extra_flag(s->out.req, "summary") ? summary_name : content_name;
+    if (kind == ITEM_MESSAGE)
+        return &output_part;
+    return extra_flag(s->out.req, "summary") ? &summary_part : &reasoning_part;
+}
+
+/* A part event: its position and the part with its text so far. */
+static int part_event(struct rstream *s, const struct part_events *p, const char *name, const char *text, size_t n)
+{
+    event(s, name);
+    position(s, p->index_key);
+    buf_printf(&s->out.data, ",\"part\":{\"type\":\"%s\",\"text\":", p->part_type);
+    jsonx_put_string(&s->out.data, text, n);
+    buf_puts(&s->out.data, p->part_tail);
+    buf_putc(&s->out.data, '}');
+    return send_event(s, name);
 }
 
 static int open_item(struct rstream *s, enum item kind)
@@ -838,13 +895,7 @@ static int open_item(struct rstream *s, enum item kind)
         message_item_json(&s->scratch, s->out.req, s->index, "in_progress", "", 0, 0);
     if (item_event(s, "response.output_item.added", s->scratch.data, s->scratch.len) < 0)
         return -1;
-    if (kind == ITEM_REASONING && !extra_flag(s->out.req, "summary"))
-        return 0;
-    event(s, part_added[kind]);
-    position(s, kind == ITEM_REASONING ? "summary_index" : "content_index");
-    buf_puts(&s->out.data, kind == ITEM_REASONING ? ",\"part\":{\"type\":\"summary_text\",\"text\":\"\"}"
-                                                  : ",\"part\":{\"type\":\"output_text\",\"text\":\"\",\"annotations\":[],\"logprobs\":[]}");
-    return send_event(s, part_added[kind]);
+    return part_event(s, part_events(s, kind), part_events(s, kind)->added, "", 0);
 }
 
 /* Ends the open item: its .done events with the whole text, then output_item.done, which clients act on. */
@@ -852,28 +903,16 @@ static int close_item(struct rstream *s)
 {
     enum item kind = s->open;
     const char *text = s->text.data ? s->text.data : "";
-    const char *name;
+    const struct part_events *p;
 
     if (kind == ITEM_NONE)
         return 0;
-    name = kind == ITEM_MESSAGE ? "response.output_text.done"
-                                : reasoning_event(s, "response.reasoning_summary_text.done", "response.reasoning_text.done");
-    event(s, name);
-    position(s, kind == ITEM_MESSAGE ? "content_index" : extra_flag(s->out.req, "summary") ? "summary_index" : "content_index");
+    p = part_events(s, kind);
+    event(s, p->text_done);
+    position(s, p->index_key);
     string_field(&s->out.data, "text", text, s->text.len);
-    if (send_event(s, name) < 0)
+    if (send_event(s, p->text_done) < 0 || part_event(s, p, p->done, text, s->text.len) < 0)
         return -1;
-    if (kind == ITEM_MESSAGE || extra_flag(s->out.req, "summary")) {
-        name = kind == ITEM_MESSAGE ? "response.content_part.done" : "response.reasoning_summary_part.done";
-        event(s, name);
-        position(s, kind == ITEM_MESSAGE ? "content_index" : "summary_index");
-        buf_puts(&s->out.data, kind == ITEM_MESSAGE ? ",\"part\":{\"type\":\"output_text\",\"text\":"
-                                                    : ",\"part\":{\"type\":\"summary_text\",\"text\":");
-        jsonx_put_string(&s->out.data, text, s->text.len);
-        buf_puts(&s->out.data, kind == ITEM_MESSAGE ? ",\"annotations\":[],\"logprobs\":[]}" : "}");
-        if (send_event(s, name) < 0)
-            return -1;
-    }
     buf_reset(&s->scratch);
     if (kind == ITEM_REASONING)
         reasoning_item_json(&s->scratch, s->out.req, s->index, text, s->text.len, 1);
@@ -893,30 +932,29 @@ static int rstream_delta(void *st, enum chat_part part, const char *str, size_t 
 {
     struct rstream *s = st;
     enum item kind = part == CHAT_THINKING ? ITEM_REASONING : ITEM_MESSAGE;
-    const char *name;
+    const struct part_events *p;
 
     if (s->open != kind && (close_item(s) < 0 || open_item(s, kind) < 0))
         return -1;
     buf_append(&s->text, str, n);
-    name = kind == ITEM_MESSAGE ? text_delta[kind]
-                                : reasoning_event(s, text_delta[kind], "response.reasoning_text.delta");
-    event(s, name);
-    position(s, kind == ITEM_MESSAGE || !extra_flag(s->out.req, "summary") ? "content_index" : "summary_index");
+    p = part_events(s, kind);
+    event(s, p->delta);
+    position(s, p->index_key);
     string_field(&s->out.data, "delta", str, n);
     if (kind == ITEM_MESSAGE)
         buf_puts(&s->out.data, ",\"logprobs\":[]");
-    return send_event(s, name);
+    return send_event(s, p->delta);
 }
 
 /* A tool call arrives whole from Ollama: added, its arguments (or input) in one delta, done. */
-static int rstream_tool_call(void *st, const char *id, const char *name, const char *args, size_t args_len)
+static int rstream_tool_call(void *st, const char *id, const char *name, struct json_object *args)
 {
     struct rstream *s = st;
     struct call_shape c;
     const char *kind;
     int rc = -1;
 
-    call_shape(s->out.req, name, args, args_len, &c);
+    call_shape(s->out.req, name, args, &c);
     if (close_item(s) < 0)
         goto out;
     buf_reset(&s->scratch);
@@ -936,12 +974,12 @@ static int rstream_tool_call(void *st, const char *id, const char *name, const c
         if (c.custom)
             string_field(&s->out.data, done ? "input" : "delta", c.input, c.input_len);
         else
-            string_field(&s->out.data, done ? "arguments" : "delta", args, args_len);
+            string_field(&s->out.data, done ? "arguments" : "delta", c.args.data, c.args.len);
         if (send_event(s, s->scratch.data) < 0)
             goto out;
     }
     buf_reset(&s->scratch);
-    call_item_json(&s->scratch, s->out.req, s->index, "completed", id, &c, args, args_len);
+    call_item_json(&s->scratch, s->out.req, s->index, "completed", id, &c, c.args.data, c.args.len);
     if (s->items.len)
         buf_putc(&s->items, ',');
     buf_append(&s->items, s->scratch.data, s->scratch.len);
@@ -950,7 +988,7 @@ static int rstream_tool_call(void *st, const char *id, const char *name, const c
     s->index++;
     rc = 0;
 out:
-    json_object_put(c.parsed);
+    call_shape_free(&c);
     return rc;
 }
 
@@ -1008,13 +1046,12 @@ static void responses_reply(const struct chat_request *req, const struct chat_re
     }
     for (size_t i = 0; i < r->n_calls; i++) {
         struct call_shape c;
-        size_t len = strlen(r->calls[i].args);
 
-        call_shape(req, r->calls[i].name, r->calls[i].args, len, &c);
+        call_shape(req, r->calls[i].name, r->calls[i].args, &c);
         if (items.len)
             buf_putc(&items, ',');
-        call_item_json(&items, req, index++, "completed", r->calls[i].id, &c, r->calls[i].args, len);
-        json_object_put(c.parsed);
+        call_item_json(&items, req, index++, "completed", r->calls[i].id, &c, c.args.data, c.args.len);
+        call_shape_free(&c);
     }
     response_json(out, req, length ? "incomplete" : "completed", items.data ? items.data : "", items.len, &r->finish,
                   length ? "max_output_tokens" : NULL, NULL);

@@ -25,14 +25,14 @@ static int collect_delta(void *st, enum chat_part part, const char *s, size_t n)
     return 0;
 }
 
-static int collect_tool_call(void *st, const char *id, const char *name, const char *args, size_t args_len)
+static int collect_tool_call(void *st, const char *id, const char *name, struct json_object *args)
 {
     struct chat_reply *r = st;
 
     r->calls = xrealloc(r->calls, (r->n_calls + 1) * sizeof *r->calls);
     r->calls[r->n_calls].id = xstrdup(id);
     r->calls[r->n_calls].name = xstrdup(name);
-    r->calls[r->n_calls].args = xstrndup(args, args_len);
+    r->calls[r->n_calls].args = json_object_get(args);
     r->n_calls++;
     return 0;
 }
@@ -96,6 +96,7 @@ void stream_close(struct stream *s)
         if (s->d->state_free)
             s->d->state_free(s->st);
         buf_free(&((struct stream_state *)s->st)->data);
+        json_object_put(((struct stream_state *)s->st)->logprobs);
         free(s->st);
     }
     stopseq_free(&s->stop);
@@ -134,19 +135,22 @@ int stream_ping(struct stream *s)
 /* A reply held in memory until it is complete (whole, or a stream machine that keeps it, or kept for
  * some other reason such as thinking whose text goes out only in its signature): past the cap it ends
  * with an error. */
-static int room_for_kept(struct stream *s, size_t n, int kept)
+static int over_cap(struct stream *s)
 {
     struct apierr e;
 
-    if (!s->whole && !s->d->keeps_output && !kept)
-        return 0;
-    s->bytes += n;
-    if (s->bytes <= s->cap)
-        return 0;
     apierr_set(&e, APIERR_API, 502, "Ollama's reply grew past %zu bytes, the most a reply held whole may hold; "
                "lower the token limit%s", s->cap, s->whole ? ", or ask for it with \"stream\": true" : "");
     stream_fail(s, &e);
     return -1;
+}
+
+static int room_for_kept(struct stream *s, size_t n, int kept)
+{
+    if (!s->whole && !s->d->keeps_output && !kept)
+        return 0;
+    s->bytes += n;
+    return s->bytes <= s->cap ? 0 : over_cap(s);
 }
 
 static int room_for(struct stream *s, size_t n)
@@ -179,6 +183,7 @@ static int send_text(struct stream *s, const char *text, size_t n)
         return STREAM_MORE;
     if (room_for(s, n) < 0)
         return STREAM_DONE;
+    s->said = 1;
     return s->ops->delta(s->st, CHAT_TEXT, text, n) < 0 ? STREAM_GONE : STREAM_MORE;
 }
 
@@ -232,27 +237,83 @@ static int emit_thinking(struct stream *s, const char *text, size_t n)
     return s->ops->delta(s->st, CHAT_THINKING, text, n) < 0 ? STREAM_GONE : STREAM_MORE;
 }
 
-/* One tool call from Ollama's tool_calls array; malformed entries are skipped. */
+/* Whether the client offered a tool of this name (Ollama's tools: {"function": {"name": ...}}). */
+static int tool_offered(const struct chat_request *req, const char *name)
+{
+    size_t n = req->parts.tools ? json_object_array_length(req->parts.tools) : 0;
+    struct json_object *fn;
+    const char *offered;
+
+    for (size_t i = 0; i < n; i++) {
+        fn = NULL;
+        json_object_object_get_ex(json_object_array_get_idx(req->parts.tools, i), "function", &fn);
+        offered = jsonx_string_at(fn, "name");
+        if (offered && strcmp(offered, name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* A call the client could not run -- a tool it never offered, arguments that are not an object, no call
+ * at all -- reaches it as what the model said, in text, the way a call written as text that fails the
+ * same checks stays text: the client sees the model's words and can answer, and never runs a tool it
+ * does not have or runs one with arguments it did not describe. */
+static int call_as_text(struct stream *s, struct json_object *call, struct json_object *fn)
+{
+    const char *name = jsonx_string_at(fn, "name");
+    struct json_object *args = NULL;
+    struct buf text;
+    int rc;
+
+    buf_init(&text);
+    if (s->said)
+        buf_puts(&text, "\n\n");
+    if (name) {
+        /* As a call written as text would read: {"name": ..., "arguments": ...}. */
+        buf_puts(&text, "{\"name\":");
+        jsonx_put_string(&text, name, strlen(name));
+        if (json_object_object_get_ex(fn, "arguments", &args)) {
+            buf_puts(&text, ",\"arguments\":");
+            jsonx_write(&text, args);
+        }
+        buf_putc(&text, '}');
+    } else {
+        jsonx_write(&text, call);
+    }
+    rc = send_text(s, text.data, text.len);
+    buf_free(&text);
+    return rc;
+}
+
+/* The arguments of a call: Ollama's object (borrowed), a new empty one when it gave none (a tool without
+ * parameters), or NULL when they are anything else. *made says whether the caller puts the result. */
+static struct json_object *call_arguments(struct json_object *fn, int *made)
+{
+    struct json_object *v = NULL;
+
+    *made = 0;
+    if (!json_object_object_get_ex(fn, "arguments", &v) || !v) {
+        *made = 1;
+        return json_object_new_object();
+    }
+    return json_object_is_type(v, json_type_object) ? v : NULL;
+}
+
+/* One tool call from Ollama's tool_calls array (native, or recovered from text), checked as a call the
+ * client can run: an offered tool's name, arguments that are an object. The arguments go on as the object
+ * Ollama's line held, never as text parsed again. */
 static int emit_tool_call(struct stream *s, struct json_object *call)
 {
-    struct json_object *fn = NULL, *v;
-    const char *name = "", *id = NULL, *args = "{}";
-    size_t args_len = 2;
+    struct json_object *fn = NULL, *v, *args;
+    const char *name, *id = NULL;
     char gen[96];
+    int made, rc;
 
-    if (!json_object_is_type(call, json_type_object))
-        return STREAM_MORE;
-    json_object_object_get_ex(call, "function", &fn);
-    if (fn && json_object_object_get_ex(fn, "name", &v) && json_object_is_type(v, json_type_string))
-        name = json_object_get_string(v);
-    if (fn && json_object_object_get_ex(fn, "arguments", &v) && v) {
-        if (json_object_is_type(v, json_type_string)) {
-            args = json_object_get_string(v);
-            args_len = (size_t)json_object_get_string_len(v);
-        } else {
-            args = jsonx_text(v, &args_len);
-        }
-    }
+    if (json_object_is_type(call, json_type_object))
+        json_object_object_get_ex(call, "function", &fn);
+    name = jsonx_string_at(fn, "name");
+    if (!name || !tool_offered(s->req, name) || !(args = call_arguments(fn, &made)))
+        return call_as_text(s, call, fn);
     if (json_object_object_get_ex(call, "id", &v) && json_object_is_type(v, json_type_string) &&
         json_object_get_string_len(v) > 0) {
         id = json_object_get_string(v);
@@ -265,10 +326,16 @@ static int emit_tool_call(struct stream *s, struct json_object *call)
         snprintf(gen, sizeof gen, "%s%s_%d", s->d->tool_prefix, suffix, s->n_tools);
         id = gen;
     }
-    if (room_for(s, strlen(id) + strlen(name) + args_len) < 0)
-        return STREAM_DONE;
-    s->n_tools++;
-    return s->ops->tool_call(s->st, id, name, args, args_len) < 0 ? STREAM_GONE : STREAM_MORE;
+    /* What a kept call holds is its arguments as built, which a dense object makes many times its text. */
+    if (room_for(s, strlen(id) + strlen(name) + jsonx_held(args)) < 0) {
+        rc = STREAM_DONE;
+    } else {
+        s->n_tools++;
+        rc = s->ops->tool_call(s->st, id, name, args) < 0 ? STREAM_GONE : STREAM_MORE;
+    }
+    if (made)
+        json_object_put(args);
+    return rc;
 }
 
 static int emit_calls(struct stream *s, struct json_object *calls)
@@ -281,11 +348,47 @@ static int emit_calls(struct stream *s, struct json_object *calls)
     return rc;
 }
 
+/* The log probabilities of a chunk's tokens, kept for the events that carry its words (the whole reply's, or
+ * the stream machine's next chunk), when the client asked for them. Entries that are not objects are left out. */
+static int keep_logprobs(struct stream *s, struct json_object *entries)
+{
+    struct json_object **kept;
+    size_t len = 0;
+
+    if (!entries || (!s->req->logprobs && s->req->top_logprobs <= 0))
+        return STREAM_MORE;
+    jsonx_text(entries, &len);
+    kept = s->whole ? &s->whole->logprobs : &((struct stream_state *)s->st)->logprobs;
+    if (!*kept)
+        *kept = json_object_new_array();
+    /* A stream machine sends them with the next words, but words held back (a possible tool call written as
+     * text) hold their log probabilities too: what is held at once is capped like a reply held whole. */
+    if (s->whole) {
+        if (room_for(s, len) < 0)
+            return STREAM_DONE;
+    } else {
+        if (json_object_array_length(*kept) == 0)
+            s->logprobs_held = 0;
+        s->logprobs_held += len;
+        if (s->logprobs_held > s->cap && over_cap(s) < 0)
+            return STREAM_DONE;
+    }
+    for (size_t i = 0; i < json_object_array_length(entries); i++) {
+        struct json_object *e = json_object_array_get_idx(entries, i);
+
+        if (json_object_is_type(e, json_type_object))
+            json_object_array_add(*kept, json_object_get(e));
+    }
+    return STREAM_MORE;
+}
+
 /* What a chunk says, in order: thinking, text, tool calls, and on the last line the counts and the end. */
 static int emit_chunk(struct stream *s, const struct ollama_chunk *c)
 {
-    int rc = STREAM_MORE;
+    int rc = keep_logprobs(s, c->logprobs);
 
+    if (rc != STREAM_MORE)
+        return rc;
     if (c->thinking_len || c->content_len)
         s->output_tokens++;
     if (c->thinking_len)

@@ -24,6 +24,7 @@ struct stream {
     struct chat_reply *whole;      /* borrowed: where a whole reply is collected, or NULL */
     size_t bytes;                  /* what the reply has held so far */
     size_t cap;                    /* the most a reply held in memory may hold, in bytes */
+    size_t logprobs_held;          /* bytes of log probabilities a stream machine has not sent yet */
     struct json_tokener *tok;
     struct buf line;               /* an unfinished line, carried to the next bytes */
     struct stopseq stop;
@@ -34,6 +35,7 @@ struct stream {
     int ended;                     /* finish or error sent */
     int saw_done;                  /* Ollama's last line came: nothing left to stop */
     int failed;                    /* the reply ended with an error */
+    int said;                      /* some text went out */
     int n_tools;
     long long output_tokens;
     long long prompt_tokens;       /* -1 until Ollama says */

@@ -107,6 +107,14 @@ static void reset(struct textcall *t)
     t->found = 0;
 }
 
+static int by_name(const void *a, const void *b)
+{
+    const struct textcall_tool *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+
+    return c ? c : x->order < y->order ? -1 : x->order > y->order;
+}
+
 void textcall_init(struct textcall *t, struct json_object *tools, unsigned formats, size_t max_held)
 {
     size_t n = tools ? json_object_array_length(tools) : 0;
@@ -117,8 +125,7 @@ void textcall_init(struct textcall *t, struct json_object *tools, unsigned forma
     t->prev = '\n';
     buf_init(&t->held);
     buf_init(&t->out);
-    t->names = xcalloc(n ? n : 1, sizeof *t->names);
-    t->schemas = xcalloc(n ? n : 1, sizeof *t->schemas);
+    t->tools = xcalloc(n ? n : 1, sizeof *t->tools);
     for (size_t i = 0; i < n; i++) {
         struct json_object *fn, *name, *params, *props = NULL;
 
@@ -128,9 +135,12 @@ void textcall_init(struct textcall *t, struct json_object *tools, unsigned forma
         if (json_object_object_get_ex(fn, "parameters", &params) &&
             json_object_object_get_ex(params, "properties", &props) && !json_object_is_type(props, json_type_object))
             props = NULL;
-        t->names[t->n_names] = json_object_get_string(name);
-        t->schemas[t->n_names++] = props;
+        t->tools[t->n_tools].name = json_object_get_string(name);
+        t->tools[t->n_tools].props = props;
+        t->tools[t->n_tools].order = i;
+        t->n_tools++;
     }
+    qsort(t->tools, t->n_tools, sizeof *t->tools, by_name);
     reset(t);
 }
 
@@ -139,8 +149,7 @@ void textcall_free(struct textcall *t)
     json_object_put(t->calls);
     buf_free(&t->held);
     buf_free(&t->out);
-    free(t->names);
-    free(t->schemas);
+    free(t->tools);
     memset(t, 0, sizeof *t);
 }
 
@@ -149,21 +158,83 @@ static int is_space(unsigned char c)
     return c == ' ' || c == '\n' || c == '\t' || c == '\r';
 }
 
-/* Some offered tool's name is s (whole) or starts with it. */
-static int name_viable(const struct textcall *t, const char *s, size_t n, int whole)
+/* ---- tool names ----
+ *
+ * A name is checked as it is read, a byte at a time: the tools whose names begin with the bytes read so
+ * far are a range of the sorted table, and each byte narrows it by a binary search. A byte costs the log of
+ * the number of tools, not the tools times the name's length. */
+
+/* A name is read from held's byte at: every tool may still be named. */
+static void name_begin(struct textcall *t, size_t at)
 {
-    for (size_t i = 0; i < t->n_names; i++)
-        if (strncmp(t->names[i], s, n) == 0 && strlen(t->names[i]) >= n && (!whole || t->names[i][n] == '\0'))
-            return 1;
-    return 0;
+    t->name_start = at;
+    t->name_lo = 0;
+    t->name_hi = t->n_tools;
+    t->name_len = 0;
 }
 
+/* The first tool in [lo, hi) whose name's byte k is past c (above, 1) or at least c (above, 0); every
+ * name there is at least k bytes long and begins alike, so their byte k only grows along the range. */
+static size_t name_bound(const struct textcall *t, size_t lo, size_t hi, size_t k, unsigned char c, int above)
+{
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        unsigned char m = (unsigned char)t->tools[mid].name[k];
+
+        if (above ? m <= c : m < c)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Narrows the range to the tools whose names begin with the n bytes read from name_start. */
+static void name_prefix(struct textcall *t, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)t->held.data + t->name_start;
+
+    if (n < t->name_len)
+        name_begin(t, t->name_start);
+    for (; t->name_len < n && t->name_lo < t->name_hi; t->name_len++) {
+        size_t lo;
+
+        /* No name goes on past a NUL: the table is never read past a name's end. */
+        if (s[t->name_len] == '\0') {
+            t->name_hi = t->name_lo;
+            break;
+        }
+        lo = name_bound(t, t->name_lo, t->name_hi, t->name_len, s[t->name_len], 0);
+
+        t->name_hi = name_bound(t, lo, t->name_hi, t->name_len, s[t->name_len], 1);
+        t->name_lo = lo;
+    }
+}
+
+/* Some offered tool's name is the n bytes read from name_start (whole) or starts with them. */
+static int name_viable(struct textcall *t, size_t n, int whole)
+{
+    name_prefix(t, n);
+    if (t->name_lo >= t->name_hi)
+        return 0;
+    /* Of the names that begin so, the one that ends there sorts first. */
+    return !whole || t->tools[t->name_lo].name[n] == '\0';
+}
+
+/* The first offered tool named so, by binary search; -1 when none is. */
 static int tool_index(const struct textcall *t, const char *name)
 {
-    for (size_t i = 0; i < t->n_names; i++)
-        if (strcmp(t->names[i], name) == 0)
-            return (int)i;
-    return -1;
+    size_t lo = 0, hi = t->n_tools;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (strcmp(t->tools[mid].name, name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < t->n_tools && strcmp(t->tools[lo].name, name) == 0 ? (int)lo : -1;
 }
 
 /* The next byte of a name being read from name_start: a name character some tool's name goes on with. */
@@ -173,13 +244,13 @@ static int name_char(struct textcall *t, unsigned char c)
 
     if (c < 0x21 || c == '<' || c == '>' || c == '"' || n > MAX_NAME)
         return T_FAIL;
-    return name_viable(t, t->held.data + t->name_start, n, 0) ? T_HOLD : T_FAIL;
+    return name_viable(t, n, 0) ? T_HOLD : T_FAIL;
 }
 
 /* The name read from name_start up to (not including) end is a whole tool name. */
-static int name_whole(const struct textcall *t, size_t end)
+static int name_whole(struct textcall *t, size_t end)
 {
-    return end > t->name_start && name_viable(t, t->held.data + t->name_start, end - t->name_start, 1);
+    return end > t->name_start && name_viable(t, end - t->name_start, 1);
 }
 
 /* ---- building calls ---- */
@@ -374,7 +445,7 @@ static int xml_unit_done(struct textcall *t)
     const char *gt = memchr(p, '>', (size_t)(end - p));
     char *name = xstrndup(p, (size_t)(gt - p));
     int tool = tool_index(t, name);
-    struct json_object *props = tool >= 0 ? t->schemas[tool] : NULL, *args = json_object_new_object();
+    struct json_object *props = tool >= 0 ? t->tools[tool].props : NULL, *args = json_object_new_object();
 
     for (p = gt + 1;;) {
         const char *pname, *pend, *value, *close;
@@ -457,7 +528,7 @@ static int json_value(struct textcall *t, unsigned char c)
         if (c != '"')
             return J_FAIL;
         j->in_name = 1;
-        t->name_start = t->held.len;
+        name_begin(t, t->held.len);
     }
     if (c == '{' || c == '[')
         return json_open(j, c);
@@ -552,8 +623,8 @@ static int json_step(struct textcall *t, unsigned char c)
         if (c == '\\')
             j->st = J_ESC;
         else if (j->in_name)
-            return name_viable(t, t->held.data + t->name_start, t->held.len - t->name_start, 0) &&
-                   t->held.len - t->name_start <= MAX_NAME ? J_MORE : J_FAIL;
+            return t->held.len - t->name_start <= MAX_NAME && name_viable(t, t->held.len - t->name_start, 0)
+                   ? J_MORE : J_FAIL;
         return J_MORE;
     case J_ESC:
         if (c == 'u') {
@@ -617,7 +688,7 @@ static int marker_done(struct textcall *t)
         return T_HOLD;
     case A_FUNCTION_OPEN:
     case A_PARAM_OPEN:
-        t->name_start = t->held.len;
+        name_begin(t, t->held.len);
         t->state = t->lit_next == A_FUNCTION_OPEN ? S_FN_NAME : S_PARAM_NAME;
         return T_HOLD;
     case A_FUNCTION_CLOSE_WRAP:
@@ -799,7 +870,7 @@ static int step(struct textcall *t, unsigned char c)
         if (is_space(c))
             return T_HOLD;
         if (t->unit_format == TEXTCALL_MISTRAL && c != '{' && c != '[') {
-            t->name_start = t->held.len - 1;
+            name_begin(t, t->held.len - 1);
             t->state = S_MISTRAL_NAME;
             return name_char(t, c);
         }

@@ -28,9 +28,14 @@ const char *textcall_format_name(int i);
 
 struct textcall {
     unsigned formats;
-    const char **names;           /* the offered tools' names, borrowed from tools */
-    struct json_object **schemas; /* their parameters' properties objects (or NULL), borrowed */
-    size_t n_names;
+    struct textcall_tool {
+        const char *name;         /* borrowed from tools */
+        struct json_object *props;/* its parameters' properties object (or NULL), borrowed */
+        size_t order;             /* its place among the tools offered: of two of one name, the first counts */
+    } *tools;                     /* the offered tools, sorted by name, so that a name is looked up, not scanned */
+    size_t n_tools;
+    size_t name_lo, name_hi;      /* the tools whose names begin with the name_len bytes read from name_start */
+    size_t name_len;
     size_t max_held;
     int state;
     int wrap;                     /* the marker the current calls sit in: none, <tool_call> or a fence */

@@ -23,6 +23,7 @@ struct worker {
     struct buf body;              /* the request body, reused from request to request */
     struct buf out;               /* the Ollama request, likewise */
     int listen_fd;
+    struct timespec deadline;     /* the request's head and body arrive by then: BODY_TIMEOUT after it began */
     long served;                  /* requests served, for MAX_REQUESTS */
     int retire;                   /* past MEMORY_LIMIT or MAX_REQUESTS: a fresh process takes over */
 };
@@ -53,6 +54,9 @@ struct request {
  * finishes first). Returns the process exit status. */
 int worker_run(const struct config *cfg, int listen_fd);
 
+/* FCGX_GetStr on the request's body, ending at the connection's deadline however the bytes trickle (what
+ * arrived by then is returned; FCGX_GetError is then set). */
+int worker_read(struct request *rq, char *buf, int n);
 /* A FastCGI parameter of the request, or NULL. */
 const char *worker_param(struct request *rq, const char *name);
 /* Whether the client has left: the web server closed our connection, or a write failed. Looks at the

@@ -1,9 +1,22 @@
-// anthropic-sdk.test.mjs -- the official Anthropic SDK (@anthropic-ai/sdk, pinned in ../package-lock.json)
-// against the adapter, through the real lighttpd and the real nginx, with the scripted mock as Ollama.
+// anthropic-sdk.test.mjs -- the official Anthropic SDK against the adapter, through the real lighttpd and the
+// real nginx, with the scripted mock as Ollama: the pinned release (@anthropic-ai/sdk) and the newest one
+// (anthropic-sdk-recent), both pinned in ../package-lock.json, run the same tests.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import Anthropic, { APIError, NotFoundError } from '@anthropic-ai/sdk';
-import { startStack, script, ollamaToolCall, assertAnthropicStream } from './lib.mjs';
+import fs from 'node:fs';
+import path from 'node:path';
+import * as pinned from '@anthropic-ai/sdk';
+import * as recent from 'anthropic-sdk-recent';
+import * as pinnedSchema from '@anthropic-ai/sdk/helpers/beta/json-schema';
+import * as recentSchema from 'anthropic-sdk-recent/helpers/beta/json-schema';
+import { startStack, script, ollamaToolCall, assertAnthropicStream, ROOT } from './lib.mjs';
+
+const lock = JSON.parse(fs.readFileSync(path.join(ROOT, 'tests/package-lock.json'), 'utf8'));
+const sdks = [['node_modules/@anthropic-ai/sdk', pinned, pinnedSchema],
+  ['node_modules/anthropic-sdk-recent', recent, recentSchema]].map(([dir, m, schema]) => ({
+  version: lock.packages[dir].version, Anthropic: m.default, APIError: m.APIError, NotFoundError: m.NotFoundError,
+  betaTool: schema.betaTool,
+}));
 
 let stack;
 before(async () => {
@@ -28,12 +41,61 @@ const weatherTool = {
   input_schema: { type: 'object', properties: { city: { type: 'string' }, unit: { type: 'string' } }, required: ['city'] },
 };
 
-for (const server of ['lighttpd', 'nginx']) {
-  describe(`Anthropic SDK through ${server}`, () => {
+for (const { version, Anthropic, APIError, NotFoundError, betaTool } of sdks) for (const server of ['lighttpd', 'nginx']) {
+  describe(`Anthropic SDK ${version} through ${server}`, () => {
     let client;
+    let url;
     before(() => {
-      const s = stack.servers.find((x) => x.name === server);
-      client = new Anthropic({ baseURL: s.url, apiKey: 'test', maxRetries: 0, timeout: 30000 });
+      url = stack.servers.find((x) => x.name === server).url;
+      client = new Anthropic({ baseURL: url, apiKey: 'test', maxRetries: 0, timeout: 30000 });
+    });
+
+    test('beta.messages.toolRunner() with its default message threads: the tool runs and the answer comes', async () => {
+      const model = 'sdk-runner';
+      for (const stream of [false, true]) {
+        // The first request gets the call, the one with the tool's result the answer.
+        await stack.mock.scenario(model, script(model, [{ content: 'Let me check.' },
+          { tool_calls: [ollamaToolCall('get_weather', { city: 'Paris' }, 'call_w1')] }], { prompt_eval_count: 30, eval_count: 11 }) +
+          '@next\n' + script(model, [{ content: 'Sunny in Paris.' }], { prompt_eval_count: 50, eval_count: 4 }));
+        const sent = [];
+        const recording = new Anthropic({ baseURL: url, apiKey: 'test', maxRetries: 0, timeout: 30000,
+          fetch: async (input, init) => {
+            const res = await fetch(input, init);
+            sent.push([JSON.parse(init.body).thread?.type ?? null, res.status]);
+            return res;
+          } });
+        const ran = [];
+        const runner = recording.beta.messages.toolRunner({ model, max_tokens: 200, stream,
+          messages: [{ role: 'user', content: 'Weather in Paris?' }],
+          tools: [betaTool({ name: 'get_weather', description: 'Weather for a city',
+            inputSchema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+            run: (args) => { ran.push(args); return 'Sunny, 21 C'; } })] });
+        const final = await runner.runUntilDone();
+        assert.deepEqual(final.content.filter((b) => b.type === 'text').map((b) => b.text), ['Sunny in Paris.'], `stream ${stream}`);
+        assert.deepEqual(ran, [{ city: 'Paris' }], `stream ${stream}: the tool ran once`);
+        // A thread the pool does not hold is refused with thread_not_found, on which the SDK sends the whole
+        // conversation again: Ollama never sees a lone tool result.
+        assert.deepEqual(sent, [['create', 200], ['continue', 404], ['create', 200]], `stream ${stream}`);
+        const last = (await stack.mock.chats()).filter((c) => c.body.model === model).at(-1).body;
+        assert.deepEqual(last.messages.map((m) => m.role), ['user', 'assistant', 'tool'], `stream ${stream}`);
+        assert.equal(last.messages[1].tool_calls[0].function.name, 'get_weather');
+        assert.match(last.messages[2].content, /Sunny, 21 C/);
+        assert.deepEqual(last.tools.map((t) => t.function.name), ['get_weather'], 'the tools are offered again');
+      }
+    });
+
+    test('a thread to continue: 404 not_found_error with error_code thread_not_found; create is accepted', async () => {
+      const body = { model: 'sdk-text', max_tokens: 100, messages: [{ role: 'user', content: 'Say hello' }] };
+      await assert.rejects(client.messages.create({ ...body, thread: { type: 'continue', previous_message_id: 'msg_gone' } }),
+        (err) => {
+          assert.ok(err instanceof NotFoundError, `got ${err?.constructor?.name}: ${err?.message}`);
+          assert.equal(err.status, 404);
+          assert.equal(err.error?.error?.type, 'not_found_error');
+          assert.equal(err.error?.error?.details?.error_code, 'thread_not_found');
+          return true;
+        });
+      const created = await client.messages.create({ ...body, thread: { type: 'create' } });
+      assert.equal(created.content[0].text, 'Hello from the mock.');
     });
 
     test('messages.stream().finalMessage(): a text answer', async () => {

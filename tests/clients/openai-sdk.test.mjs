@@ -1,9 +1,24 @@
-// openai-sdk.test.mjs -- the official OpenAI SDK (openai, pinned in ../package-lock.json) against the adapter's
-// /v1/chat/completions, /v1/responses and /v1/models, through the real lighttpd and the real nginx.
+// openai-sdk.test.mjs -- the official OpenAI SDK against the adapter's /v1/chat/completions, /v1/responses and
+// /v1/models, through the real lighttpd and the real nginx: the pinned release (openai) and the newest one
+// (openai-recent), both pinned in ../package-lock.json, run the same tests.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import OpenAI, { APIError, NotFoundError } from 'openai';
-import { startStack, script, ollamaToolCall } from './lib.mjs';
+import fs from 'node:fs';
+import path from 'node:path';
+import * as pinned from 'openai';
+import * as recent from 'openai-recent';
+import { startStack, script, ollamaToolCall, ROOT } from './lib.mjs';
+
+const lock = JSON.parse(fs.readFileSync(path.join(ROOT, 'tests/package-lock.json'), 'utf8'));
+const sdks = [['node_modules/openai', pinned], ['node_modules/openai-recent', recent]].map(([dir, m]) => ({
+  version: lock.packages[dir].version, OpenAI: m.default, APIError: m.APIError, NotFoundError: m.NotFoundError,
+}));
+
+// Ollama's log probabilities for a token, top-level in its chunk as /api/chat sends them with "logprobs": true.
+const logprob = (token, lp) => ({ token, logprob: lp, bytes: [...Buffer.from(token)],
+  top_logprobs: [{ token, logprob: lp, bytes: [...Buffer.from(token)] }, { token: '?', logprob: -9.5, bytes: [63] }] });
+const logprobLine = (model, content, lp) => JSON.stringify({ model, created_at: '2026-01-01T10:00:00Z',
+  message: { role: 'assistant', content }, done: false, logprobs: [logprob(content, lp)] });
 
 let stack;
 before(async () => {
@@ -22,6 +37,11 @@ before(async () => {
   { prompt_eval_count: 50, eval_count: 20 }));
   await m.scenario('oai-think', script('oai-think', [{ thinking: 'Think' }, { thinking: ' first.' }, { content: 'Answer.' }],
     { prompt_eval_count: 7, eval_count: 6 }));
+  // A thinking model asked for no summary: its reasoning goes out as reasoning_text content.
+  await m.scenario('oai-think-plain', script('oai-think-plain', [{ thinking: 'Think' }, { thinking: ' first.' },
+    { content: 'Answer.' }], { prompt_eval_count: 7, eval_count: 6 }));
+  await m.scenario('oai-logprobs', script('oai-logprobs', [logprobLine('oai-logprobs', 'Yes', -0.01),
+    logprobLine('oai-logprobs', '.', -0.5)], { prompt_eval_count: 5, eval_count: 2 }));
   await m.scenario('oai-midstream-error', script('oai-midstream-error', [{ content: 'Partial' },
     '{"error":"an error was encountered while running the model: GGML_ASSERT failed"}'], null));
 });
@@ -34,8 +54,8 @@ const tools = [
     parameters: { type: 'object', properties: { tz: { type: 'string' }, fmt: { type: 'object' } }, required: ['tz'] } } },
 ];
 
-for (const server of ['lighttpd', 'nginx']) {
-  describe(`OpenAI SDK through ${server}`, () => {
+for (const { version, OpenAI, APIError, NotFoundError } of sdks) for (const server of ['lighttpd', 'nginx']) {
+  describe(`OpenAI SDK ${version} through ${server}`, () => {
     let client;
     before(() => {
       const s = stack.servers.find((x) => x.name === server);
@@ -237,7 +257,10 @@ for (const server of ['lighttpd', 'nginx']) {
     test('responses.create() with a function tool, then the tool\'s output in the next turn', async () => {
       const weather = { type: 'function', name: 'get_weather', description: 'Weather for a city', strict: false,
         parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } };
-      const r = await client.responses.create({ model: 'oai-tools', tools: [weather], input: 'Weather in Tokyo?' });
+      // Ollama calls both tools (a call to a tool not offered would reach the client as text).
+      const time = { type: 'function', name: 'get_time', description: 'Time in a zone', strict: false,
+        parameters: { type: 'object', properties: { tz: { type: 'string' } } } };
+      const r = await client.responses.create({ model: 'oai-tools', tools: [weather, time], input: 'Weather in Tokyo?' });
       assert.equal(r.object, 'response');
       assert.equal(r.status, 'completed');
       assert.equal(r.output_text, 'Checking both.', 'the SDK reads the text from the output');
@@ -269,6 +292,37 @@ for (const server of ['lighttpd', 'nginx']) {
       assert.equal(types[0], 'response.created');
       assert.equal(types.at(-1), 'response.completed');
       assert.ok(types.includes('response.reasoning_summary_text.delta'), types.join(','));
+    });
+
+    test('responses.stream().finalResponse() on a thinking model without a summary: reasoning_text opened, filled, closed', async () => {
+      const stream = client.responses.stream({ model: 'oai-think-plain', input: 'Think, then answer' });
+      const types = [];
+      for await (const e of stream) types.push(e.type);
+      const final = await stream.finalResponse();
+      assert.equal(final.status, 'completed');
+      assert.equal(final.output_text, 'Answer.');
+      assert.deepEqual(final.output.map((it) => it.type), ['reasoning', 'message']);
+      assert.deepEqual(final.output[0].content, [{ type: 'reasoning_text', text: 'Think first.' }]);
+      const reasoning = types.slice(types.indexOf('response.output_item.added'), types.indexOf('response.output_item.done') + 1);
+      assert.deepEqual([...new Set(reasoning)], ['response.output_item.added', 'response.content_part.added',
+        'response.reasoning_text.delta', 'response.reasoning_text.done', 'response.content_part.done',
+        'response.output_item.done'], types.join(','));
+    });
+
+    test('logprobs and top_logprobs reach Ollama, and its log probabilities come back, streamed and whole', async () => {
+      const params = { model: 'oai-logprobs', logprobs: true, top_logprobs: 2, messages: [{ role: 'user', content: 'Sure?' }] };
+      const whole = await client.chat.completions.create(params);
+      assert.equal(whole.choices[0].message.content, 'Yes.');
+      assert.deepEqual(whole.choices[0].logprobs.content, [logprob('Yes', -0.01), logprob('.', -0.5)]);
+      const sent = (await stack.mock.chats()).filter((c) => c.body.model === 'oai-logprobs').at(-1).body;
+      assert.equal(sent.logprobs, true);
+      assert.equal(sent.top_logprobs, 2);
+      const chunks = [];
+      for await (const c of await client.chat.completions.create({ ...params, stream: true })) chunks.push(c);
+      assert.deepEqual(chunks.filter((c) => c.choices[0]?.delta?.content).map((c) => [c.choices[0].delta.content,
+        c.choices[0].logprobs.content]), [['Yes', [logprob('Yes', -0.01)]], ['.', [logprob('.', -0.5)]]]);
+      const final = await client.chat.completions.stream(params).finalChatCompletion();
+      assert.deepEqual(final.choices[0].logprobs.content, [logprob('Yes', -0.01), logprob('.', -0.5)]);
     });
 
     test('responses.stream() when Ollama fails in the middle: response.failed, the error in the final response', async () => {

@@ -1,5 +1,5 @@
 // encoding.test.mjs -- request bodies a client compressed (Content-Encoding), through the real lighttpd and
-// nginx: decoded when the encoding is gzip, deflate (zlib-wrapped or raw) or zstd, in any chain of them;
+// nginx: decoded when the encoding is gzip, deflate (zlib-wrapped or raw) or zstd, in chains of up to five;
 // refused in the client's dialect when it is another (415), when the bytes are not what they claim (400)
 // and when they decode past MAX_BODY_BYTES (413).
 import { test, before, after } from 'node:test';
@@ -16,6 +16,9 @@ before(async () => {
 after(async () => { await stack?.stop(); });
 
 const zstd = (buf) => execFileSync('zstd', ['-q', '-c', '-3'], { input: buf, maxBuffer: 64 << 20 });
+// From a pipe, zstd cannot know the size and declares the whole window: 2^27 bytes, or 2^30.
+const zstdLong = (log) => (buf) => execFileSync('zstd', ['-q', '-c', '-3', `--long=${log}`], { input: buf, maxBuffer: 64 << 20 });
+const gzipTimes = (n) => (buf) => Array.from({ length: n }).reduce((b) => zlib.gzipSync(b), buf);
 const anthropic = (text) => Buffer.from(JSON.stringify({ model: 'enc', max_tokens: 64,
   messages: [{ role: 'user', content: text }] }));
 const openai = (text) => Buffer.from(JSON.stringify({ model: 'enc', messages: [{ role: 'user', content: text }] }));
@@ -27,6 +30,8 @@ const encodings = [
   ['deflate', (b) => zlib.deflateRawSync(b), 'raw deflate, as some clients send it'],
   ['zstd', zstd],
   ['gzip, zstd', (b) => zstd(zlib.gzipSync(b)), 'gzip then zstd'],
+  ['zstd', zstdLong(27), 'zstd --long=27, a 128 MiB window'],
+  ['gzip, gzip, gzip, identity, gzip, gzip', gzipTimes(5), 'five codings, the most decoded'],
   ['identity, gzip', (b) => zlib.gzipSync(b)],
   ['GZIP', (b) => zlib.gzipSync(b), 'in capitals'],
 ];
@@ -58,6 +63,20 @@ test('an encoding the adapter cannot decode is a 415 naming it, in the client\'s
     const oj = await o.json();
     assert.equal(oj.error.type, 'invalid_request_error');
     assert.match(oj.error.message, /"compress"/);
+  }
+});
+
+test('more than five codings, or a zstd window past 128 MiB, is a 415 naming the limit', async () => {
+  for (const s of stack.servers) {
+    const six = await post(s.url + '/v1/messages', gzipTimes(6)(anthropic('hi')), { 'content-encoding': Array(6).fill('gzip').join(', ') });
+    const sj = await six.json();
+    assert.equal(six.status, 415, JSON.stringify(sj));
+    assert.match(sj.error.message, /Content-Encoding lists 6 codings; at most 5 are decoded/);
+    const wide = await post(s.url + '/v1/chat/completions', zstdLong(30)(openai('hi')), { 'content-encoding': 'zstd' });
+    const wj = await wide.json();
+    assert.equal(wide.status, 415, JSON.stringify(wj));
+    assert.equal(wj.error.type, 'invalid_request_error');
+    assert.match(wj.error.message, /window larger than 128 MiB.*zstd --long=27 or less/);
   }
 });
 

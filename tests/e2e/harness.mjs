@@ -333,10 +333,13 @@ export function checkResponsesEvents(frames, label = '') {
         else if (name === 'content_part.done') assert.equal(ev.part.text, text, `${at(i)}: part text`);
         else assert.fail(`${at(i)}: ${e.event} in a message`);
       } else if (type === 'reasoning') {
-        if (name === 'reasoning_summary_part.added') parts++;
-        else if (name === 'reasoning_summary_text.delta' || name === 'reasoning_text.delta') text += ev.delta;
+        // A summary's part or, without one, a content part of type reasoning_text: opened before its deltas.
+        const contentPart = name.startsWith('content_part.');
+        if (contentPart) assert.equal(ev.part.type, 'reasoning_text', `${at(i)}: part type`);
+        if (name === 'reasoning_summary_part.added' || name === 'content_part.added') { assert.equal(parts++, 0, `${at(i)}: one part`); assert.equal(ev.part.text, ''); }
+        else if (name === 'reasoning_summary_text.delta' || name === 'reasoning_text.delta') { assert.equal(parts, 1, `${at(i)}: delta before its part`); text += ev.delta; }
         else if (name === 'reasoning_summary_text.done' || name === 'reasoning_text.done') assert.equal(ev.text, text, `${at(i)}: text`);
-        else if (name === 'reasoning_summary_part.done') assert.equal(ev.part.text, text, `${at(i)}: part text`);
+        else if (name === 'reasoning_summary_part.done' || name === 'content_part.done') assert.equal(ev.part.text, text, `${at(i)}: part text`);
         else assert.fail(`${at(i)}: ${e.event} in a reasoning item`);
       } else if (type === 'function_call') {
         if (name === 'function_call_arguments.delta') text += ev.delta;

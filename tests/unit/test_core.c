@@ -10,6 +10,8 @@
 #include "config.h"
 #include "jsonx.h"
 #include "models.h"
+#include "openai.h"
+#include "pipeline.h"
 #include "stopseq.h"
 #include "stream.h"
 #include "tokens.h"
@@ -328,6 +330,34 @@ static void open_collector(struct stream *s, struct chat_request *req, struct ch
     stream_open(s, dialect_named("anthropic"), req, NULL, r, 1u << 20);
 }
 
+/* A line of Ollama's whose shape would cost far more than its size once parsed ("[{},{},...]" in a
+ * tool call) is refused before it is built, as a client's body is. */
+Test(stream, a_line_dense_past_its_parse_budget_ends_the_reply_with_an_error)
+{
+    static const char head[] = "{\"message\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"function\":"
+                               "{\"name\":\"Write\",\"arguments\":{\"a\":[";
+    static const char tail[] = "{}]}}}]},\"done\":false}\n";
+    struct chat_request req;
+    struct chat_reply r;
+    struct stream s;
+    struct buf line;
+
+    buf_init(&line);
+    buf_puts(&line, head);
+    /* 200 KB of "{}," cost about 260 bytes a byte: 50 MiB against a budget of 25 MiB. */
+    for (int i = 0; i < 200000 / 3; i++)
+        buf_puts(&line, "{},");
+    buf_puts(&line, tail);
+    open_collector(&s, &req, &r);
+    cr_expect_eq(stream_feed(&s, line.data, line.len), STREAM_DONE);
+    cr_expect(r.failed, "the line was parsed whole");
+    cr_expect(strstr(r.err.message, "not a chat chunk") != NULL, "%s", r.err.message);
+    stream_close(&s);
+    chat_reply_free(&r);
+    chat_request_free(&req);
+    buf_free(&line);
+}
+
 Test(stream, a_line_past_the_limit_ends_the_reply_with_an_error)
 {
     struct chat_request req;
@@ -472,4 +502,111 @@ Test(stopseq, the_sequence_that_ends_first_wins_in_any_chunking)
         cr_assert_str_eq(got, want, "text %s", text);
         free(got);
     }
+}
+
+static int no_facts(void *ctx, const struct chat_request *req, struct model_facts *f, struct apierr *err)
+{
+    (void)ctx;
+    (void)req;
+    (void)err;
+    memset(f, 0, sizeof *f);
+    return 0;
+}
+
+/* Chat Completions: n assistant tool calls whose arguments strings are each {"a":[{},{},...]} of bytes. */
+static char *dense_arguments_body(int n, size_t bytes)
+{
+    struct buf b;
+
+    buf_init(&b);
+    buf_puts(&b, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\",\"tool_calls\":[");
+    for (int i = 0; i < n; i++) {
+        buf_printf(&b, "%s{\"id\":\"c%d\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\":[{}",
+                   i ? "," : "", i);
+        for (size_t k = 0; k < bytes / 3; k++)
+            buf_puts(&b, ",{}");
+        buf_puts(&b, "]}\"}}");
+    }
+    buf_puts(&b, "]}]}");
+    return buf_steal(&b);
+}
+
+/* Issue 19: each arguments string had an allowance of its own, so a small body of dense arguments took
+ * hundreds of MiB. Every parse of one request shares the body's budget. */
+Test(pipeline, tool_call_arguments_share_the_body_parse_budget)
+{
+    static const struct pipeline_models models = { no_facts, NULL };
+    struct config cfg;
+    char err[256];
+    struct apierr e;
+    /* Four calls of 64 KB: each alone is well inside 24 MiB, together about 70 MiB once parsed. */
+    char *body = dense_arguments_body(4, 65536), *small = dense_arguments_body(4, 300);
+    const struct dialect *d = dialect_named("openai");
+    struct dialect_call call = { d->routes, NULL, "" };
+    struct chat_request req;
+    struct buf out;
+
+    cr_assert_eq(config_load(&cfg, no_env, NULL, err, sizeof err), 0);
+    buf_init(&out);
+    chat_request_init(&req);
+    cr_expect_eq(pipeline_request(d, &call, body, strlen(body), &cfg, &models, &req, &out, &e), -1);
+    cr_expect_eq(e.status, 413, "%d %s", e.status, e.message);
+    cr_expect(strstr(e.message, "tool calls' arguments") != NULL, "%s", e.message);
+    chat_request_free(&req);
+    chat_request_init(&req);
+    cr_expect_eq(pipeline_request(d, &call, small, strlen(small), &cfg, &models, &req, &out, &e), 0, "%s",
+                 e.message);
+    chat_request_free(&req);
+    buf_free(&out);
+    config_free(&cfg);
+    free(body);
+    free(small);
+}
+
+static void feed_line(struct stream *s, struct buf *line, int *rc)
+{
+    buf_putc(line, '\n');
+    *rc = stream_feed(s, line->data, line->len);
+    buf_reset(line);
+}
+
+/* Issue 19: a whole reply kept each call's arguments as text, parsed them all again once Ollama was done,
+ * and counted only the text against its cap. They are kept as the objects Ollama's line held, and what
+ * those hold counts. */
+Test(stream, kept_tool_calls_are_objects_counted_by_what_they_hold)
+{
+    struct chat_request req;
+    struct chat_reply r;
+    struct stream s;
+    struct buf line;
+    const char *v;
+    int rc;
+
+    open_collector(&s, &req, &r);
+    req.parts.tools = json_object_new_array();
+    json_object_array_add(req.parts.tools, json_tokener_parse("{\"type\":\"function\",\"function\":{\"name\":\"f\"}}"));
+    buf_init(&line);
+    buf_puts(&line, "{\"message\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"function\":{\"name\":\"f\","
+                    "\"arguments\":{\"a\":\"x\"}}}]},\"done\":false}");
+    feed_line(&s, &line, &rc);
+    cr_assert_eq(rc, STREAM_MORE);
+    cr_assert_eq(r.n_calls, 1);
+    cr_assert(json_object_is_type(r.calls[0].args, json_type_object));
+    v = jsonx_string_at(r.calls[0].args, "a");
+    cr_expect(v && strcmp(v, "x") == 0);
+    /* 60 KB of {"a":[{},{},...]}: inside the line's own budget, but about 18 MiB once built. */
+    buf_puts(&line, "{\"message\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"function\":{\"name\":\"f\","
+                    "\"arguments\":{\"a\":[{}");
+    for (int i = 0; i < 20000; i++)
+        buf_puts(&line, ",{}");
+    buf_puts(&line, "]}}}]},\"done\":false}");
+    feed_line(&s, &line, &rc);
+    cr_expect_eq(rc, STREAM_DONE);
+    cr_expect(r.failed);
+    cr_expect(strstr(r.err.message, "grew past") != NULL, "%s", r.err.message);
+    cr_expect_eq(r.n_calls, 1);
+    buf_free(&line);
+    stream_close(&s);
+    chat_reply_free(&r);
+    chat_request_free(&req);
 }

@@ -35,29 +35,43 @@ static struct json_object *parse_file(const char *path)
     return o;
 }
 
+/* Every reply in the corpus, however many: the list grows as it is read. A directory that cannot be read
+ * stops the run, rather than leaving its replies silently untested. */
 ParameterizedTestParameters(textcall, corpus)
 {
     static const char *const dirs[] = { "textcall/negative", "textcall/positive" };
-    struct corpus_param *params = cr_malloc(512 * sizeof *params);
-    size_t n = 0;
+    struct corpus_param *params = NULL;
+    size_t n = 0, cap = 0;
 
     for (int d = 0; d < 2; d++) {
         struct dirent **list;
         int k = scandir(dirs[d], &list, NULL, testfiles_by_name);
 
+        if (k < 0) {
+            perror(dirs[d]);
+            abort();
+        }
         for (int i = 0; i < k; i++) {
             size_t len = strlen(list[i]->d_name);
-            char path[512];
 
-            if (len > 4 && strcmp(list[i]->d_name + len - 4, ".txt") == 0 && n < 512) {
-                snprintf(path, sizeof path, "%s/%s", dirs[d], list[i]->d_name);
+            if (len > 4 && strcmp(list[i]->d_name + len - 4, ".txt") == 0) {
+                char *path = xmalloc(strlen(dirs[d]) + 1 + len + 1);
+
+                if (n == cap) {
+                    struct corpus_param *grown = cr_malloc((cap = cap ? cap * 2 : 64) * sizeof *grown);
+
+                    if (params)
+                        memcpy(grown, params, n * sizeof *grown);
+                    params = grown;
+                }
+                sprintf(path, "%s/%s", dirs[d], list[i]->d_name);
                 params[n].path = testfiles_cr_strdup(path);
                 params[n++].positive = d;
+                free(path);
             }
             free(list[i]);
         }
-        if (k >= 0)
-            free(list);
+        free(list);
     }
     return cr_make_param_array(struct corpus_param, params, n);
 }
@@ -291,4 +305,52 @@ Test(textcall, formats_setting)
     cr_expect_eq(mask, TEXTCALL_QWEN3 | TEXTCALL_HERMES);
     cr_expect_eq(textcall_parse_formats("json,xml", &mask, err, sizeof err), -1);
     cr_expect(strstr(err, "\"xml\"") != NULL, "%s", err);
+}
+
+/* Names that begin alike, given in no order, one of them twice: each is recovered whole, and no prefix of
+ * one passes for another. The typed value shows which of the two "Read"s counts: the first offered. */
+Test(textcall, names_that_begin_alike)
+{
+    struct apierr err;
+    const char *tools_json = "[{\"function\":{\"name\":\"ReadFile\"}},{\"function\":{\"name\":\"Read\",\"parameters\":"
+                             "{\"properties\":{\"n\":{\"type\":\"integer\"}}}}},{\"function\":{\"name\":\"Re\"}},"
+                             "{\"function\":{\"name\":\"Read\"}},{\"function\":{\"name\":\"Rea_d\"}}]";
+    struct json_object *tools = jsonx_parse(tools_json, strlen(tools_json), &err);
+    static const struct {
+        const char *reply, *name, *arguments;
+    } cases[] = {
+        { "{\"name\": \"Read\", \"arguments\": {}}", "Read", "{ }" },
+        { "{\"name\": \"Re\", \"arguments\": {}}", "Re", "{ }" },
+        { "{\"name\": \"ReadFile\", \"arguments\": {}}", "ReadFile", "{ }" },
+        { "{\"name\": \"Rea_d\", \"arguments\": {}}", "Rea_d", "{ }" },
+        { "<function=Read><parameter=n>7</parameter></function>", "Read", "{ \"n\": 7 }" },
+        { "{\"name\": \"Rea\", \"arguments\": {}}", NULL, NULL },
+        { "{\"name\": \"ReadFil\", \"arguments\": {}}", NULL, NULL },
+        { "{\"name\": \"ReadFiles\", \"arguments\": {}}", NULL, NULL },
+        { "<function=R><parameter=n>7</parameter></function>", NULL, NULL },
+    };
+
+    cr_assert_not_null(tools);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct outcome o;
+
+        run(tools, cases[i].reply, strlen(cases[i].reply), 0, 1, &o);
+        if (!cases[i].name) {
+            cr_expect_null(o.calls, "%s: recovered %s", cases[i].reply,
+                           o.calls ? json_object_to_json_string(o.calls) : "");
+            cr_expect_str_eq(o.text.data, cases[i].reply);
+        } else {
+            struct json_object *fn, *name, *args;
+
+            cr_assert_not_null(o.calls, "%s: no call", cases[i].reply);
+            cr_assert(json_object_object_get_ex(json_object_array_get_idx(o.calls, 0), "function", &fn));
+            json_object_object_get_ex(fn, "name", &name);
+            json_object_object_get_ex(fn, "arguments", &args);
+            cr_expect_str_eq(json_object_get_string(name), cases[i].name, "%s", cases[i].reply);
+            cr_expect_str_eq(json_object_to_json_string(args), cases[i].arguments, "%s", cases[i].reply);
+        }
+        json_object_put(o.calls);
+        buf_free(&o.text);
+    }
+    json_object_put(tools);
 }
