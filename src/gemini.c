@@ -852,9 +852,7 @@ static const struct stream_ops gstream_ops = {
 
 static void gemini_reply(const struct chat_request *req, const struct chat_reply *r, struct buf *out)
 {
-    struct json_object *v;
-    int thoughts = json_object_object_get_ex(req->extra, EXTRA_THOUGHTS, &v);
-    int parts = 0;
+    int thoughts = json_object_object_get_ex(req->extra, EXTRA_THOUGHTS, NULL), parts = 0;
 
     buf_puts(out, "{\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[");
     if (r->thinking.len && thoughts) {
