@@ -16,7 +16,8 @@ CORE_SRC := src/buf.c src/jsonx.c src/config.c src/apierr.c src/ollama.c src/cha
             src/pipeline.c src/dialect.c src/models.c src/tokens.c src/stopseq.c src/textcall.c src/wire.c \
             $(DIALECT_SRC)
 # The rooms with I/O around it.
-IO_SRC   := src/upstream.c src/reply.c src/decode.c src/body.c src/relay.c src/routes.c src/worker.c src/pool.c \
+IO_SRC   := src/upstream.c src/reply.c src/decode.c src/request.c src/body.c src/relay.c src/routes.c src/router.c \
+            src/worker.c src/listen.c src/pool.c \
             src/accesslog.c src/metrics.c src/main.c
 
 BIN      := build/ollama-fcgi

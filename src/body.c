@@ -24,7 +24,7 @@ static void deadline_in(struct request *rq, struct timespec *at)
 static int read_some(struct request *rq, char *chunk, int n, const struct timespec *at)
 {
     struct timespec now;
-    int got = worker_read(rq, chunk, n);
+    int got = request_read(rq, chunk, n);
 
     if (got == 0 && FCGX_GetError(rq->fcgi->in) != 0)
         return -1;
@@ -51,7 +51,7 @@ void body_drain(struct request *rq)
  * is read to its end as when no length is given. */
 static int content_length(struct request *rq, size_t *want, int *given, struct apierr *e)
 {
-    const char *cl = worker_param(rq, "CONTENT_LENGTH");
+    const char *cl = request_param(rq, "CONTENT_LENGTH");
     unsigned long long v;
     char *end;
 
@@ -76,7 +76,7 @@ static int content_length(struct request *rq, size_t *want, int *given, struct a
 
 int body_read(struct request *rq, struct apierr *e)
 {
-    const char *ct = worker_param(rq, "CONTENT_TYPE");
+    const char *ct = request_param(rq, "CONTENT_TYPE");
     struct buf *b = &rq->w->body;
     size_t want = 0, max = rq->w->cfg->max_body;
     struct timespec deadline;
@@ -120,5 +120,5 @@ int body_read(struct request *rq, struct apierr *e)
     lim.max_bytes = max;
     lim.deadline = deadline;
     lim.timeout = rq->w->cfg->body_timeout;
-    return decode_body(worker_param(rq, "HTTP_CONTENT_ENCODING"), b, &lim, e);
+    return decode_body(request_param(rq, "HTTP_CONTENT_ENCODING"), b, &lim, e);
 }

@@ -4,7 +4,7 @@
 #define OF_BODY_H
 
 #include "apierr.h"
-#include "worker.h"
+#include "request.h"
 
 /* Reads the body into rq->w->body, decoded when the client compressed it (Content-Encoding). Returns 0,
  * or -1 with err set: 400 (not JSON by its Content-Type, a truncated body, bytes that are not their

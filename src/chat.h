@@ -203,10 +203,6 @@ void chat_apply_facts(struct chat_request *req, const struct model_facts *f, con
 /* Ollama would silently drop the start of a conversation longer than its window; refuse it instead,
  * in the words Claude Code answers by compacting. Returns 0, or -1 with a 400 in err. */
 int chat_check_window(const struct chat_request *req, struct apierr *err);
-/* Appends the /api/chat body to out. Always streamed from Ollama (even for a whole reply: stop sequences
- * and client disconnects can then end the generation early). Keys in one fixed order, so the same
- * conversation prefix gives the same bytes. */
-void chat_write_ollama_body(const struct chat_request *req, const struct config *cfg, struct buf *out);
 
 /* ---- replies ---- */
 

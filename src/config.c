@@ -2,6 +2,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fnmatch.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,22 +44,60 @@ static int parse_long(const char *name, const char *v, long min, long max, long 
     return 0;
 }
 
-static int setting_long(config_getter get, void *ctx, const char *name, long def, long min, long max,
-                        long *out, char *err, size_t errlen)
+/* Every numeric setting: its name, default and range, and the field it fills (a long, or a size_t). */
+struct number_setting {
+    const char *name;
+    long def, min, max;
+    size_t offset;
+    int is_size;
+};
+
+#define LONG_FIELD(f) offsetof(struct config, f), 0
+#define SIZE_FIELD(f) offsetof(struct config, f), 1
+
+static const struct number_setting numbers[] = {
+    { "NUM_CTX", 65536, 0, 16777216, LONG_FIELD(num_ctx) },
+    { "PING_INTERVAL", 10, 1, 3600, LONG_FIELD(ping_interval) },
+    { "UPSTREAM_TIMEOUT", 0, 0, 86400 * 7, LONG_FIELD(upstream_timeout) },
+    { "IDLE_TIMEOUT", 600, 0, 86400, LONG_FIELD(idle_timeout) },
+    { "CONNECT_TIMEOUT", 5, 1, 600, LONG_FIELD(connect_timeout) },
+    { "GRACE_TIMEOUT", 30, 0, 86400, LONG_FIELD(grace_timeout) },
+    { "BODY_TIMEOUT", 60, 1, 3600, LONG_FIELD(body_timeout) },
+    { "SEND_TIMEOUT", 60, 1, 3600, LONG_FIELD(send_timeout) },
+    { "WORKERS", 4, 1, 1024, LONG_FIELD(workers) },
+    { "MAX_WORKERS", 0, 0, 1024, LONG_FIELD(max_workers) },
+    { "MIN_IDLE_WORKERS", 1, 1, 1024, LONG_FIELD(min_idle_workers) },
+    { "WORKER_IDLE_SECONDS", 10, 1, 86400, LONG_FIELD(worker_idle_seconds) },
+    { "MAX_REQUESTS", 0, 0, 1L << 40, LONG_FIELD(max_requests) },
+    { "MEMORY_LIMIT", 512, 0, 1L << 20, LONG_FIELD(memory_limit) },
+    { "MAX_BODY_BYTES", 32L * 1024 * 1024, 1024, 1L << 31, SIZE_FIELD(max_body) },
+    { "MAX_REPLY_BYTES", 16L * 1024 * 1024, 4096, 1L << 30, SIZE_FIELD(max_reply) },
+};
+
+/* The settings taken as they are: a string, or NULL when unset or empty. */
+static const struct {
+    const char *name;
+    size_t offset;
+} strings[] = {
+    { "KEEP_ALIVE", offsetof(struct config, keep_alive) },
+    { "ADAPTER_API_KEY", offsetof(struct config, api_key) },
+    { "LOG_FILE", offsetof(struct config, log_file) },
+    { "FCGI_LISTEN", offsetof(struct config, listen) },
+};
+
+static int setting_number(config_getter get, void *ctx, const struct number_setting *s, struct config *cfg,
+                          char *err, size_t errlen)
 {
-    const char *v = get(name, ctx);
+    const char *v = get(s->name, ctx);
+    long n = s->def;
 
-    *out = def;
-    if (!v || !*v)
-        return 0;
-    return parse_long(name, v, min, max, out, err, errlen);
-}
-
-static char *setting_str(config_getter get, void *ctx, const char *name)
-{
-    const char *v = get(name, ctx);
-
-    return v && *v ? xstrdup(v) : NULL;
+    if (v && *v && parse_long(s->name, v, s->min, s->max, &n, err, errlen) < 0)
+        return -1;
+    if (s->is_size)
+        *(size_t *)((char *)cfg + s->offset) = (size_t)n;
+    else
+        *(long *)((char *)cfg + s->offset) = n;
+    return 0;
 }
 
 /* The URL as messages may show it: the user and password before "@" become three stars. */
@@ -123,7 +163,6 @@ out:
 int config_load(struct config *cfg, config_getter get, void *ctx, char *err, size_t errlen)
 {
     const char *v;
-    long max_body, max_reply;
     size_t n;
 
     memset(cfg, 0, sizeof *cfg);
@@ -146,34 +185,19 @@ int config_load(struct config *cfg, config_getter get, void *ctx, char *err, siz
     v = get("TEXT_TOOL_CALLS", ctx);
     if (textcall_parse_formats(v && *v ? v : "auto", &cfg->text_tool_calls, err, errlen) < 0)
         return -1;
-    if (setting_long(get, ctx, "NUM_CTX", 65536, 0, 16777216, &cfg->num_ctx, err, errlen) < 0 ||
-        setting_long(get, ctx, "PING_INTERVAL", 10, 1, 3600, &cfg->ping_interval, err, errlen) < 0 ||
-        setting_long(get, ctx, "UPSTREAM_TIMEOUT", 0, 0, 86400 * 7, &cfg->upstream_timeout, err, errlen) < 0 ||
-        setting_long(get, ctx, "IDLE_TIMEOUT", 600, 0, 86400, &cfg->idle_timeout, err, errlen) < 0 ||
-        setting_long(get, ctx, "CONNECT_TIMEOUT", 5, 1, 600, &cfg->connect_timeout, err, errlen) < 0 ||
-        setting_long(get, ctx, "GRACE_TIMEOUT", 30, 0, 86400, &cfg->grace_timeout, err, errlen) < 0 ||
-        setting_long(get, ctx, "BODY_TIMEOUT", 60, 1, 3600, &cfg->body_timeout, err, errlen) < 0 ||
-        setting_long(get, ctx, "SEND_TIMEOUT", 60, 1, 3600, &cfg->send_timeout, err, errlen) < 0 ||
-        setting_long(get, ctx, "WORKERS", 4, 1, 1024, &cfg->workers, err, errlen) < 0 ||
-        setting_long(get, ctx, "MAX_WORKERS", 0, 0, 1024, &cfg->max_workers, err, errlen) < 0 ||
-        setting_long(get, ctx, "MIN_IDLE_WORKERS", 1, 1, 1024, &cfg->min_idle_workers, err, errlen) < 0 ||
-        setting_long(get, ctx, "WORKER_IDLE_SECONDS", 10, 1, 86400, &cfg->worker_idle_seconds, err, errlen) < 0 ||
-        setting_long(get, ctx, "MAX_REQUESTS", 0, 0, 1L << 40, &cfg->max_requests, err, errlen) < 0 ||
-        setting_long(get, ctx, "MEMORY_LIMIT", 512, 0, 1L << 20, &cfg->memory_limit, err, errlen) < 0 ||
-        setting_long(get, ctx, "MAX_BODY_BYTES", 32L * 1024 * 1024, 1024, 1L << 31, &max_body, err, errlen) < 0 ||
-        setting_long(get, ctx, "MAX_REPLY_BYTES", 16L * 1024 * 1024, 4096, 1L << 30, &max_reply, err, errlen) < 0)
-        return -1;
+    for (size_t i = 0; i < sizeof numbers / sizeof *numbers; i++)
+        if (setting_number(get, ctx, &numbers[i], cfg, err, errlen) < 0)
+            return -1;
     if (cfg->max_workers && cfg->min_idle_workers > cfg->max_workers) {
         snprintf(err, errlen, "MIN_IDLE_WORKERS=%ld: more than MAX_WORKERS=%ld", cfg->min_idle_workers,
                  cfg->max_workers);
         return -1;
     }
-    cfg->max_body = (size_t)max_body;
-    cfg->max_reply = (size_t)max_reply;
-    cfg->keep_alive = setting_str(get, ctx, "KEEP_ALIVE");
-    cfg->api_key = setting_str(get, ctx, "ADAPTER_API_KEY");
-    cfg->log_file = setting_str(get, ctx, "LOG_FILE");
-    cfg->listen = setting_str(get, ctx, "FCGI_LISTEN");
+    for (size_t i = 0; i < sizeof strings / sizeof *strings; i++) {
+        const char *s = get(strings[i].name, ctx);
+
+        *(char **)((char *)cfg + strings[i].offset) = s && *s ? xstrdup(s) : NULL;
+    }
     return 0;
 }
 
@@ -194,63 +218,34 @@ void config_free(struct config *cfg)
     free(cfg->aliases);
     free(cfg->ollama_url);
     free(cfg->ollama_url_shown);
-    free(cfg->keep_alive);
-    free(cfg->api_key);
-    free(cfg->log_file);
-    free(cfg->listen);
+    for (size_t i = 0; i < sizeof strings / sizeof *strings; i++)
+        free(*(char **)((char *)cfg + strings[i].offset));
     memset(cfg, 0, sizeof *cfg);
-}
-
-int config_glob_match(const char *p, const char *s)
-{
-    const char *star = NULL, *resume = NULL;
-
-    while (*s) {
-        if (*p == '*') {
-            star = p++;
-            resume = s;
-        } else if (*p == *s) {
-            p++;
-            s++;
-        } else if (star) {
-            p = star + 1;
-            s = ++resume;
-        } else {
-            return 0;
-        }
-    }
-    while (*p == '*')
-        p++;
-    return *p == '\0';
 }
 
 const char *config_map_model(const struct config *cfg, const char *requested)
 {
     for (size_t i = 0; i < cfg->n_aliases; i++)
-        if (config_glob_match(cfg->aliases[i].pattern, requested))
+        if (fnmatch(cfg->aliases[i].pattern, requested, 0) == 0)
             return cfg->aliases[i].target;
     return requested;
 }
 
-/* "qwen3" names "qwen3:latest" in Ollama; an entry with '*' is a glob ("qwen3*", "deepseek-r1:*"). */
-static int same_model(const char *entry, const char *model)
+int config_same_model(const char *a, const char *b)
 {
-    size_t n = strlen(entry);
+    size_t na = strlen(a), nb = strlen(b);
 
-    if (strchr(entry, '*'))
-        return config_glob_match(entry, model);
-    if (strcmp(entry, model) == 0)
-        return 1;
-    if (strncmp(entry, model, n) == 0 && strcmp(model + n, ":latest") == 0)
-        return 1;
-    n = strlen(model);
-    return strncmp(entry, model, n) == 0 && strcmp(entry + n, ":latest") == 0;
+    if (strchr(a, '*'))
+        return fnmatch(a, b, 0) == 0;
+    /* "qwen3" names "qwen3:latest" in Ollama, either way round. */
+    return strcmp(a, b) == 0 || (strncmp(a, b, na) == 0 && strcmp(b + na, ":latest") == 0) ||
+           (strncmp(a, b, nb) == 0 && strcmp(a + nb, ":latest") == 0);
 }
 
 int config_is_think_model(const struct config *cfg, const char *model)
 {
     for (size_t i = 0; i < cfg->n_think_models; i++)
-        if (same_model(cfg->think_models[i], model))
+        if (config_same_model(cfg->think_models[i], model))
             return 1;
     return 0;
 }

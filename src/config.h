@@ -5,7 +5,7 @@
 #include <stddef.h>
 
 struct model_alias {
-    char *pattern;   /* a glob: '*' matches any run of characters */
+    char *pattern;   /* a glob (fnmatch): '*' matches any run of characters */
     char *target;
 };
 
@@ -50,6 +50,8 @@ void config_free(struct config *cfg);
 /* The Ollama model to use for what the client asked for: the first matching MODEL_MAP target, or the name. */
 const char *config_map_model(const struct config *cfg, const char *requested);
 int config_is_think_model(const struct config *cfg, const char *model);
-int config_glob_match(const char *pattern, const char *s);
+/* Whether two model names are the same model: "qwen3" is "qwen3:latest"; a with a '*' is a glob
+ * ("qwen3*", "deepseek-r1:*"). */
+int config_same_model(const char *a, const char *b);
 
 #endif

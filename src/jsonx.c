@@ -573,3 +573,10 @@ void jsonx_write(struct buf *b, struct json_object *o)
         return;
     }
 }
+
+void jsonx_put_key(struct buf *out, const char *key)
+{
+    buf_putc(out, ',');
+    jsonx_put_string(out, key, strlen(key));
+    buf_putc(out, ':');
+}

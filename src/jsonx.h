@@ -80,4 +80,7 @@ void jsonx_put_string(struct buf *b, const char *s, size_t n);
 size_t jsonx_string_len(const char *s, size_t n);
 /* Appends o as compact JSON, as jsonx_text would give it (but for invalid UTF-8), several times faster. */
 void jsonx_write(struct buf *b, struct json_object *o);
+/* ,"key": -- a member after the first, its value to follow. */
+void jsonx_put_key(struct buf *out, const char *key);
+
 #endif

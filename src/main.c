@@ -9,8 +9,10 @@
 #include "accesslog.h"
 #include "buf.h"
 #include "config.h"
+#include "listen.h"
 #include "metrics.h"
 #include "pool.h"
+#include "router.h"
 #include "worker.h"
 
 #ifndef OF_VERSION
@@ -117,7 +119,7 @@ int main(int argc, char **argv)
     if (!listen_addr)
         listen_addr = cfg.listen;
     if (listen_addr) {
-        fd = pool_listen(listen_addr);
+        fd = listen_open(listen_addr);
         if (fd < 0)
             return 1;
     } else if (stdin_is_listening_socket()) {
@@ -133,7 +135,7 @@ int main(int argc, char **argv)
                         "spawn-fcgi\n");
         return 2;
     }
-    worker_name_routes();
+    router_name_routes();
     if (single)
         metrics_init(1);
     status = single ? worker_run(&cfg, fd) : pool_run(&cfg, fd);

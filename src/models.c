@@ -125,16 +125,6 @@ long long models_unix_time(const char *rfc3339)
     return (long long)timegm(&tm);
 }
 
-int models_same(const char *name, const char *asked)
-{
-    size_t n = strlen(asked);
-
-    if (strcmp(name, asked) == 0)
-        return 1;
-    /* "llama3" names "llama3:latest" in Ollama's own lookups. */
-    return strncmp(name, asked, n) == 0 && strcmp(name + n, ":latest") == 0;
-}
-
 struct json_object *models_each(struct json_object *tags, const char *id, struct json_object *(*one)(struct json_object *m))
 {
     struct json_object *models = NULL, *all = id ? NULL : json_object_new_array();
@@ -151,7 +141,7 @@ struct json_object *models_each(struct json_object *tags, const char *id, struct
             continue;
         if (!id)
             json_object_array_add(all, one(m));
-        else if (models_same(name, id))
+        else if (config_same_model(id, name))
             return one(m);
     }
     return all;

@@ -35,7 +35,5 @@ const char *models_name(struct json_object *m);
 const char *models_modified(struct json_object *m);
 /* Unix time of an RFC 3339 stamp such as "2025-05-04T17:37:44.7-07:00"; 0 when it is not one. */
 long long models_unix_time(const char *rfc3339);
-/* Whether Ollama's model name is the one asked for: "qwen3" is "qwen3:latest". */
-int models_same(const char *name, const char *asked);
 
 #endif

@@ -1,4 +1,5 @@
-/* ollama.c -- one line of Ollama's /api/chat NDJSON, parsed into a neutral chunk. */
+/* ollama.c -- Ollama's /api/chat: the body a request becomes, one line of its NDJSON as a neutral chunk, and
+ * its error statuses as the client's errors. */
 #include "ollama.h"
 
 #include <stdio.h>
@@ -129,4 +130,64 @@ void ollama_status_error(long status, const char *body, size_t len, const struct
 int ollama_refused_think(long status, const char *body, size_t len)
 {
     return status == 400 && len > 0 && memmem(body, len, "does not support thinking", 25) != NULL;
+}
+
+void ollama_write_chat_body(const struct chat_request *req, const struct config *cfg, struct buf *out)
+{
+    int opts = 0;
+
+    buf_puts(out, "{\"model\":");
+    jsonx_put_string(out, req->ollama_model, strlen(req->ollama_model));
+    jsonx_put_key(out, "messages");
+    jsonx_write(out, req->parts.messages);
+    if (req->parts.tools && json_object_array_length(req->parts.tools) > 0) {
+        jsonx_put_key(out, "tools");
+        jsonx_write(out, req->parts.tools);
+    }
+    buf_puts(out, ",\"stream\":true");
+    if (req->parts.think) {
+        jsonx_put_key(out, "think");
+        jsonx_write(out, req->parts.think);
+    }
+    if (req->parts.format) {
+        jsonx_put_key(out, "format");
+        jsonx_write(out, req->parts.format);
+    }
+    if (req->logprobs)
+        buf_puts(out, ",\"logprobs\":true");
+    if (req->top_logprobs > 0) {
+        buf_puts(out, ",\"top_logprobs\":");
+        buf_put_int(out, req->top_logprobs);
+    }
+    /* NUM_CTX=0 leaves the window to Ollama: the model's own length still bounds the prompt (chat_apply_facts),
+     * but asking for it would have Ollama allocate that whole cache. */
+    if (cfg->num_ctx > 0 && req->window > 0) {
+        buf_puts(out, ",\"options\":{\"num_ctx\":");
+        buf_put_int(out, req->window);
+        opts = 1;
+    }
+    json_object_object_foreach(req->parts.options, key, val) {
+        if (opts++) {
+            jsonx_put_key(out, key);
+        } else {
+            buf_puts(out, ",\"options\":{");
+            jsonx_put_string(out, key, strlen(key));
+            buf_putc(out, ':');
+        }
+        jsonx_write(out, val);
+    }
+    if (opts)
+        buf_putc(out, '}');
+    if (cfg->keep_alive) {
+        char *end;
+        long long secs = strtoll(cfg->keep_alive, &end, 10);
+
+        /* A bare number is seconds for Ollama; anything else is a Go duration string ("30m"). */
+        jsonx_put_key(out, "keep_alive");
+        if (*end == '\0')
+            buf_put_int(out, secs);
+        else
+            jsonx_put_string(out, cfg->keep_alive, strlen(cfg->keep_alive));
+    }
+    buf_putc(out, '}');
 }

@@ -1,4 +1,5 @@
-/* ollama.h -- one line of Ollama's /api/chat NDJSON, parsed into a neutral chunk. */
+/* ollama.h -- Ollama's /api/chat: the body a request becomes, one line of its NDJSON as a neutral chunk, and
+ * its error statuses as the client's errors. */
 #ifndef OF_OLLAMA_H
 #define OF_OLLAMA_H
 
@@ -38,5 +39,10 @@ void ollama_status_error(long status, const char *body, size_t len, const struct
 /* Ollama refused to think for a model that cannot: not the client's fault, so the call is made again
  * without thinking. */
 int ollama_refused_think(long status, const char *body, size_t len);
+
+/* Appends the /api/chat body to out. Always streamed from Ollama (even for a whole reply: stop sequences
+ * and client disconnects can then end the generation early). Keys in one fixed order, so the same
+ * conversation prefix gives the same bytes. */
+void ollama_write_chat_body(const struct chat_request *req, const struct config *cfg, struct buf *out);
 
 #endif

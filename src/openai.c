@@ -8,7 +8,6 @@
 #include "jsonx.h"
 #include "models.h"
 
-#define MAX_STOP 16
 
 /* ---- request translation ---- */
 
@@ -352,7 +351,7 @@ static int translate_options(struct json_object *body, struct chat_request *req,
         chat_copy_options(body, options, sizeof options / sizeof *options, req, err) < 0)
         return -1;
     json_object_object_get_ex(body, "stop", &v);
-    return chat_set_stop(req, v, "stop", MAX_STOP, err);
+    return chat_set_stop(req, v, "stop", OPENAI_MAX_STOP, err);
 }
 
 int openai_format(struct json_object *rf, const char *field, struct chat_request *req, struct apierr *err)
@@ -578,7 +577,7 @@ static int ostream_finish(void *st, const struct chat_finish *f)
 }
 
 /* Where OpenAI's names differ from the ones every dialect shares (chat.c). */
-static const char *const error_types[APIERR_N] = {
+const char *const openai_error_types[APIERR_N] = {
     [APIERR_TOO_LARGE] = "invalid_request_error",
     [APIERR_API] = "server_error",
 };
@@ -736,7 +735,7 @@ static const struct dialect_route routes[] = {
 
 const struct dialect openai_dialect = {
     .name = "openai", .bases = bases, .routes = routes, .key_headers = key_headers, .wire = &wire_sse_done,
-    .id_prefix = "chatcmpl-", .tool_prefix = "call_", .overloaded_status = 503, .error_types = error_types,
+    .id_prefix = "chatcmpl-", .tool_prefix = "call_", .overloaded_status = 503, .error_types = openai_error_types,
     .translate = openai_translate, .state_size = sizeof(struct ostream), .ops = &ostream_ops, .reply = openai_reply,
     .models = openai_models, .error_body = openai_error_body,
 };

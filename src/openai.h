@@ -7,6 +7,11 @@
 
 extern const struct dialect openai_dialect;
 
+/* Both APIs take at most this many stop sequences. */
+#define OPENAI_MAX_STOP 16
+/* Where OpenAI's error type names differ from the ones every dialect shares (chat.c). */
+extern const char *const openai_error_types[APIERR_N];
+
 /* A data: URI image (the only kind Ollama can take) into m's images; any other URL is a 400 naming field. */
 int openai_data_uri_image(struct chat_msg *m, const char *url, const char *field, struct apierr *err);
 /* Tool-call arguments, a JSON string, as the object Ollama takes; NULL with a 400 naming field, or a 413

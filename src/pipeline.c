@@ -46,7 +46,7 @@ int pipeline_request(const struct dialect *d, const struct dialect_call *call, c
     }
     if (chat_check_window(req, err) < 0)
         return -1;
-    chat_write_ollama_body(req, cfg, out);
+    ollama_write_chat_body(req, cfg, out);
     return 0;
 }
 
@@ -68,7 +68,7 @@ int pipeline_refused(struct chat_request *req, const struct config *cfg, int att
     if (attempt == 0 && chat_think_requested(req) && ollama_refused_think(status, body, len)) {
         chat_drop_think(req);
         buf_reset(out);
-        chat_write_ollama_body(req, cfg, out);
+        ollama_write_chat_body(req, cfg, out);
         return PIPELINE_RETRY;
     }
     ollama_status_error(status, body, len, req, err);

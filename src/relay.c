@@ -148,10 +148,10 @@ static int on_data(void *ctx, const char *bytes, size_t len)
 
     if (!r->got_data) {
         r->got_data = 1;
-        r->rq->log.ttft_ms = worker_ms_since(&r->rq->start);
+        r->rq->log.ttft_ms = request_ms_since(&r->rq->start);
     }
     rc = stream_feed(&r->stream, bytes, len);
-    if (memory_due(r, len) && worker_over_memory(r->rq)) {
+    if (memory_due(r, len) && request_over_memory(r->rq)) {
         r->over_memory = 1;
         return UPSTREAM_ABORT;
     }
@@ -166,18 +166,18 @@ static int on_tick(void *ctx, int client_news)
 {
     struct relay *r = ctx;
 
-    if (worker_client_gone(r->rq, client_news))
+    if (request_client_gone(r->rq, client_news))
         return 1;
     if (!r->req.stream || r->stream.ended)
         return 0;
     /* While Ollama is silent (a model loading, a long prompt), pings keep clients and proxies waiting. */
-    if (worker_ms_since(&r->last_event) >= (double)r->rq->w->cfg->ping_interval * 1000.0)
+    if (request_ms_since(&r->last_event) >= (double)r->rq->w->cfg->ping_interval * 1000.0)
         return stream_ping(&r->stream) < 0;
     /* lighttpd keeps the FastCGI connection of a client that left open until a write to it fails, so
      * after a second of silence the stream begins and the framing's keep-alive (which clients skip) goes
      * out each second: a client that left is found within about a second through any web server. A
      * framing without one (NDJSON) leaves this to nginx's and Apache's hang-up. */
-    if (worker_ms_since(&r->last_byte) >= KEEPALIVE_MS) {
+    if (request_ms_since(&r->last_byte) >= KEEPALIVE_MS) {
         clock_gettime(CLOCK_MONOTONIC, &r->last_byte);
         if (!r->stream.begun)
             return stream_begin(&r->stream) < 0;
@@ -237,7 +237,7 @@ static void answer(struct relay *r)
 
     if (call(r, &res) < 0)
         goto out;
-    worker_note_large(rq, r->stream.bytes);
+    request_note_large(rq, r->stream.bytes);
     if (r->over_memory) {
         /* The reply ends with an error, and the worker makes way for a fresh one. */
         apierr_set(&e, APIERR_API, 502, "answering took more memory than a worker may hold (MEMORY_LIMIT=%ld MiB)",
@@ -297,26 +297,26 @@ void relay_serve(struct request *rq, const struct dialect_match *m)
         snprintf(rq->dropped, sizeof rq->dropped, "%s", r.req.dropped);
         rq->log.dropped = rq->dropped;
     }
-    worker_note_large(rq, rq->w->body.len);
+    request_note_large(rq, rq->w->body.len);
     /* Past MEMORY_LIMIT, the client hears that rather than whatever else went wrong on the way. */
-    if (worker_over_memory(rq)) {
+    if (request_over_memory(rq)) {
         apierr_set(&e, APIERR_TOO_LARGE, 413, "this request takes more memory than a worker may hold "
                    "(MEMORY_LIMIT=%ld MiB)", rq->w->cfg->memory_limit);
         rc = -1;
     }
     if (rc < 0) {
-        worker_send_error(rq, d, &e);
+        request_send_error(rq, d, &e);
         goto out;
     }
     /* A client that left while its request was read and translated is not worth a call to Ollama. */
-    if (worker_client_gone(rq, 1))
+    if (request_client_gone(rq, 1))
         goto out;
     if (m->route->kind == ROUTE_COUNT) {
         reply_body(&rq->reply, 200, "application/json", rq->w->out.data, rq->w->out.len);
         goto out;
     }
     wire_sink_init(&r.sink, r.req.wire, put, flush, &r);
-    worker_random_id(r.req.id, sizeof r.req.id, d->id_prefix);
+    request_random_id(r.req.id, sizeof r.req.id, d->id_prefix);
     r.req.created = (long long)time(NULL);
     clock_gettime(CLOCK_MONOTONIC, &r.last_event);
     r.last_byte = r.last_event;
@@ -324,7 +324,7 @@ void relay_serve(struct request *rq, const struct dialect_match *m)
     metrics_stream_started();
     answer(&r);
     metrics_stream_ended();
-    worker_note_large(rq, r.stream.line.cap);
+    request_note_large(rq, r.stream.line.cap);
     stream_close(&r.stream);
 out:
     chat_reply_free(&r.whole);

@@ -5,7 +5,7 @@
 #define OF_RELAY_H
 
 #include "dialect.h"
-#include "worker.h"
+#include "request.h"
 
 /* Answers rq on its route (ROUTE_CHAT, ROUTE_COUNT): its body read and translated, Ollama called, the
  * reply streamed or whole. A count gets the estimate, with what the worker already knows of the model. */

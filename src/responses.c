@@ -9,7 +9,6 @@
 #include "jsonx.h"
 #include "openai.h"
 
-#define MAX_STOP 16
 
 /* ---- what the reply needs from the request: req->extra ----
  *
@@ -504,7 +503,7 @@ static int translate_options(struct json_object *body, struct chat_request *req,
         return -1;
     json_object_object_add(req->extra, "summary", json_object_new_boolean(summary != NULL));
     json_object_object_get_ex(body, "stop", &v);
-    return chat_set_stop(req, v, "stop", MAX_STOP, err);
+    return chat_set_stop(req, v, "stop", OPENAI_MAX_STOP, err);
 }
 
 /* A conversation kept on the server cannot be continued here: the client must send it whole. */
@@ -639,16 +638,9 @@ static void call_shape_free(struct call_shape *c)
     buf_free(&c->args);
 }
 
-static void key(struct buf *b, const char *k)
-{
-    buf_putc(b, ',');
-    jsonx_put_string(b, k, strlen(k));
-    buf_putc(b, ':');
-}
-
 static void string_field(struct buf *b, const char *k, const char *s, size_t n)
 {
-    key(b, k);
+    jsonx_put_key(b, k);
     jsonx_put_string(b, s, n);
 }
 
@@ -700,7 +692,7 @@ static void reasoning_item_json(struct buf *b, const struct chat_request *req, i
     }
     buf_putc(b, ']');
     if (done && extra_flag(req, "encrypted")) {
-        key(b, "encrypted_content");
+        jsonx_put_key(b, "encrypted_content");
         buf_puts(b, "\"" CHAT_THINKING_MARK);
         buf_put_base64(b, text, n);
         buf_putc(b, '"');
@@ -755,7 +747,7 @@ static void response_json(struct buf *b, const struct chat_request *req, const c
     buf_append(b, output, output_len);
     buf_putc(b, ']');
     json_object_object_foreach(e, k, v) {
-        key(b, k);
+        jsonx_put_key(b, k);
         jsonx_write(b, v);
     }
     buf_puts(b, ",\"usage\":");
@@ -801,7 +793,7 @@ static int send_event(struct rstream *s, const char *type)
 /* The position of the open item's text: item_id, output_index and the part's index. */
 static void position(struct rstream *s, const char *part_key)
 {
-    key(&s->out.data, "item_id");
+    jsonx_put_key(&s->out.data, "item_id");
     buf_putc(&s->out.data, '"');
     item_id(&s->out.data, s->out.req, s->open == ITEM_REASONING ? "rs_" : "msg_", s->index);
     buf_puts(&s->out.data, "\",\"output_index\":");
@@ -814,7 +806,7 @@ static int item_event(struct rstream *s, const char *type, const char *item, siz
     event(s, type);
     buf_puts(&s->out.data, ",\"output_index\":");
     buf_put_int(&s->out.data, s->index);
-    key(&s->out.data, "item");
+    jsonx_put_key(&s->out.data, "item");
     buf_append(&s->out.data, item, len);
     return send_event(s, type);
 }
@@ -823,7 +815,7 @@ static int whole_response_event(struct rstream *s, const char *type, const char 
                                 const char *incomplete, const struct apierr *error)
 {
     event(s, type);
-    key(&s->out.data, "response");
+    jsonx_put_key(&s->out.data, "response");
     response_json(&s->out.data, s->out.req, status, s->items.data ? s->items.data : "", s->items.len, f, incomplete,
                   error);
     return send_event(s, type);
@@ -966,7 +958,7 @@ static int rstream_tool_call(void *st, const char *id, const char *name, struct 
         buf_reset(&s->scratch);
         buf_printf(&s->scratch, "%s.%s", kind, done ? "done" : "delta");
         event(s, s->scratch.data);
-        key(&s->out.data, "item_id");
+        jsonx_put_key(&s->out.data, "item_id");
         buf_putc(&s->out.data, '"');
         item_id(&s->out.data, s->out.req, c.custom ? "ctc_" : "fc_", s->index);
         buf_puts(&s->out.data, "\",\"output_index\":");
@@ -1062,12 +1054,6 @@ static void responses_reply(const struct chat_request *req, const struct chat_re
     buf_free(&items);
 }
 
-/* Where OpenAI's names differ from the ones every dialect shares (chat.c). */
-static const char *const error_types[APIERR_N] = {
-    [APIERR_TOO_LARGE] = "invalid_request_error",
-    [APIERR_API] = "server_error",
-};
-
 static const char *const bases[] = { "/v1", "", NULL };
 static const char *const key_headers[] = { "HTTP_X_API_KEY", NULL };
 
@@ -1079,6 +1065,6 @@ static const struct dialect_route routes[] = {
 const struct dialect responses_dialect = {
     .name = "responses", .bases = bases, .routes = routes, .key_headers = key_headers, .wire = &wire_sse,
     .id_prefix = "resp_", .tool_prefix = "call_", .overloaded_status = 503, .keeps_output = 1,
-    .error_types = error_types, .translate = responses_translate, .state_size = sizeof(struct rstream),
+    .error_types = openai_error_types, .translate = responses_translate, .state_size = sizeof(struct rstream),
     .ops = &rstream_ops, .state_free = rstream_free, .reply = responses_reply, .error_body = openai_error_body,
 };

@@ -9,7 +9,7 @@
 #include "body.h"
 #include "jsonx.h"
 #include "metrics.h"
-#include "pool.h"
+#include "listen.h"
 
 #define TAGS_TIMEOUT_MS 10000
 #define HEALTH_TIMEOUT_MS 2000
@@ -27,20 +27,20 @@ void routes_models(struct request *rq, const struct dialect_match *m)
     upstream_result_init(&r);
     if (upstream_fetch(&rq->w->up, "/api/tags", NULL, TAGS_TIMEOUT_MS, &body, &r) < 0) {
         apierr_set(&e, APIERR_API, 502, "cannot reach Ollama at %s: %s", rq->w->cfg->ollama_url_shown, r.message);
-        worker_send_error(rq, d, &e);
+        request_send_error(rq, d, &e);
         goto out;
     }
     tags = body.data ? jsonx_parse(body.data, body.len, &e) : NULL;
     if (r.status != 200 || !tags) {
         apierr_set(&e, APIERR_API, 502, "Ollama's /api/tags answered HTTP %ld", r.status);
-        worker_send_error(rq, d, &e);
+        request_send_error(rq, d, &e);
         goto out;
     }
     o = d->models(tags, id);
     if (!o) {
         apierr_set(&e, APIERR_NOT_FOUND, 404, "model '%s' not found in Ollama", id);
         e.code = "model_not_found";
-        worker_send_error(rq, d, &e);
+        request_send_error(rq, d, &e);
         goto out;
     }
     reply_json(&rq->reply, 200, o);
@@ -92,7 +92,7 @@ void routes_health(struct request *rq)
     static const char up[] = "{\"status\":\"ok\"}";
 
     /* Open to load balancers, which hold no key: they learn that the adapter is up, and nothing else. */
-    if (!worker_authorized(rq, NULL)) {
+    if (!request_authorized(rq, NULL)) {
         reply_body(&rq->reply, 200, "application/json", up, sizeof up - 1);
         return;
     }
@@ -117,7 +117,7 @@ void routes_metrics(struct request *rq)
     struct buf out;
 
     buf_init(&out);
-    metrics_render(&out, pool_listen_queue(rq->w->listen_fd));
+    metrics_render(&out, listen_queue(rq->w->listen_fd));
     reply_body(&rq->reply, 200, "text/plain; version=0.0.4; charset=utf-8", out.data ? out.data : "", out.len);
     buf_free(&out);
 }

@@ -4,7 +4,7 @@
 #define OF_ROUTES_H
 
 #include "dialect.h"
-#include "worker.h"
+#include "request.h"
 
 /* ROUTE_MODELS: Ollama's model list, or the one model the path names, in the route's dialect. */
 void routes_models(struct request *rq, const struct dialect_match *m);

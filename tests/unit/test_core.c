@@ -97,14 +97,14 @@ Test(jsonx, write_gives_the_bytes_json_c_gives)
 
 Test(config, glob_patterns)
 {
-    cr_expect(config_glob_match("claude-*haiku*", "claude-haiku-4-5-20251001"));
-    cr_expect(config_glob_match("claude-*haiku*", "claude-3-5-haiku-20241022"));
-    cr_expect(!config_glob_match("claude-*haiku*", "claude-opus-4-8"));
-    cr_expect(config_glob_match("*", "anything"));
-    cr_expect(config_glob_match("a*b*c", "aXXbYYc"));
-    cr_expect(!config_glob_match("a*b*c", "aXXbYY"));
-    cr_expect(config_glob_match("exact", "exact"));
-    cr_expect(!config_glob_match("exact", "exactly"));
+    cr_expect(config_same_model("claude-*haiku*", "claude-haiku-4-5-20251001"));
+    cr_expect(config_same_model("claude-*haiku*", "claude-3-5-haiku-20241022"));
+    cr_expect(!config_same_model("claude-*haiku*", "claude-opus-4-8"));
+    cr_expect(config_same_model("*", "anything"));
+    cr_expect(config_same_model("a*b*c", "aXXbYYc"));
+    cr_expect(!config_same_model("a*b*c", "aXXbYY"));
+    cr_expect(config_same_model("exact", "exact"));
+    cr_expect(!config_same_model("exact", "exactly"));
 }
 
 static const char *map_env(const char *name, void *ctx)
