@@ -831,9 +831,7 @@ static int gstream_error(void *st, const struct apierr *e)
     gemini_error_body(&gemini_dialect, e, NULL, &s->out.data);
     if (sink->wire->kind == WIRE_JSON_ARRAY)
         return chat_send(&s->out, NULL) < 0 ? -1 : wire_end(sink);
-    if (sink->put(sink->ctx, s->out.data.data, s->out.data.len) < 0)
-        return -1;
-    return sink->flush(sink->ctx);
+    return wire_raw(sink, s->out.data.data, s->out.data.len);
 }
 
 /* Google's parser skips whitespace before an event and rejects SSE comments: the framing's keep-alive is a
