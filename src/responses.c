@@ -828,18 +828,6 @@ static int whole_response_event(struct rstream *s, const char *type, const char 
     return send_event(s, type);
 }
 
-static const struct part_events summary_part, reasoning_part;
-
-static int rstream_begin(void *st)
-{
-    struct rstream *s = st;
-
-    s->reasoning = extra_flag(s->out.req, "summary") ? &summary_part : &reasoning_part;
-    if (whole_response_event(s, "response.created", "in_progress", NULL, NULL, NULL) < 0)
-        return -1;
-    return whole_response_event(s, "response.in_progress", "in_progress", NULL, NULL, NULL);
-}
-
 /* The events of one kind of text part, each following the same lifecycle: the part added, its deltas, its text
  * done, the part done. A reasoning item's text is a summary when the client asked for one, else its content
  * (reasoning_text), whose part is opened and closed like a message's: stream helpers that accumulate the
@@ -866,6 +854,16 @@ static const struct part_events reasoning_part = {
     .text_done = "response.reasoning_text.done", .done = "response.content_part.done",
     .index_key = "content_index", .part_type = "reasoning_text", .part_tail = "",
 };
+
+static int rstream_begin(void *st)
+{
+    struct rstream *s = st;
+
+    s->reasoning = extra_flag(s->out.req, "summary") ? &summary_part : &reasoning_part;
+    if (whole_response_event(s, "response.created", "in_progress", NULL, NULL, NULL) < 0)
+        return -1;
+    return whole_response_event(s, "response.in_progress", "in_progress", NULL, NULL, NULL);
+}
 
 static const struct part_events *part_events(struct rstream *s, enum item kind)
 {
