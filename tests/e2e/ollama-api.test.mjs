@@ -165,10 +165,19 @@ test('whole replies and GET routes pass with Ollama\'s type, the model named bac
   }
 });
 
-test('with OLLAMA_API_WRITES=1 a pull passes and its progress streams as it comes', async () => {
-  const open = await startStack({ env: { OLLAMA_API_WRITES: '1' } });
+test('with OLLAMA_API_WRITES=1 a pull passes, its progress streaming as it comes, and a DELETE passes as one', async () => {
+  // One worker, so the requests after a DELETE use the same libcurl handle: its method must not stay.
+  const open = await startStack({ workers: 1, env: { OLLAMA_API_WRITES: '1' } });
   try {
     for (const s of open.servers) {
+      const del = await fetch(`${s.url}/api/delete`, { method: 'DELETE', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gone:latest' }) });
+      assert.equal(del.status, 404, `${s.name}: Ollama's answer passes with its status`);
+      const seen = (await open.mock.requests()).at(-1);
+      assert.deepEqual([seen.method, seen.path, seen.body], ['DELETE', '/api/delete', { model: 'gone:latest' }], s.name);
+      const tags = await fetch(`${s.url}/api/tags`);
+      assert.equal(tags.status, 200, s.name);
+      assert.equal((await open.mock.requests()).at(-1).method, 'GET', s.name);
       const r = await post(`${s.url}/api/pull`, { model: 'llama3.2' });
       assert.equal(r.status, 200, s.name);
       assert.equal(r.headers.get('content-type'), 'application/x-ndjson', s.name);
@@ -178,6 +187,8 @@ test('with OLLAMA_API_WRITES=1 a pull passes and its progress streams as it come
       assert.equal(lines[2].completed, 4661211808, s.name);
     }
     assert.equal((await open.mock.requests()).filter((q) => q.path === '/api/pull').length, 2);
+    const blob = await fetch(`${open.servers[0].url}/api/blobs/sha256:abc`, { method: 'POST', body: 'GGUF' });
+    assert.equal(blob.status, 403, 'blob uploads never pass');
   } finally {
     await open.stop();
   }
