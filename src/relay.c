@@ -492,7 +492,7 @@ void relay_pass(struct request *rq, const struct dialect_match *m)
     if (strcmp(m->route->method, "GET") == 0) {
         body_drain(rq);
     } else {
-        rc = body_read(rq, &e);
+        rc = body_read_any(rq, &e);
         if (rc == 0)
             rc = d->pass_request(&call, rq->w->body.data ? rq->w->body.data : "", rq->w->body.len, rq->w->cfg,
                                  &p.req, &rq->w->out, &e);

@@ -110,6 +110,7 @@ test('routes that change the server are refused with 403 and never reach Ollama'
 });
 
 test('Ollama\'s own errors pass with their status; the pool\'s own come in Ollama\'s shape', async () => {
+  await stack.mock.show('qwen3:8b', { capabilities: ['completion'], details: { family: 'qwen3' } });
   for (const s of stack.servers) {
     const missing = await post(`${s.url}/api/chat`, { model: 'no-such-model', messages: [] }, auth);
     assert.equal(missing.status, 404, s.name);
@@ -117,6 +118,11 @@ test('Ollama\'s own errors pass with their status; the pool\'s own come in Ollam
     const big = await post(`${s.url}/api/generate`, { model: 'qwen3:8b', prompt: 'x'.repeat(70000) }, auth);
     assert.equal(big.status, 413, s.name);
     assert.match((await big.json()).error, /MAX_BODY_BYTES/, s.name);
+    // curl -d, as Ollama's own documentation writes its requests, sends a form's type: Ollama takes it.
+    const form = await post(`${s.url}/api/show`, '{"model":"team-model"}', { ...auth,
+      'content-type': 'application/x-www-form-urlencoded' });
+    assert.equal(form.status, 200, s.name);
+    assert.equal((await stack.mock.requests()).at(-1).body.model, 'qwen3:8b', s.name);
     const notJson = await post(`${s.url}/api/chat`, '{"model":', auth);
     assert.equal(notJson.status, 400, s.name);
     assert.equal(typeof (await notJson.json()).error, 'string', s.name);
