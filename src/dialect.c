@@ -5,13 +5,14 @@
 #include <stdio.h>
 #include <string.h>
 
-extern const struct dialect anthropic_dialect, openai_dialect, responses_dialect, gemini_dialect;
+extern const struct dialect anthropic_dialect, openai_dialect, responses_dialect, gemini_dialect, ollama_api_dialect;
 
 const struct dialect *const dialect_registry[] = {
     &anthropic_dialect,
     &openai_dialect,
     &responses_dialect,
     &gemini_dialect,
+    &ollama_api_dialect,
     NULL,
 };
 
