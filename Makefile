@@ -13,7 +13,7 @@ VERSION := 0.1.0
 # The dialects are every src/ file that defines one (a const struct dialect); dialect.c lists them.
 DIALECT_SRC := $(shell grep -l '^const struct dialect [a-z_]*_dialect = {' src/*.c)
 CORE_SRC := src/buf.c src/jsonx.c src/config.c src/apierr.c src/ollama.c src/chat.c src/stream.c \
-            src/pipeline.c src/dialect.c src/models.c src/tokens.c src/stopseq.c src/textcall.c src/wire.c \
+            src/pipeline.c src/pass.c src/dialect.c src/models.c src/tokens.c src/stopseq.c src/textcall.c src/wire.c \
             src/sha256.c src/keys.c \
             $(DIALECT_SRC)
 # The rooms with I/O around it.

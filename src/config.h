@@ -38,6 +38,7 @@ struct config {
     long max_requests;           /* MAX_REQUESTS: a worker serves this many requests, then a fresh one takes over */
     long memory_limit;           /* MEMORY_LIMIT, MiB a worker may hold before its request ends, 0 = none */
     unsigned text_tool_calls;    /* TEXT_TOOL_CALLS: the textcall formats recovered from a reply's text */
+    long api_writes;             /* OLLAMA_API_WRITES: 1 passes Ollama's routes that change the server */
 };
 
 /* Where settings come from: getenv, or a table in tests. */

@@ -11,6 +11,7 @@
 #include "jsonx.h"
 #include "metrics.h"
 #include "ollama.h"
+#include "pass.h"
 #include "pipeline.h"
 #include "stream.h"
 
@@ -44,10 +45,9 @@ struct relay {
     size_t held_checked;          /* what the reply held then */
 };
 
-static void unreachable(struct relay *r, const struct upstream_result *res, struct apierr *e)
+/* Why Ollama could not be reached, or stopped answering, as the client's error. */
+static void ollama_unreachable(const struct config *cfg, const struct upstream_result *res, struct apierr *e)
 {
-    const struct config *cfg = r->rq->w->cfg;
-
     if (res->idle)
         apierr_set(e, APIERR_TIMEOUT, 504, "Ollama at %s %s", cfg->ollama_url_shown, res->message);
     else if (res->code == CURLE_OPERATION_TIMEDOUT && cfg->upstream_timeout && res->status)
@@ -57,6 +57,11 @@ static void unreachable(struct relay *r, const struct upstream_result *res, stru
         apierr_set(e, APIERR_API, 502, "the connection to Ollama at %s broke: %s", cfg->ollama_url_shown, res->message);
     else
         apierr_set(e, APIERR_API, 502, "cannot reach Ollama at %s: %s", cfg->ollama_url_shown, res->message);
+}
+
+static void unreachable(struct relay *r, const struct upstream_result *res, struct apierr *e)
+{
+    ollama_unreachable(r->rq->w->cfg, res, e);
 }
 
 /* ---- the model's facts, asked of Ollama once per worker ---- */
@@ -84,11 +89,10 @@ static void show_answer(struct relay *r, const struct chat_request *req, const s
 
 /* ---- the key's say: asked once the model Ollama would run is known, before Ollama is asked anything ---- */
 
-/* Whether the request's key may use the model, and, for a chat, hold one more stream. */
-static int admit(struct relay *r, const struct chat_request *req, struct apierr *e)
+/* Whether key (NULL: none was needed) may use the model req names and, when it would call the model (stream),
+ * hold one more stream. */
+static int admit(const struct key_entry *key, const struct chat_request *req, int stream, struct apierr *e)
 {
-    const struct key_entry *key = r->rq->key;
-
     if (!key)
         return 0;
     if (!keys_allow_model(key, req->ollama_model)) {
@@ -100,7 +104,7 @@ static int admit(struct relay *r, const struct chat_request *req, struct apierr 
             apierr_set(e, APIERR_PERMISSION, 403, "this API key may not use the model '%s'", req->ollama_model);
         return -1;
     }
-    if (r->may_ask && metrics_key_claim(key->name, key->max_streams) < 0) {
+    if (stream && metrics_key_claim(key->name, key->max_streams) < 0) {
         apierr_set(e, APIERR_RATE_LIMIT, 429, "this API key already has %ld requests in flight (max_streams=%ld); "
                    "try again when one has ended", key->max_streams, key->max_streams);
         e->retry_after = KEY_BUSY_RETRY_AFTER;
@@ -118,7 +122,8 @@ static int model_facts(void *ctx, const struct chat_request *req, struct model_f
     int rc = 0;
 
     memset(f, 0, sizeof *f);
-    if (admit(r, req, e) < 0)
+    /* Asked here, where the model Ollama would run is known and Ollama was not asked anything yet. */
+    if (admit(r->rq->key, req, r->may_ask, e) < 0)
         return -1;
     r->entry = models_find(&r->rq->w->models, req->ollama_model);
     if (r->entry || !r->may_ask)
@@ -362,4 +367,204 @@ out:
     metrics_key_release();
     chat_reply_free(&r.whole);
     chat_request_free(&r.req);
+}
+
+/* ---- Ollama's own routes, passed ---- */
+
+struct passing {
+    struct request *rq;
+    const struct dialect *d;
+    struct chat_request req;      /* the models the body named; nothing else of it is used */
+    struct upstream_result res;
+    struct wire_sink sink;
+    struct pass pass;
+    int opened;                   /* pass_open ran, once the reply's type was known */
+};
+
+static int pass_put(void *ctx, const char *bytes, size_t len)
+{
+    struct passing *p = ctx;
+
+    return reply_put(&p->rq->reply, p->sink.wire->content_type, bytes, len);
+}
+
+static int pass_flush(void *ctx)
+{
+    return reply_flush(&((struct passing *)ctx)->rq->reply);
+}
+
+/* Ollama's type, or JSON when it named none. */
+static const char *pass_type(const struct passing *p)
+{
+    return p->res.content_type[0] ? p->res.content_type : "application/json";
+}
+
+/* Ollama streams NDJSON line by line, and the client gets each line as it comes; any other reply (stream
+ * false, the GET routes) is held and passed whole, with Ollama's type. */
+static void pass_start(struct passing *p)
+{
+    int streamed = strncmp(p->res.content_type, "application/x-ndjson", 20) == 0;
+
+    p->opened = 1;
+    p->rq->log.ttft_ms = request_ms_since(&p->rq->start);
+    wire_sink_init(&p->sink, p->d->wire, pass_put, pass_flush, p);
+    pass_open(&p->pass, p->d, &p->req, streamed ? &p->sink : NULL, streamed ? STREAM_MAX_LINE : p->rq->w->cfg->max_reply);
+}
+
+static int pass_data(void *ctx, const char *bytes, size_t len)
+{
+    struct passing *p = ctx;
+
+    if (!p->opened)
+        pass_start(p);
+    switch (pass_feed(&p->pass, bytes, len)) {
+    case PASS_GONE:
+        return UPSTREAM_ABORT;
+    case PASS_DONE:
+        return p->pass.last ? UPSTREAM_DONE : UPSTREAM_ABORT;
+    }
+    return UPSTREAM_MORE;
+}
+
+static int pass_tick(void *ctx, int client_news)
+{
+    struct passing *p = ctx;
+
+    return request_client_gone(p->rq, client_news);
+}
+
+/* The reply Ollama gave, to the client: its own error with its status, a stream's end, or a whole reply. */
+static void pass_answer(struct passing *p)
+{
+    struct request *rq = p->rq;
+    struct buf body;
+
+    buf_init(&body);
+    if (p->res.status < 200 || p->res.status >= 300) {
+        reply_body(&rq->reply, (int)p->res.status, pass_type(p), p->res.error_body.data, p->res.error_body.len);
+        rq->log.outcome = p->res.status >= 500 ? "upstream_error" : "rejected";
+        goto out;
+    }
+    if (!p->opened)
+        pass_start(p);
+    if (pass_end(&p->pass, &body) == PASS_GONE)
+        goto out;
+    if (!p->pass.sink && p->pass.failed)
+        request_send_error(rq, p->d, &p->pass.err);
+    else if (!rq->reply.headers_sent)
+        reply_body(&rq->reply, (int)p->res.status, pass_type(p), body.data, body.len);
+    if (!rq->log.outcome)
+        rq->log.outcome = p->pass.failed ? "upstream_error" : "ok";
+out:
+    buf_free(&body);
+}
+
+/* Ollama's reply to the body in rq->w->out (or none: a GET), passed on as it comes. */
+static void pass_call(struct passing *p, const struct dialect_route *route)
+{
+    struct request *rq = p->rq;
+    struct upstream_handler h = { pass_data, pass_tick, p, rq->fcgi->ipcFd };
+    int get = strcmp(route->method, "GET") == 0;
+    struct apierr e;
+    int rc;
+
+    metrics_stream_started();
+    rc = upstream_stream(&rq->w->up, route->method, route->upstream, get ? NULL : rq->w->out.data, rq->w->out.len,
+                         &h, &p->res);
+    metrics_stream_ended();
+    if (rq->reply.gone || (p->res.aborted && !p->pass.last && !p->pass.failed)) {
+        rq->log.outcome = "client_gone";
+    } else if (rc < 0) {
+        ollama_unreachable(rq->w->cfg, &p->res, &e);
+        if (p->opened && p->pass.sink && rq->reply.headers_sent)
+            pass_fail(&p->pass, &e);
+        else
+            request_send_error(rq, p->d, &e);
+        rq->log.outcome = rq->reply.gone ? "client_gone" : "upstream_error";
+    } else {
+        pass_answer(p);
+    }
+    if (p->pass.fin.input_tokens >= 0)
+        rq->log.input_tokens = p->pass.fin.input_tokens;
+    if (p->pass.fin.output_tokens >= 0)
+        rq->log.output_tokens = p->pass.fin.output_tokens;
+    request_note_large(rq, p->pass.held.cap);
+}
+
+/* The key's say on a passed route: a key held to some models changes nothing on the server (a pull, a copy or
+ * a delete could reach other models), and a route that names a model is held to the key's models and
+ * counts as one of its streams. */
+static int pass_admit(const struct passing *p, const struct dialect_route *route, struct apierr *e)
+{
+    const struct key_entry *key = p->rq->key;
+
+    if (key && key->models && route->writes) {
+        apierr_set(e, APIERR_PERMISSION, 403, "this API key may use only some models, and may not change the server");
+        return -1;
+    }
+    return p->req.ollama_model ? admit(key, &p->req, 1, e) : 0;
+}
+
+/* A route that changes the server, refused unless the setting allows it; one the pool never passes. */
+static int pass_refused(struct request *rq, const struct dialect_match *m)
+{
+    struct apierr e;
+
+    if (m->route->upstream && (!m->route->writes || rq->w->cfg->api_writes))
+        return 0;
+    body_drain(rq);
+    if (!m->route->upstream)
+        apierr_set(&e, APIERR_PERMISSION, 403, "%s %s is not passed by this server: model files go to Ollama "
+                   "itself", rq->method, rq->path);
+    else
+        apierr_set(&e, APIERR_PERMISSION, 403, "%s %s changes the server, which this server allows only with "
+                   "OLLAMA_API_WRITES=1", rq->method, rq->path);
+    request_send_error(rq, m->d, &e);
+    return -1;
+}
+
+void relay_pass(struct request *rq, const struct dialect_match *m)
+{
+    const struct dialect *d = m->d;
+    struct passing p = { .rq = rq, .d = d };
+    struct dialect_call call = { m->route, rq->path_model[0] ? rq->path_model : NULL, rq->query };
+    struct apierr e;
+    int rc = 0;
+
+    chat_request_init(&p.req);
+    upstream_result_init(&p.res);
+    buf_reset(&rq->w->out);
+    if (pass_refused(rq, m) < 0)
+        goto out;
+    if (strcmp(m->route->method, "GET") == 0) {
+        body_drain(rq);
+    } else {
+        rc = body_read_any(rq, &e);
+        if (rc == 0)
+            rc = d->pass_request(&call, rq->w->body.data ? rq->w->body.data : "", rq->w->body.len, rq->w->cfg,
+                                 &p.req, &rq->w->out, &e);
+    }
+    if (p.req.client_model) {
+        snprintf(rq->model, sizeof rq->model, "%s", p.req.client_model);
+        snprintf(rq->upstream_model, sizeof rq->upstream_model, "%s", p.req.ollama_model);
+        rq->log.model = rq->model;
+        rq->log.upstream_model = rq->upstream_model;
+    }
+    request_note_large(rq, rq->w->body.len);
+    if (rc == 0)
+        rc = pass_admit(&p, m->route, &e);
+    if (rc < 0) {
+        request_send_error(rq, d, &e);
+        goto out;
+    }
+    /* A client that left while its request was read is not worth a call to Ollama. */
+    if (request_client_gone(rq, 1))
+        goto out;
+    pass_call(&p, m->route);
+out:
+    metrics_key_release();
+    if (p.opened)
+        pass_close(&p.pass);
+    upstream_result_free(&p.res);
+    chat_request_free(&p.req);
 }

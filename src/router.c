@@ -38,6 +38,7 @@ static void (*const serve_kind[])(struct request *rq, const struct dialect_match
     [ROUTE_CHAT] = relay_serve,
     [ROUTE_COUNT] = relay_serve,
     [ROUTE_MODELS] = routes_models,
+    [ROUTE_PASS] = relay_pass,
 };
 
 static void name_route(void *ctx, const char *label)
