@@ -43,20 +43,38 @@ async function record(r) {
   return { status: r.status, headers: r.headers, text, json: (() => { try { return JSON.parse(text); } catch { return null; } })() };
 }
 
+const DIALECTS = ['anthropic', 'openai', 'responses', 'gemini', 'ollama_api'];
 const auth = {
   anthropic: (key) => ({ 'x-api-key': key, 'anthropic-version': '2023-06-01' }),
   openai: (key) => ({ authorization: `Bearer ${key}` }),
   responses: (key) => ({ authorization: `Bearer ${key}` }),
+  gemini: (key) => ({ 'x-goog-api-key': key }),
+  ollama_api: (key) => ({ authorization: `Bearer ${key}` }),
 };
-const paths = { anthropic: '/v1/messages', openai: '/v1/chat/completions', responses: '/v1/responses' };
+
+function route(dialect, model, stream) {
+  return { anthropic: '/v1/messages', openai: '/v1/chat/completions', responses: '/v1/responses',
+    gemini: `/v1beta/models/${encodeURIComponent(model)}:${stream ? 'streamGenerateContent?alt=sse' : 'generateContent'}`,
+    ollama_api: '/api/chat' }[dialect];
+}
 
 function body(dialect, model, stream = false) {
   if (dialect === 'responses') return { model, input: 'hi', stream };
+  if (dialect === 'gemini') return { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] };
+  if (dialect === 'ollama_api') return { model, stream, messages: [{ role: 'user', content: 'hi' }] };
   return { model, max_tokens: 16, stream, messages: [{ role: 'user', content: 'hi' }] };
 }
 
 async function ask(url, dialect, key, model, stream = false) {
-  return record(await post(url + paths[dialect], body(dialect, model, stream), auth[dialect](key)));
+  return record(await post(url + route(dialect, model, stream), body(dialect, model, stream), auth[dialect](key)));
+}
+
+// An error's type and message in each dialect's shape (Ollama's own API has only a message).
+function apiError(dialect, r) {
+  const e = r.json?.error;
+  if (dialect === 'anthropic') assert.equal(r.json.type, 'error');
+  if (dialect === 'ollama_api') return { type: null, message: e };
+  return { type: dialect === 'gemini' ? e.status : e.type, message: e.message };
 }
 
 async function metrics(url, key) {
@@ -81,7 +99,7 @@ describe('a key per person', () => {
     fs.writeFileSync(file, `# the team\n${alice.line} models=m-alice*\n${bob.line} max_streams=1\n${carol.line}\n` +
       `${dave.line}   # every model\n`);
     stack = await startStack({ workers: WORKERS, env: { API_KEYS_FILE: file, ADAPTER_API_KEY: shared,
-      MODEL_MAP: 'claude-*=m-other' } });
+      MODEL_MAP: 'claude-*=m-other', OLLAMA_API_WRITES: '1' } });
     for (const m of ['m-alice', 'm-alice-2', 'm-other']) await stack.mock.scenario(m, ollamaLines(m, [{ content: 'ok' }]));
     const l = ollamaLines('m-hold', [{ content: 'before' }, { content: ' after' }]).trimEnd().split('\n');
     await stack.mock.scenario('m-hold', `${l[0]}\n@hold\n${l.slice(1).join('\n')}\n`);
@@ -100,7 +118,7 @@ describe('a key per person', () => {
     assert.match(bad.stderr, /the name must be/);
   });
 
-  for (const dialect of ['anthropic', 'openai', 'responses']) {
+  for (const dialect of DIALECTS) {
     test(`${dialect}: a key limited to m-alice* is served there and refused another model with 403`, async () => {
       const { url } = stack.servers[0];
       const ok = await ask(url, dialect, alice.key, 'm-alice-2');
@@ -109,9 +127,9 @@ describe('a key per person', () => {
       for (const [model, says] of [['m-other', "'m-other'"], ['claude-x', "'claude-x' (Ollama's 'm-other')"]]) {
         const r = await ask(url, dialect, alice.key, model);
         assert.equal(r.status, 403, r.text);
-        const e = dialect === 'anthropic' ? r.json.error : r.json.error;
-        if (dialect === 'anthropic') assert.equal(r.json.type, 'error');
-        assert.equal(e.type, dialect === 'anthropic' ? 'permission_error' : 'permission_denied');
+        const e = apiError(dialect, r);
+        assert.equal(e.type, { anthropic: 'permission_error', openai: 'permission_denied', responses: 'permission_denied',
+          gemini: 'PERMISSION_DENIED', ollama_api: null }[dialect]);
         assert.ok(e.message.includes(says), e.message);
         assert.ok(!e.message.includes('alice'), 'the message names the model, not the key');
         assert.equal(r.headers.get('x-should-retry'), 'false');
@@ -123,10 +141,28 @@ describe('a key per person', () => {
     });
   }
 
+  test("Ollama's own API: a key held to some models changes nothing on the server, even a model of its own", async () => {
+    const { url } = stack.servers[0];
+    const chats = (await stack.mock.requests()).length;
+    for (const [method, p, b] of [['POST', '/api/pull', { model: 'm-alice' }], ['DELETE', '/api/delete', { model: 'm-alice' }],
+      ['POST', '/api/copy', { source: 'm-other', destination: 'm-alice-copy' }]]) {
+      const r = await record(await fetch(url + p, { method, body: JSON.stringify(b),
+        headers: { 'content-type': 'application/json', ...auth.ollama_api(alice.key) } }));
+      assert.equal(r.status, 403, `${p}: ${r.text}`);
+      assert.match(r.json.error, /may not change the server/);
+    }
+    assert.equal((await stack.mock.requests()).length, chats, 'Ollama was not asked');
+    const other = await record(await fetch(url + '/api/pull', { method: 'POST', body: JSON.stringify({ model: 'm-alice' }),
+      headers: { 'content-type': 'application/json', ...auth.ollama_api(carol.key) } }));
+    assert.notEqual(other.status, 403, 'a key with every model may, with OLLAMA_API_WRITES=1');
+  });
+
   test('the model list shows a key the models it may use', async () => {
     const list = async (key) => (await record(await fetch(`${stack.servers[1].url}/v1/models`,
       { headers: { authorization: `Bearer ${key}` } }))).json.data.map((m) => m.id).sort();
     assert.deepEqual(await list(alice.key), ['m-alice', 'm-alice-2']);
+    const google = await record(await fetch(`${stack.servers[0].url}/v1beta/models`, { headers: auth.gemini(alice.key) }));
+    assert.deepEqual(google.json.models.map((m) => m.name).sort(), ['models/m-alice', 'models/m-alice-2']);
     assert.ok((await list(carol.key)).includes('m-other'));
     const one = await record(await fetch(`${stack.servers[1].url}/v1/models/m-other`,
       { headers: { authorization: `Bearer ${alice.key}` } }));
@@ -161,7 +197,7 @@ describe('a key per person', () => {
   // Opens bob's held stream and waits until Ollama holds it.
   async function holdBob(url) {
     const holdingBefore = (await stack.mock.stats()).holding;
-    const r = await post(url + paths.anthropic, body('anthropic', 'm-hold', true), auth.anthropic(bob.key));
+    const r = await post(url + route('anthropic'), body('anthropic', 'm-hold', true), auth.anthropic(bob.key));
     assert.equal(r.status, 200);
     const frames = frameReader(r);
     assert.equal((await frames.next()).event, 'message_start');
@@ -174,11 +210,13 @@ describe('a key per person', () => {
     const frames = await holdBob(a);
     const chats = (await stack.mock.chats()).length;
     assert.equal(figure(await metrics(b, carol.key), 'ollama_fcgi_key_streams_in_flight', 'bob'), 1);
-    for (const dialect of ['anthropic', 'openai', 'responses']) {
-      const r = await ask(b, dialect, bob.key, 'm-other', dialect === 'openai');
+    for (const dialect of DIALECTS) {
+      const r = await ask(b, dialect, bob.key, 'm-other', dialect === 'openai' || dialect === 'gemini');
       assert.equal(r.status, 429, r.text);
-      assert.equal(r.json.error.type, dialect === 'anthropic' ? 'rate_limit_error' : 'rate_limit_error');
-      assert.match(r.json.error.message, /max_streams=1/);
+      const e = apiError(dialect, r);
+      assert.equal(e.type, { anthropic: 'rate_limit_error', openai: 'rate_limit_error', responses: 'rate_limit_error',
+        gemini: 'RESOURCE_EXHAUSTED', ollama_api: null }[dialect]);
+      assert.match(e.message, /max_streams=1/);
       assert.ok(Number(r.headers.get('retry-after')) > 0, 'retry-after');
       assert.equal(r.headers.get('x-should-retry'), 'true');
     }
