@@ -65,9 +65,13 @@ static int feed_whole(struct pass *p, const char *bytes, size_t n)
     return PASS_MORE;
 }
 
+static int each_line(void *ctx, const char *line, size_t len)
+{
+    return send_line(ctx, line, len);
+}
+
 int pass_feed(struct pass *p, const char *bytes, size_t n)
 {
-    size_t start = 0;
     int rc;
 
     if (p->last || p->failed)
@@ -75,27 +79,8 @@ int pass_feed(struct pass *p, const char *bytes, size_t n)
     p->bytes += n;
     if (!p->sink)
         return feed_whole(p, bytes, n);
-    for (const char *nl; start < n && (nl = memchr(bytes + start, '\n', n - start)); start = (size_t)(nl - bytes) + 1) {
-        size_t len = (size_t)(nl - bytes) - start;
-
-        if (p->held.len + len > p->cap)
-            return too_long(p);
-        if (p->held.len) {
-            buf_append(&p->held, bytes + start, len);
-            rc = send_line(p, p->held.data, p->held.len);
-            buf_reset(&p->held);
-        } else {
-            rc = send_line(p, bytes + start, len);
-        }
-        if (rc != PASS_MORE)
-            return rc;
-    }
-    if (start < n) {
-        if (p->held.len + (n - start) > p->cap)
-            return too_long(p);
-        buf_append(&p->held, bytes + start, n - start);
-    }
-    return PASS_MORE;
+    rc = buf_lines(&p->held, bytes, n, p->cap, each_line, p);
+    return rc == BUF_LINE_TOO_LONG ? too_long(p) : rc;
 }
 
 int pass_end(struct pass *p, struct buf *body)
