@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { script, ollamaToolCall } from './lib.mjs';
+import { script, ollamaToolCall, AGENT_PATH } from './lib.mjs';
 
 export const RUN_TIMEOUT_MS = 90000;
 
@@ -28,7 +28,7 @@ export function sandbox(prefix) {
 export function runCli(bin, args, { env, cwd, timeout = RUN_TIMEOUT_MS }) {
   const t0 = Date.now();
   return new Promise((resolve) => {
-    const p = spawn(bin, args, { env: { PATH: process.env.PATH, LANG: 'C.UTF-8', ...env }, cwd,
+    const p = spawn(bin, args, { env: { PATH: AGENT_PATH, LANG: 'C.UTF-8', ...env }, cwd,
       stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';

@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startStack, script, ollamaToolCall } from './lib.mjs';
+import { startStack, script, ollamaToolCall, AGENT_PATH } from './lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const GEMINI = path.resolve(HERE, '../node_modules/.bin/gemini');
@@ -47,7 +47,7 @@ function sandbox() {
 
 // One `gemini -p` run; resolves with {code, stdout, stderr} (a timeout kills it).
 function gemini(base, box, args) {
-  const env = { PATH: process.env.PATH, LANG: 'C.UTF-8', HOME: box.home, TMPDIR: box.root,
+  const env = { PATH: AGENT_PATH, LANG: 'C.UTF-8', HOME: box.home, TMPDIR: box.root,
     GOOGLE_GEMINI_BASE_URL: base, GEMINI_API_KEY: 'local' };
   return new Promise((resolve) => {
     const p = spawn(GEMINI, ['--skip-trust', ...args], { env, cwd: box.work, stdio: ['ignore', 'pipe', 'pipe'] });
