@@ -210,8 +210,10 @@ int chat_check_window(const struct chat_request *req, struct apierr *err);
 struct chat_finish {
     const char *reason;            /* "stop", "length", "tool_calls" or "stop_sequence" */
     const char *stop_sequence;     /* the sequence matched, or NULL */
-    long long input_tokens;
+    long long input_tokens;        /* the whole prompt, cached tokens included */
     long long output_tokens;
+    long long cached_tokens;       /* of the prompt, read from Ollama's cache (at most input_tokens); -1 when
+                                    * Ollama did not say (an older one) */
 };
 
 struct chat_tool_call {

@@ -7,11 +7,19 @@
 struct model_alias {
     char *pattern;   /* a glob (fnmatch): '*' matches any run of characters */
     char *target;
+    char **fallbacks;  /* the models after '|' in the target, tried in order when no host can answer with it */
+    size_t n_fallbacks;
 };
 
+/* The most Ollama hosts OLLAMA_BASE_URL may name (metrics.h counts by host). */
+#define CONFIG_MAX_HOSTS 16
+
 struct config {
-    char *ollama_url;            /* OLLAMA_BASE_URL without a trailing slash */
-    char *ollama_url_shown;      /* the same with any user:password in it hidden, for messages and logs */
+    char *ollama_url;            /* OLLAMA_BASE_URL's first host without a trailing slash */
+    char *ollama_url_shown;      /* OLLAMA_BASE_URL with any user:password in it hidden, for messages and logs */
+    char **hosts;                /* every host OLLAMA_BASE_URL names (a comma-separated list), as ollama_url */
+    char **hosts_shown;          /* the same, each as ollama_url_shown */
+    size_t n_hosts;              /* at least 1 */
     char **think_models;         /* THINK_MODELS */
     size_t n_think_models;
     struct model_alias *aliases; /* MODEL_MAP, first match wins */
@@ -49,6 +57,8 @@ void config_free(struct config *cfg);
 
 /* The Ollama model to use for what the client asked for: the first matching MODEL_MAP target, or the name. */
 const char *config_map_model(const struct config *cfg, const char *requested);
+/* The fallbacks of the MODEL_MAP entry that maps requested (NULL and *n 0 when there is none). */
+char *const *config_model_fallbacks(const struct config *cfg, const char *requested, size_t *n);
 int config_is_think_model(const struct config *cfg, const char *model);
 /* Whether two model names are the same model: "qwen3" is "qwen3:latest"; a with a '*' is a glob
  * ("qwen3*", "deepseek-r1:*"). */

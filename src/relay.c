@@ -7,7 +7,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "affinity.h"
 #include "body.h"
+#include "hosts.h"
 #include "jsonx.h"
 #include "metrics.h"
 #include "ollama.h"
@@ -39,21 +41,32 @@ struct relay {
     int over_memory;              /* the worker grew past MEMORY_LIMIT during the call */
     size_t unchecked;             /* bytes of the reply since the memory was last looked at */
     size_t held_checked;          /* what the reply held then */
+    uint64_t key;                 /* the conversation's, for its host (affinity.h) */
+    size_t host;                  /* the host called last */
 };
+
+/* The host as messages name it: with one host, OLLAMA_BASE_URL as always. */
+static const char *host_shown(const struct relay *r, size_t host)
+{
+    const struct config *cfg = r->rq->w->cfg;
+
+    return cfg->n_hosts > 1 ? cfg->hosts_shown[host] : cfg->ollama_url_shown;
+}
 
 static void unreachable(struct relay *r, const struct upstream_result *res, struct apierr *e)
 {
     const struct config *cfg = r->rq->w->cfg;
+    const char *at = host_shown(r, r->host);
 
     if (res->idle)
-        apierr_set(e, APIERR_TIMEOUT, 504, "Ollama at %s %s", cfg->ollama_url_shown, res->message);
+        apierr_set(e, APIERR_TIMEOUT, 504, "Ollama at %s %s", at, res->message);
     else if (res->code == CURLE_OPERATION_TIMEDOUT && cfg->upstream_timeout && res->status)
         apierr_set(e, APIERR_TIMEOUT, 504, "Ollama at %s did not finish within UPSTREAM_TIMEOUT=%lds",
-                   cfg->ollama_url_shown, cfg->upstream_timeout);
+                   at, cfg->upstream_timeout);
     else if (res->status)
-        apierr_set(e, APIERR_API, 502, "the connection to Ollama at %s broke: %s", cfg->ollama_url_shown, res->message);
+        apierr_set(e, APIERR_API, 502, "the connection to Ollama at %s broke: %s", at, res->message);
     else
-        apierr_set(e, APIERR_API, 502, "cannot reach Ollama at %s: %s", cfg->ollama_url_shown, res->message);
+        apierr_set(e, APIERR_API, 502, "cannot reach Ollama at %s: %s", at, res->message);
 }
 
 /* ---- the model's facts, asked of Ollama once per worker ---- */
@@ -68,7 +81,7 @@ static void show_answer(struct relay *r, const struct chat_request *req, const s
         /* Ollama says {"error": ...}; a bare 404 is some other server, or a URL with a path in it. */
         apierr_set(e, APIERR_API, 502, "OLLAMA_BASE_URL=%s does not look like Ollama: /api/show answered 404 "
                    "(\"%.80s\"); it should be the server's root, e.g. http://localhost:11434",
-                   r->rq->w->cfg->ollama_url_shown, body->data ? body->data : "");
+                   host_shown(r, r->host), body->data ? body->data : "");
         *rc = -1;
     } else if (res->status == 404) {
         ollama_error_message(body->data ? body->data : "", body->len, msg, sizeof msg);
@@ -79,23 +92,61 @@ static void show_answer(struct relay *r, const struct chat_request *req, const s
     }
 }
 
+/* The request's model is the relay's own r->req, which req points to. */
+static void use_model(struct relay *r, const char *model)
+{
+    free(r->req.ollama_model);
+    r->req.ollama_model = xstrdup(model);
+    snprintf(r->rq->upstream_model, sizeof r->rq->upstream_model, "%s", model);
+}
+
+/* With several hosts, the first model of the MODEL_MAP entry's chain that some host has. A model no host
+ * has is a 404, as one Ollama's own would be. */
+static int choose_model(struct relay *r, struct apierr *e)
+{
+    struct upstream *up = &r->rq->w->up;
+    size_t n;
+    char *const *fallbacks = config_model_fallbacks(r->rq->w->cfg, r->req.client_model, &n);
+
+    if (up->n_hosts < 2)
+        return 0;
+    hosts_refresh(up, 0);
+    /* A model pulled since the last listing is found at once. */
+    if (!hosts_any_has(up, r->req.ollama_model))
+        hosts_refresh(up, 1);
+    if (hosts_any_has(up, r->req.ollama_model))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (hosts_any_has(up, fallbacks[i])) {
+            use_model(r, fallbacks[i]);
+            return 0;
+        }
+    ollama_model_not_found(&r->req, n ? "no host has it nor any of its fallbacks" : "no host has it", e);
+    return -1;
+}
+
 static int model_facts(void *ctx, const struct chat_request *req, struct model_facts *f, struct apierr *e)
 {
     struct relay *r = ctx;
     struct upstream_result res;
     struct json_object *q;
     struct buf body;
+    size_t order[CONFIG_MAX_HOSTS];
     int rc = 0;
 
     memset(f, 0, sizeof *f);
+    if (r->may_ask && choose_model(r, e) < 0)
+        return -1;
+    r->key = affinity_key(req);
     r->entry = models_find(&r->rq->w->models, req->ollama_model);
     if (r->entry || !r->may_ask)
         goto out;
+    r->host = hosts_order(&r->rq->w->up, req->ollama_model, r->key, order) ? order[0] : 0;
     buf_init(&body);
     upstream_result_init(&res);
     q = json_object_new_object();
     json_object_object_add(q, "model", json_object_new_string(req->ollama_model));
-    if (upstream_fetch(&r->rq->w->up, "/api/show", jsonx_text(q, NULL), SHOW_TIMEOUT_MS, &body, &res) < 0) {
+    if (upstream_fetch(&r->rq->w->up, r->host, "/api/show", jsonx_text(q, NULL), SHOW_TIMEOUT_MS, &body, &res) < 0) {
         unreachable(r, &res, e);
         rc = -1;
     } else {
@@ -197,29 +248,47 @@ static void fail(struct relay *r, const struct apierr *e)
     rq->log.outcome = rq->reply.gone ? "client_gone" : "upstream_error";
 }
 
-/* One call of /api/chat, with the retry the core asks for. Returns 0 when the reply came (whole or cut
- * short by us), -1 when the request is over (answered, or the client left). */
-static int call(struct relay *r, struct upstream_result *res)
+enum { CALL_OK, CALL_NEXT, CALL_OVER };
+
+/* One host's call of /api/chat, with the retry the core asks for. CALL_OK: the reply came (whole or cut
+ * short by us); CALL_NEXT: the host failed before its first byte (refused, unreachable, a 5xx, or it lacks
+ * the model), e says how, and another may answer; CALL_OVER: the request is over (answered, or the client
+ * left). A stream whose host dies after its first byte ends with the error: never replayed elsewhere. */
+static int call_host(struct relay *r, size_t host, struct upstream_result *res, struct apierr *e)
 {
     struct request *rq = r->rq;
     struct upstream_handler h = { on_data, on_tick, r, rq->fcgi->ipcFd };
-    struct apierr e;
 
+    r->host = host;
     for (int attempt = 0;; attempt++) {
         upstream_result_init(res);
-        if (upstream_chat(&rq->w->up, rq->w->out.data, rq->w->out.len, &h, res) < 0) {
-            if (!rq->reply.gone) {
-                unreachable(r, res, &e);
-                fail(r, &e);
+        if (upstream_chat(&rq->w->up, host, rq->w->out.data, rq->w->out.len, &h, res) < 0) {
+            if (rq->reply.gone)
+                return CALL_OVER;
+            unreachable(r, res, e);
+            if (!r->got_data) {
+                metrics_host_failed(host);
+                return CALL_NEXT;
             }
-            return -1;
+            fail(r, e);
+            return CALL_OVER;
         }
-        if (res->status >= 200 && res->status < 300)
-            return 0;
+        if (res->status >= 200 && res->status < 300) {
+            metrics_host_ok(host);
+            return CALL_OK;
+        }
+        if (res->status >= 500 || (res->status == 404 && rq->w->up.n_hosts > 1)) {
+            ollama_status_error(res->status, res->error_body.data, res->error_body.len, &r->req, e);
+            if (res->status == 404)
+                hosts_forget(&rq->w->up, host);
+            else
+                metrics_host_failed(host);
+            return CALL_NEXT;
+        }
         if (pipeline_refused(&r->req, rq->w->cfg, attempt, res->status, res->error_body.data, res->error_body.len,
-                             &rq->w->out, &e) != PIPELINE_RETRY) {
-            fail(r, &e);
-            return -1;
+                             &rq->w->out, e) != PIPELINE_RETRY) {
+            fail(r, e);
+            return CALL_OVER;
         }
         /* The model cannot think: every later request to it goes without. */
         r->entry = models_put(&rq->w->models, r->req.ollama_model,
@@ -227,6 +296,57 @@ static int call(struct relay *r, struct upstream_result *res)
         r->entry->facts.can_think = 0;
         upstream_result_free(res);
     }
+}
+
+/* The hosts that have the model, the conversation's first. */
+static int call_model(struct relay *r, struct upstream_result *res, struct apierr *e)
+{
+    size_t order[CONFIG_MAX_HOSTS], n = hosts_order(&r->rq->w->up, r->req.ollama_model, r->key, order);
+    int rc = CALL_NEXT;
+
+    for (size_t i = 0; i < n && rc == CALL_NEXT; i++) {
+        if (i > 0)
+            upstream_result_free(res);
+        rc = call_host(r, order[i], res, e);
+    }
+    if (n == 0)
+        upstream_result_init(res);
+    return rc;
+}
+
+/* The model, then its MODEL_MAP fallbacks after it: the next is asked for when every host with one failed
+ * before its first byte. The reply still names the model the client asked for. Returns 0 when the reply
+ * came, -1 when the request is over. */
+static int call(struct relay *r, struct upstream_result *res)
+{
+    const struct config *cfg = r->rq->w->cfg;
+    size_t n, next = 0;
+    char *const *fallbacks = config_model_fallbacks(cfg, r->req.client_model, &n);
+    struct apierr e;
+    int rc;
+
+    apierr_set(&e, APIERR_NOT_FOUND, 404, "no host has model '%s'", r->req.ollama_model);
+    /* A model already chosen among the fallbacks goes on from there. */
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(fallbacks[i], r->req.ollama_model) == 0)
+            next = i + 1;
+    for (;;) {
+        rc = call_model(r, res, &e);
+        if (rc != CALL_NEXT)
+            return rc == CALL_OK ? 0 : -1;
+        while (next < n && !hosts_any_has(&r->rq->w->up, fallbacks[next]))
+            next++;
+        if (next == n || r->rq->reply.gone)
+            break;
+        upstream_result_free(res);
+        use_model(r, fallbacks[next++]);
+        /* The body names the model; what the first one's facts made of it stays. */
+        buf_reset(&r->rq->w->out);
+        ollama_write_chat_body(&r->req, cfg, &r->rq->w->out);
+    }
+    if (!r->rq->reply.gone)
+        fail(r, &e);
+    return -1;
 }
 
 static void answer(struct relay *r)
@@ -253,6 +373,10 @@ static void answer(struct relay *r)
     if (r->stream.prompt_tokens >= 0)
         models_learn(r->entry, r->req.raw_estimate, r->stream.prompt_tokens);
     rq->log.input_tokens = r->stream.prompt_tokens >= 0 ? r->stream.prompt_tokens : r->req.estimated_tokens;
+    rq->log.cache_said = r->stream.cached_tokens >= 0;
+    rq->log.cached_tokens = r->stream.cached_tokens;
+    if (r->stream.saw_done)
+        metrics_prompt(r->host, rq->log.input_tokens, r->stream.cached_tokens);
     rq->log.output_tokens = r->stream.output_tokens;
     rq->log.text_tool_calls = r->stream.text_calls;
     if (r->stream.text_calls)
@@ -323,6 +447,8 @@ void relay_serve(struct request *rq, const struct dialect_match *m)
     stream_open(&r.stream, d, &r.req, r.req.stream ? &r.sink : NULL, &r.whole, pipeline_reply_cap(&r.req, rq->w->cfg));
     metrics_stream_started();
     answer(&r);
+    if (rq->w->cfg->n_hosts > 1)
+        rq->log.host = rq->w->cfg->hosts_shown[r.host];
     metrics_stream_ended();
     request_note_large(rq, r.stream.line.cap);
     stream_close(&r.stream);
