@@ -69,6 +69,7 @@ struct model_facts {
     int known;
     int can_think;
     int think_levels;              /* think takes "low", "medium" or "high" (gpt-oss), not only a boolean */
+    int can_see;                   /* "vision" among its capabilities: it reads images */
     long long context_length;      /* 0 when not said */
     double correction;             /* real prompt tokens / estimate; 1.0 until learned */
 };

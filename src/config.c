@@ -242,6 +242,55 @@ out:
     return rc;
 }
 
+/* One ROUTES entry, NAME=MODEL: long_context>N, images or thinking. */
+static int route_entry(struct config_routes *r, char *name, const char *model, char *err, size_t errlen)
+{
+    char **slot = NULL;
+    char *end;
+
+    if (strncmp(name, "long_context>", 13) == 0) {
+        errno = 0;
+        r->long_context = strtoll(trim(name + 13), &end, 10);
+        if (errno || end == trim(name + 13) || *trim(end) || r->long_context < 1) {
+            snprintf(err, errlen, "ROUTES: \"%s\": expected long_context>TOKENS=MODEL", name);
+            return -1;
+        }
+        slot = &r->long_context_model;
+    } else if (strcmp(name, "images") == 0) {
+        slot = &r->images_model;
+    } else if (strcmp(name, "thinking") == 0) {
+        slot = &r->thinking_model;
+    } else {
+        snprintf(err, errlen, "ROUTES: \"%s\" is not long_context>N, images or thinking", name);
+        return -1;
+    }
+    free(*slot);
+    *slot = xstrdup(model);
+    return 0;
+}
+
+static int split_routes(struct config *cfg, const char *list, char *err, size_t errlen)
+{
+    char *copy = xstrdup(list), *save = NULL, *tok, *eq;
+    int rc = 0;
+
+    for (tok = strtok_r(copy, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save)) {
+        tok = trim(tok);
+        if (!*tok)
+            continue;
+        eq = strrchr(tok, '=');
+        if (!eq || eq == tok || !*trim(eq + 1)) {
+            snprintf(err, errlen, "ROUTES: \"%s\" is not NAME=MODEL", tok);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        rc = route_entry(&cfg->routes, trim(tok), trim(eq + 1), err, errlen);
+    }
+    free(copy);
+    return rc;
+}
+
 int config_load(struct config *cfg, config_getter get, void *ctx, char *err, size_t errlen)
 {
     const char *v;
@@ -255,6 +304,9 @@ int config_load(struct config *cfg, config_getter get, void *ctx, char *err, siz
         split_think_models(cfg, v);
     v = get("MODEL_MAP", ctx);
     if (v && split_model_map(cfg, v, err, errlen) < 0)
+        return -1;
+    v = get("ROUTES", ctx);
+    if (v && split_routes(cfg, v, err, errlen) < 0)
         return -1;
     v = get("TEXT_TOOL_CALLS", ctx);
     if (textcall_parse_formats(v && *v ? v : "auto", &cfg->text_tool_calls, err, errlen) < 0)
@@ -297,6 +349,9 @@ void config_free(struct config *cfg)
     }
     free(cfg->hosts);
     free(cfg->hosts_shown);
+    free(cfg->routes.long_context_model);
+    free(cfg->routes.images_model);
+    free(cfg->routes.thinking_model);
     free(cfg->think_models);
     free(cfg->aliases);
     free(cfg->ollama_url);

@@ -11,6 +11,14 @@ struct model_alias {
     size_t n_fallbacks;
 };
 
+/* ROUTES: models for what the model MODEL_MAP chose cannot do (capability.h decides). NULL when not set. */
+struct config_routes {
+    long long long_context;      /* long_context>N: a prompt estimated above N tokens ... */
+    char *long_context_model;    /* ... goes to this model */
+    char *images_model;          /* images=MODEL: a request with images, for a model without "vision" */
+    char *thinking_model;        /* thinking=MODEL: a request asking for thinking, for a model that cannot */
+};
+
 /* The most Ollama hosts OLLAMA_BASE_URL may name (metrics.h counts by host). */
 #define CONFIG_MAX_HOSTS 16
 
@@ -24,6 +32,7 @@ struct config {
     size_t n_think_models;
     struct model_alias *aliases; /* MODEL_MAP, first match wins */
     size_t n_aliases;
+    struct config_routes routes; /* ROUTES */
     long num_ctx;                /* NUM_CTX */
     char *keep_alive;            /* KEEP_ALIVE or NULL: a duration string, or a number of seconds */
     char *api_key;               /* ADAPTER_API_KEY or NULL */

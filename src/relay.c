@@ -9,6 +9,7 @@
 
 #include "affinity.h"
 #include "body.h"
+#include "capability.h"
 #include "hosts.h"
 #include "jsonx.h"
 #include "metrics.h"
@@ -125,22 +126,18 @@ static int choose_model(struct relay *r, struct apierr *e)
     return -1;
 }
 
-static int model_facts(void *ctx, const struct chat_request *req, struct model_facts *f, struct apierr *e)
+/* What the worker knows of req's model, asked of a host that has it when it knows nothing: r->entry. */
+static int learn_facts(struct relay *r, const struct chat_request *req, struct apierr *e)
 {
-    struct relay *r = ctx;
     struct upstream_result res;
     struct json_object *q;
     struct buf body;
     size_t order[CONFIG_MAX_HOSTS];
     int rc = 0;
 
-    memset(f, 0, sizeof *f);
-    if (r->may_ask && choose_model(r, e) < 0)
-        return -1;
-    r->key = affinity_key(req);
     r->entry = models_find(&r->rq->w->models, req->ollama_model);
     if (r->entry || !r->may_ask)
-        goto out;
+        return 0;
     r->host = hosts_order(&r->rq->w->up, req->ollama_model, r->key, order) ? order[0] : 0;
     buf_init(&body);
     upstream_result_init(&res);
@@ -155,7 +152,33 @@ static int model_facts(void *ctx, const struct chat_request *req, struct model_f
     json_object_put(q);
     buf_free(&body);
     upstream_result_free(&res);
-out:
+    return rc;
+}
+
+/* ROUTES, after MODEL_MAP: a model for what the chosen one cannot do, when a host has it. */
+static int route_by_capability(struct relay *r, const struct chat_request *req, struct apierr *e)
+{
+    static const struct model_facts unknown;
+    const char *to = capability_route(r->rq->w->cfg, req, r->entry ? &r->entry->facts : &unknown);
+
+    if (!to || config_same_model(to, req->ollama_model) || !hosts_any_has(&r->rq->w->up, to))
+        return 0;
+    use_model(r, to);
+    return learn_facts(r, req, e);
+}
+
+static int model_facts(void *ctx, const struct chat_request *req, struct model_facts *f, struct apierr *e)
+{
+    struct relay *r = ctx;
+    int rc;
+
+    memset(f, 0, sizeof *f);
+    if (r->may_ask && choose_model(r, e) < 0)
+        return -1;
+    r->key = affinity_key(req);
+    rc = learn_facts(r, req, e);
+    if (rc == 0 && r->may_ask)
+        rc = route_by_capability(r, req, e);
     if (r->entry)
         *f = r->entry->facts;
     return rc;

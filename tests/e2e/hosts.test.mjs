@@ -90,7 +90,10 @@ describe('several Ollama hosts', () => {
     process.env.MOCK_CACHE_SLOTS = '16';
     stack = await startStack({
       hosts: 3, servers: ['nginx'], workers: 12,
-      env: { MODEL_MAP: 'claude-fb=nowhere:7b|coder, claude-broken=broken|coder' },
+      env: {
+        MODEL_MAP: 'claude-fb=nowhere:7b|coder, claude-broken=broken|coder',
+        ROUTES: 'long_context>6000=big, images=eyes, thinking=thinker',
+      },
     });
     url = stack.servers[0].url;
     const [a, b, c] = stack.mocks;
@@ -102,6 +105,9 @@ describe('several Ollama hosts', () => {
     await b.scenario('small', reply('small'));
     await c.scenario('small', reply('small'));
     await c.scenario('broken', '@status 500\n{"error":"GPU fell off the bus"}\n');
+    await b.scenario('eyes', reply('eyes'));
+    await b.show('eyes', { capabilities: ['completion', 'vision'], model_info: { 'general.architecture': 'llama', 'llama.context_length': 131072 } });
+    await c.scenario('thinker', reply('thinker'));
   });
 
   after(async () => {
@@ -175,6 +181,28 @@ describe('several Ollama hosts', () => {
       assert.match(line, / upstream_model=coder /);
     }
     assert.ok((await stack.mocks[2].chats()).some((c) => c.body.model === 'broken'), 'the broken model was tried first');
+  });
+
+  test('routes by capability: a long prompt, images for a model without vision, thinking for one that cannot', async () => {
+    const cases = [
+      { to: 'big', host: 0, msgs: [{ role: 'user', content: 'long '.repeat(6000) }] },
+      { to: 'eyes', host: 1, msgs: [{ role: 'user', content: [{ type: 'text', text: 'what is this?' },
+        { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } }] }] },
+      { to: 'thinker', host: 2, thinking: { type: 'enabled', budget_tokens: 1024 }, msgs: [{ role: 'user', content: 'think hard' }] },
+    ];
+    for (const c of cases) {
+      const before = (await stack.mocks[c.host].chats()).filter((x) => x.body.model === c.to).length;
+      const r = await post(url + '/v1/messages', { model: 'coder', max_tokens: 2048, thinking: c.thinking, messages: c.msgs });
+      const body = await r.json();
+      assert.equal(r.status, 200, JSON.stringify(body));
+      assert.equal(body.model, 'coder', 'the reply names the model asked for');
+      const sent = (await stack.mocks[c.host].chats()).filter((x) => x.body.model === c.to);
+      assert.equal(sent.length, before + 1, `${c.to} on host ${c.host}`);
+    }
+    const plain = await send(url, 'anthropic', 'coder', 's', [{ role: 'user', content: 'no route for this one' }], false);
+    assert.equal(plain.status, 200);
+    assert.ok((await Promise.all(stack.mocks.map((m) => m.chats()))).flat()
+      .some((x) => x.body.model === 'coder' && x.raw.includes('no route for this one')));
   });
 
   test('a 503 before the first byte is retried on another host', async () => {

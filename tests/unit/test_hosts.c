@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "affinity.h"
+#include "capability.h"
 #include "config.h"
 #include "jsonx.h"
 
@@ -113,4 +114,63 @@ Test(hosts, rendezvous_spreads_and_moves_only_what_it_must)
     cr_expect_eq(moved, count[1]);
     cr_expect_neq(affinity_weight(1, "qwen3", "http://a"), affinity_weight(1, "llama3", "http://a"),
                   "the model is part of the weight");
+}
+
+static const char *routes_env(const char *name, void *ctx)
+{
+    return strcmp(name, "ROUTES") == 0 ? ctx : NULL;
+}
+
+/* A request of one user message, with an image or asking for thinking. */
+static void request_of(struct chat_request *req, const char *text, int image, int think)
+{
+    struct json_object *m = json_object_new_object();
+
+    chat_request_init(req);
+    req->parts.messages = json_object_new_array();
+    json_object_object_add(m, "role", json_object_new_string("user"));
+    json_object_object_add(m, "content", json_object_new_string(text));
+    if (image) {
+        struct json_object *images = json_object_new_array();
+
+        json_object_array_add(images, json_object_new_string("iVBORw0KGgo="));
+        json_object_object_add(m, "images", images);
+    }
+    json_object_array_add(req->parts.messages, m);
+    req->parts.think = json_object_new_boolean(think);
+}
+
+Test(hosts, routes_by_capability)
+{
+    struct config cfg;
+    struct chat_request req;
+    char err[256], big[4000];
+    struct model_facts plain = { .known = 1 }, seeing = { .known = 1, .can_see = 1 },
+                       thinker = { .known = 1, .can_think = 1 }, unknown = { .known = 0 };
+
+    cr_assert_eq(config_load(&cfg, routes_env, "long_context>500=big:128k, images=llava, thinking=qwen3", err,
+                             sizeof err), 0, "%s", err);
+    request_of(&req, "hi", 0, 0);
+    cr_expect_null(capability_route(&cfg, &req, &plain));
+    chat_request_free(&req);
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    request_of(&req, big, 1, 1);
+    cr_expect_str_eq(capability_route(&cfg, &req, &plain), "big:128k", "long context first");
+    chat_request_free(&req);
+    request_of(&req, "what is this", 1, 1);
+    cr_expect_str_eq(capability_route(&cfg, &req, &plain), "llava");
+    cr_expect_str_eq(capability_route(&cfg, &req, &seeing), "qwen3", "it sees, but cannot think");
+    cr_expect_null(capability_route(&cfg, &req, &(struct model_facts){ .known = 1, .can_see = 1, .can_think = 1 }));
+    cr_expect_null(capability_route(&cfg, &req, &unknown), "nothing known: nothing but the length decides");
+    chat_request_free(&req);
+    request_of(&req, "think", 0, 1);
+    cr_expect_null(capability_route(&cfg, &req, &thinker));
+    chat_request_free(&req);
+    config_free(&cfg);
+    cr_expect_eq(config_load(&cfg, routes_env, "long_context>x=big", err, sizeof err), -1);
+    cr_expect(strstr(err, "ROUTES") != NULL, "%s", err);
+    config_free(&cfg);
+    cr_expect_eq(config_load(&cfg, routes_env, "audio=whisper", err, sizeof err), -1);
+    config_free(&cfg);
 }
