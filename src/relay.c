@@ -44,6 +44,7 @@ struct relay {
     size_t held_checked;          /* what the reply held then */
     uint64_t key;                 /* the conversation's, for its host (affinity.h) */
     size_t host;                  /* the host called last */
+    int called;                   /* some host was called for the reply */
 };
 
 /* The host as messages name it: with one host, OLLAMA_BASE_URL as always. */
@@ -283,6 +284,7 @@ static int call_host(struct relay *r, size_t host, struct upstream_result *res, 
     struct upstream_handler h = { on_data, on_tick, r, rq->fcgi->ipcFd };
 
     r->host = host;
+    r->called = 1;
     for (int attempt = 0;; attempt++) {
         upstream_result_init(res);
         if (upstream_chat(&rq->w->up, host, rq->w->out.data, rq->w->out.len, &h, res) < 0) {
@@ -470,7 +472,7 @@ void relay_serve(struct request *rq, const struct dialect_match *m)
     stream_open(&r.stream, d, &r.req, r.req.stream ? &r.sink : NULL, &r.whole, pipeline_reply_cap(&r.req, rq->w->cfg));
     metrics_stream_started();
     answer(&r);
-    if (rq->w->cfg->n_hosts > 1)
+    if (rq->w->cfg->n_hosts > 1 && r.called)
         rq->log.host = rq->w->cfg->hosts_shown[r.host];
     metrics_stream_ended();
     request_note_large(rq, r.stream.line.cap);

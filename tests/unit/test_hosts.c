@@ -59,7 +59,6 @@ static uint64_t key_of(const char *const *m, size_t n)
     uint64_t k;
 
     chat_request_init(&req);
-    req.parts.messages = json_object_new_array();
     for (size_t i = 0; i + 1 < n; i += 2) {
         struct json_object *o = json_object_new_object();
 
@@ -127,7 +126,6 @@ static void request_of(struct chat_request *req, const char *text, int image, in
     struct json_object *m = json_object_new_object();
 
     chat_request_init(req);
-    req->parts.messages = json_object_new_array();
     json_object_object_add(m, "role", json_object_new_string("user"));
     json_object_object_add(m, "content", json_object_new_string(text));
     if (image) {
