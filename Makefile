@@ -13,8 +13,9 @@ VERSION := 0.1.0
 # The dialects are every src/ file that defines one (a const struct dialect); dialect.c lists them.
 DIALECT_SRC := $(shell grep -l '^const struct dialect [a-z_]*_dialect = {' src/*.c)
 CORE_SRC := src/buf.c src/jsonx.c src/config.c src/apierr.c src/ollama.c src/chat.c src/stream.c \
-            src/pipeline.c src/dialect.c src/models.c src/tokens.c src/stopseq.c src/textcall.c src/wire.c \
-            src/affinity.c src/capability.c $(DIALECT_SRC)
+            src/pipeline.c src/pass.c src/dialect.c src/models.c src/tokens.c src/stopseq.c src/textcall.c src/wire.c \
+            src/sha256.c src/keys.c src/affinity.c src/capability.c \
+            $(DIALECT_SRC)
 # The rooms with I/O around it.
 IO_SRC   := src/upstream.c src/hosts.c src/reply.c src/decode.c src/request.c src/body.c src/relay.c src/routes.c src/router.c \
             src/worker.c src/listen.c src/pool.c \
@@ -122,7 +123,8 @@ run: deps-run
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/ollama-fcgi $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/ollama-fcgi
-	install -m 644 lighttpd.conf nginx-fastcgi.conf deploy/nginx-scale-out.conf deploy/litellm-config.yaml \
+	install -m 644 lighttpd.conf nginx-fastcgi.conf deploy/nginx-scale-out.conf deploy/nginx-key-limits.conf \
+	  deploy/litellm-config.yaml \
 	  deploy/apache-proxy-fcgi.conf deploy/apache-fcgid.conf deploy/apache-fcgid.htaccess deploy/Caddyfile \
 	  deploy/FRONTENDS.md $(DESTDIR)$(PREFIX)/share/ollama-fcgi/
 	sed 's|/usr/local/|$(PREFIX)/|g' deploy/ollama-fcgi.service > $(DESTDIR)$(PREFIX)/share/ollama-fcgi/ollama-fcgi.service

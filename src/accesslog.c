@@ -80,8 +80,12 @@ void accesslog_write(const struct access_entry *e)
 {
     char stamp[48], method[64], path[1200], model[600], upstream[600], recovered[128] = "", dropped[400] = "";
     char cache[1200] = "";
+    char key[80] = "";
 
     stamp_now(stamp, sizeof stamp);
+    /* Only where keys are set: a pool without them keeps the line it always had. */
+    if (e->key)
+        snprintf(key, sizeof key, " key=%s", e->key);
     /* Marked only when it happened, so an operator can grep for the models and clients concerned. */
     if (e->dropped && *e->dropped) {
         char types[300];
@@ -104,10 +108,10 @@ void accesslog_write(const struct access_entry *e)
     /* One write per line, so lines of concurrent workers never interleave. */
     fprintf(log_out ? log_out : stderr,
             "%s %s %s %s model=%s upstream_model=%s status=%d duration_ms=%.1f ttft_ms=%.1f "
-            "input_tokens=%lld output_tokens=%lld outcome=%s%s%s%s\n",
+            "input_tokens=%lld output_tokens=%lld outcome=%s%s%s%s%s\n",
             stamp, e->request_id, field(e->method, method, sizeof method),
             field(e->path, path, sizeof path), field(e->model, model, sizeof model),
             field(e->upstream_model, upstream, sizeof upstream), e->status, e->duration_ms, e->ttft_ms,
-            e->input_tokens, e->output_tokens, e->outcome ? e->outcome : "ok", recovered, dropped, cache);
+            e->input_tokens, e->output_tokens, e->outcome ? e->outcome : "ok", key, recovered, dropped, cache);
     fflush(log_out ? log_out : stderr);
 }

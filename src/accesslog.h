@@ -19,6 +19,7 @@ struct access_entry {
     int cache_said;               /* Ollama said how much of the prompt its cache read: cached_tokens */
     long long cached_tokens;
     const char *host;             /* the Ollama host that answered, when OLLAMA_BASE_URL names several, or NULL */
+    const char *key;              /* the name of the key it carried, or NULL when the pool needs none */
 };
 
 /* Returns 0, or -1 when LOG_FILE cannot be opened. */

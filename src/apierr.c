@@ -32,6 +32,7 @@ void apierr_set(struct apierr *e, enum apierr_kind kind, int status, const char 
     e->status = status;
     e->param[0] = '\0';
     e->code = NULL;
+    e->retry_after = 0;
     va_start(ap, fmt);
     n = vsnprintf(e->message, sizeof e->message, fmt, ap);
     va_end(ap);

@@ -22,6 +22,7 @@ struct apierr {
     char message[1024];
     char param[128];          /* the offending field, "" when none */
     const char *code;         /* OpenAI's error code (e.g. "model_not_found"), or NULL */
+    int retry_after;          /* seconds the client should wait before trying again (a retry-after header), or 0 */
 };
 
 void apierr_set(struct apierr *e, enum apierr_kind kind, int status, const char *fmt, ...)

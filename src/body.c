@@ -74,7 +74,8 @@ static int content_length(struct request *rq, size_t *want, int *given, struct a
     return 0;
 }
 
-int body_read(struct request *rq, struct apierr *e)
+/* The body; json_only refuses a Content-Type that does not say JSON. */
+static int read_body(struct request *rq, struct apierr *e, int json_only)
 {
     const char *ct = request_param(rq, "CONTENT_TYPE");
     struct buf *b = &rq->w->body;
@@ -86,7 +87,7 @@ int body_read(struct request *rq, struct apierr *e)
 
     buf_reset(b);
     deadline_in(rq, &deadline);
-    if (ct && *ct && !strstr(ct, "json")) {
+    if (json_only && ct && *ct && !strstr(ct, "json")) {
         body_drain(rq);
         apierr_set(e, APIERR_INVALID_REQUEST, 400, "Content-Type must be application/json, got \"%.100s\"", ct);
         return -1;
@@ -121,4 +122,14 @@ int body_read(struct request *rq, struct apierr *e)
     lim.deadline = deadline;
     lim.timeout = rq->w->cfg->body_timeout;
     return decode_body(request_param(rq, "HTTP_CONTENT_ENCODING"), b, &lim, e);
+}
+
+int body_read(struct request *rq, struct apierr *e)
+{
+    return read_body(rq, e, 1);
+}
+
+int body_read_any(struct request *rq, struct apierr *e)
+{
+    return read_body(rq, e, 0);
 }

@@ -11,6 +11,9 @@
  * encoding), 413 (too large, sent or decoded), 415 (an encoding it cannot decode), 408 (not sent in
  * time). */
 int body_read(struct request *rq, struct apierr *err);
+/* The same whatever the Content-Type says: Ollama takes JSON under any (curl -d, as its own documentation
+ * writes requests, sends application/x-www-form-urlencoded). */
+int body_read_any(struct request *rq, struct apierr *err);
 /* Reads what is left of the body and drops it, so that closing the connection does not reset it. */
 void body_drain(struct request *rq);
 

@@ -188,3 +188,32 @@ int buf_get_base64(const char *s, size_t n, struct buf *b)
     }
     return 0;
 }
+
+int buf_lines(struct buf *held, const char *bytes, size_t n, size_t cap,
+              int (*each)(void *ctx, const char *line, size_t len), void *ctx)
+{
+    size_t start = 0;
+    int rc;
+
+    for (const char *nl; start < n && (nl = memchr(bytes + start, '\n', n - start)); start = (size_t)(nl - bytes) + 1) {
+        size_t len = (size_t)(nl - bytes) - start;
+
+        if (held->len + len > cap)
+            return BUF_LINE_TOO_LONG;
+        if (held->len) {
+            buf_append(held, bytes + start, len);
+            rc = each(ctx, held->data, held->len);
+            buf_reset(held);
+        } else {
+            rc = each(ctx, bytes + start, len);
+        }
+        if (rc != 0)
+            return rc;
+    }
+    if (start < n) {
+        if (held->len + (n - start) > cap)
+            return BUF_LINE_TOO_LONG;
+        buf_append(held, bytes + start, n - start);
+    }
+    return 0;
+}

@@ -28,6 +28,15 @@ int buf_get_base64(const char *s, size_t n, struct buf *b);
 /* Gives the bytes to the caller, who frees them; the buffer is left empty. */
 char *buf_steal(struct buf *b);
 
+/* What buf_lines returns when a line passes its cap. */
+#define BUF_LINE_TOO_LONG (-1000)
+/* Bytes that arrive in pieces cut anywhere, split into lines (without their '\n'): each complete line goes
+ * to each(ctx, line, len), straight from bytes where it lies whole, else from held, which keeps an
+ * unfinished line from one call to the next. A line longer than cap stops the split (BUF_LINE_TOO_LONG).
+ * Returns 0, or the first non-zero value each returned. */
+int buf_lines(struct buf *held, const char *bytes, size_t n, size_t cap,
+              int (*each)(void *ctx, const char *line, size_t len), void *ctx);
+
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);

@@ -275,6 +275,8 @@ enum dialect_route_kind {
     ROUTE_CHAT,        /* translated to /api/chat, streamed or whole */
     ROUTE_COUNT,       /* translated and estimated, never sent: the count reply */
     ROUTE_MODELS,      /* Ollama's /api/tags in the dialect's shape; with {model} in the path, one model */
+    ROUTE_PASS,        /* passed to Ollama's own route (upstream) and its reply passed back, through the
+                        * dialect's pass_request and pass_reply */
 };
 
 enum { ROUTE_STREAM_BODY = -1 };   /* the body's "stream" says, false when absent */
@@ -289,6 +291,10 @@ struct dialect_route {
     int stream;                    /* ROUTE_CHAT: 0, 1, or ROUTE_STREAM_BODY */
     const char *header;            /* the route is this dialect's only when the request has this header
                                     * (FastCGI name, "HTTP_ANTHROPIC_VERSION"); NULL: always */
+    const char *upstream;          /* ROUTE_PASS: Ollama's path ("/api/chat"), where "{model}" is the text
+                                    * the route's own {model} matched; NULL: the pool never passes it */
+    int writes;                    /* ROUTE_PASS: it changes the server (pulls, deletes): refused with 403
+                                    * unless OLLAMA_API_WRITES=1 */
 };
 
 /* A dialect: its routes, its key headers, its framing, its translator and stream machine, its whole-reply,
@@ -324,6 +330,16 @@ struct dialect {
     /* ROUTE_MODELS: Ollama's /api/tags (borrowed) as the dialect's list, or with id the one model of that
      * name (NULL when it is not there). The caller puts the result. */
     struct json_object *(*models)(struct json_object *tags, const char *id);
+    /* ROUTE_PASS, for a route that takes a body: the client's body as Ollama gets it, appended to out, with
+     * req->client_model and req->ollama_model set when it names a model. No I/O. Returns 0, or -1 with err
+     * set. */
+    int (*pass_request)(const struct dialect_call *call, const char *body, size_t len, const struct config *cfg,
+                        struct chat_request *req, struct buf *out, struct apierr *err);
+    /* ROUTE_PASS: one line of Ollama's reply (a whole reply is one line), without its newline, as the
+     * client gets it, appended to out; the token counts it carries go to fin (left alone when it has none).
+     * No I/O. Returns 1 when it is the reply's last line, else 0. */
+    int (*pass_reply)(const struct chat_request *req, const char *line, size_t len, struct buf *out,
+                      struct chat_finish *fin);
     /* The error body in this dialect. */
     void (*error_body)(const struct dialect *d, const struct apierr *e, const char *request_id, struct buf *out);
 };

@@ -69,6 +69,7 @@ static const struct number_setting numbers[] = {
     { "MIN_IDLE_WORKERS", 1, 1, 1024, LONG_FIELD(min_idle_workers) },
     { "WORKER_IDLE_SECONDS", 10, 1, 86400, LONG_FIELD(worker_idle_seconds) },
     { "MAX_REQUESTS", 0, 0, 1L << 40, LONG_FIELD(max_requests) },
+    { "OLLAMA_API_WRITES", 0, 0, 1, LONG_FIELD(api_writes) },
     { "MEMORY_LIMIT", 512, 0, 1L << 20, LONG_FIELD(memory_limit) },
     { "MAX_BODY_BYTES", 32L * 1024 * 1024, 1024, 1L << 31, SIZE_FIELD(max_body) },
     { "MAX_REPLY_BYTES", 16L * 1024 * 1024, 4096, 1L << 30, SIZE_FIELD(max_reply) },
@@ -81,6 +82,7 @@ static const struct {
 } strings[] = {
     { "KEEP_ALIVE", offsetof(struct config, keep_alive) },
     { "ADAPTER_API_KEY", offsetof(struct config, api_key) },
+    { "API_KEYS_FILE", offsetof(struct config, api_keys_file) },
     { "LOG_FILE", offsetof(struct config, log_file) },
     { "FCGI_LISTEN", offsetof(struct config, listen) },
 };

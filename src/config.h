@@ -36,6 +36,7 @@ struct config {
     long num_ctx;                /* NUM_CTX */
     char *keep_alive;            /* KEEP_ALIVE or NULL: a duration string, or a number of seconds */
     char *api_key;               /* ADAPTER_API_KEY or NULL */
+    char *api_keys_file;         /* API_KEYS_FILE or NULL: a key per person (keys.h) */
     long ping_interval;          /* PING_INTERVAL, seconds */
     long upstream_timeout;       /* UPSTREAM_TIMEOUT, seconds, 0 = none */
     long idle_timeout;           /* IDLE_TIMEOUT, seconds Ollama may send nothing at all, 0 = no limit */
@@ -54,6 +55,7 @@ struct config {
     long max_requests;           /* MAX_REQUESTS: a worker serves this many requests, then a fresh one takes over */
     long memory_limit;           /* MEMORY_LIMIT, MiB a worker may hold before its request ends, 0 = none */
     unsigned text_tool_calls;    /* TEXT_TOOL_CALLS: the textcall formats recovered from a reply's text */
+    long api_writes;             /* OLLAMA_API_WRITES: 1 passes Ollama's routes that change the server */
 };
 
 /* Where settings come from: getenv, or a table in tests. */

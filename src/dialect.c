@@ -5,12 +5,14 @@
 #include <stdio.h>
 #include <string.h>
 
-extern const struct dialect anthropic_dialect, openai_dialect, responses_dialect;
+extern const struct dialect anthropic_dialect, openai_dialect, responses_dialect, gemini_dialect, ollama_api_dialect;
 
 const struct dialect *const dialect_registry[] = {
     &anthropic_dialect,
     &openai_dialect,
     &responses_dialect,
+    &gemini_dialect,
+    &ollama_api_dialect,
     NULL,
 };
 
@@ -95,12 +97,33 @@ static int owns(const struct dialect *d, const char *base, const char *path)
     return 0;
 }
 
+/* Whether base is this dialect's alone ("/v1beta"): no other dialect's routes follow it. */
+static int base_alone(size_t self, const char *base)
+{
+    if (!*base)
+        return 0;
+    for (size_t i = 0; dialect_registry[i]; i++)
+        for (size_t b = 0; i != self && dialect_registry[i]->bases[b]; b++)
+            if (strcmp(dialect_registry[i]->bases[b], base) == 0)
+                return 0;
+    return 1;
+}
+
 const struct dialect *dialect_for_path(const char *path)
 {
     for (size_t i = 0; dialect_registry[i]; i++)
         for (size_t b = 0; dialect_registry[i]->bases[b]; b++)
             if (owns(dialect_registry[i], dialect_registry[i]->bases[b], path))
                 return dialect_registry[i];
+    /* Anything else under a base only one dialect has ("/v1beta/files") is that dialect's. */
+    for (size_t i = 0; dialect_registry[i]; i++)
+        for (size_t b = 0; dialect_registry[i]->bases[b]; b++) {
+            const char *base = dialect_registry[i]->bases[b];
+            size_t n = strlen(base);
+
+            if (base_alone(i, base) && strncmp(path, base, n) == 0 && (path[n] == '/' || !path[n]))
+                return dialect_registry[i];
+        }
     return dialect_registry[0];
 }
 

@@ -30,7 +30,8 @@ enum { DIALECT_FOUND = 0, DIALECT_NO_ROUTE = -1, DIALECT_WRONG_METHOD = -2 };
 int dialect_route(const char *method, const char *path, dialect_has_header has_header, void *ctx,
                   struct dialect_match *m, const char **allowed);
 /* The dialect whose errors a path gets when no route takes it: the one with a base and a route's first
- * segment the path starts with ("/v1/chat/..."), else the first. */
+ * segment the path starts with ("/v1/chat/..."), else the one whose base no other dialect has
+ * ("/v1beta/..."), else the first. */
 const struct dialect *dialect_for_path(const char *path);
 /* The dialect of this name, or NULL. */
 const struct dialect *dialect_named(const char *name);

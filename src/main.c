@@ -9,6 +9,7 @@
 #include "accesslog.h"
 #include "buf.h"
 #include "config.h"
+#include "keys.h"
 #include "listen.h"
 #include "metrics.h"
 #include "pool.h"
@@ -23,6 +24,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: ollama-fcgi [--listen ADDR] [--workers N] [--single]\n"
+            "       ollama-fcgi --new-key NAME\n"
             "\n"
             "Serves Anthropic Messages (/v1/messages), OpenAI Chat Completions (/v1/chat/completions) and the\n"
             "OpenAI Responses API (/v1/responses) from Ollama's /api/chat, as a FastCGI worker pool behind\n"
@@ -32,12 +34,13 @@ static void usage(FILE *out)
             "                  stdin, as spawn-fcgi and lighttpd's bin-path hand it over)\n"
             "  --workers N     worker processes of a fixed pool (default: WORKERS, else 4)\n"
             "  --single        one worker and no master, for a supervisor that restarts it (multiwatch)\n"
+            "  --new-key NAME  prints a fresh key for NAME, once, and the line for API_KEYS_FILE\n"
             "  --help, --version\n"
             "\n"
-            "Environment: OLLAMA_BASE_URL THINK_MODELS MODEL_MAP NUM_CTX KEEP_ALIVE ADAPTER_API_KEY\n"
+            "Environment: OLLAMA_BASE_URL THINK_MODELS MODEL_MAP NUM_CTX KEEP_ALIVE ADAPTER_API_KEY API_KEYS_FILE\n"
             "PING_INTERVAL UPSTREAM_TIMEOUT IDLE_TIMEOUT CONNECT_TIMEOUT GRACE_TIMEOUT BODY_TIMEOUT\n"
             "SEND_TIMEOUT MAX_BODY_BYTES MAX_REPLY_BYTES MEMORY_LIMIT TEXT_TOOL_CALLS LOG_FILE FCGI_LISTEN\n"
-            "WORKERS MAX_WORKERS MIN_IDLE_WORKERS WORKER_IDLE_SECONDS MAX_REQUESTS\n"
+            "WORKERS MAX_WORKERS MIN_IDLE_WORKERS WORKER_IDLE_SECONDS MAX_REQUESTS OLLAMA_API_WRITES\n"
             "(see the README).\n");
 }
 
@@ -78,6 +81,26 @@ static int started_by_mod_fcgid(void)
     return *number && strspn(number, "0123456789") == strlen(number);
 }
 
+/* A key for name, shown this once; the file holds only its hash. */
+static int new_key(const char *name)
+{
+    char key[KEYS_NEW_SIZE], hex[2 * SHA256_BYTES + 1], why[256];
+
+    if (keys_check_name(name, why, sizeof why) < 0) {
+        fprintf(stderr, "ollama-fcgi: --new-key: %s\n", why);
+        return 2;
+    }
+    if (keys_generate(key, sizeof key) < 0) {
+        fprintf(stderr, "ollama-fcgi: --new-key: the system gives no random bytes (getrandom)\n");
+        return 1;
+    }
+    keys_hash_hex(key, hex);
+    printf("The key for %s (shown only now: hand it over, it cannot be recovered):\n\n  %s\n\n"
+           "The line for API_KEYS_FILE (then reload the pool: kill -HUP its master):\n\n  %s sha256:%s\n",
+           name, key, name, hex);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct config cfg;
@@ -101,6 +124,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "ollama-fcgi: --workers: expected 1 to 1024\n");
                 return 2;
             }
+        } else if (strcmp(argv[i], "--new-key") == 0 && i + 1 < argc) {
+            return new_key(argv[i + 1]);
         } else if (strcmp(argv[i], "--single") == 0) {
             single = 1;
         } else {
@@ -110,6 +135,11 @@ int main(int argc, char **argv)
     }
     if (config_from_env(&cfg, err, sizeof err) < 0) {
         fprintf(stderr, "ollama-fcgi: %s\n", err);
+        return 2;
+    }
+    if (keys_reload(cfg.api_keys_file, cfg.api_key, err, sizeof err) < 0) {
+        fprintf(stderr, "ollama-fcgi: %s\n", err);
+        config_free(&cfg);
         return 2;
     }
     if (workers)
@@ -136,9 +166,11 @@ int main(int argc, char **argv)
         return 2;
     }
     router_name_routes();
+    metrics_name_keys();
     if (single)
         metrics_init(1);
     status = single ? worker_run(&cfg, fd) : pool_run(&cfg, fd);
+    keys_clear();
     config_free(&cfg);
     return status;
 }

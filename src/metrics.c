@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "keys.h"
 #include "textcall.h"
 
 static const int status_codes[] = { 200, 204, 400, 401, 404, 405, 408, 413, 415, 429, 500, 502, 503, 504, 529, 0 };
@@ -23,6 +24,12 @@ static const double buckets[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 /* Named before the fork, read-only after: every process holds the same list. The last is "other". */
 static char route_names[METRICS_MAX_ROUTES + 1][128];
 static size_t n_routes;
+
+/* Key names, likewise: appended by the master as keys come (at start and on SIGHUP), never removed, so a
+ * name keeps its counters; workers forked since know every name, and those that knew fewer count them
+ * where the newer ones do. The last is "other". */
+static char key_names[METRICS_MAX_KEYS + 1][KEYS_NAME_MAX + 1];
+static size_t n_keys;
 
 struct histogram {
     uint64_t counts[N_BUCKETS + 1];   /* the last is +Inf */
@@ -42,6 +49,10 @@ struct slot {
     uint64_t host_replies[METRICS_MAX_HOSTS];
     uint64_t host_failures[METRICS_MAX_HOSTS];
     uint64_t text_tool_calls[TEXTCALL_N_FORMATS];
+    uint64_t key_requests[METRICS_MAX_KEYS + 1];
+    uint64_t key_input_tokens[METRICS_MAX_KEYS + 1];
+    uint64_t key_output_tokens[METRICS_MAX_KEYS + 1];
+    uint64_t serving_key;         /* the key whose request the worker holds, by key_id; 0: none */
     struct histogram duration;
     struct histogram ttft;
     uint64_t alive;               /* written by the master: a worker runs in this slot */
@@ -93,6 +104,43 @@ static size_t route_index(const char *label)
     return i;
 }
 
+void metrics_name_key(const char *name)
+{
+    for (size_t i = 0; i < n_keys; i++)
+        if (strcmp(key_names[i], name) == 0)
+            return;
+    if (n_keys < METRICS_MAX_KEYS && strlen(name) < sizeof *key_names)
+        strcpy(key_names[n_keys++], name);
+}
+
+void metrics_name_keys(void)
+{
+    const struct keys *keys = keys_active();
+
+    for (size_t i = 0; i < keys->n; i++)
+        metrics_name_key(keys->entries[i].name);
+}
+
+static size_t key_index(const char *name)
+{
+    size_t i = 0;
+
+    while (i < n_keys && strcmp(key_names[i], name) != 0)
+        i++;
+    return i;
+}
+
+/* A key's identity in the slots: its name's FNV-1a hash, so every worker of every generation agrees on
+ * it, names past METRICS_MAX_KEYS included. Never 0, which is "none". */
+static uint64_t key_id(const char *name)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 0x100000001b3ull;
+    return h ? h : 1;
+}
+
 int metrics_init(size_t n)
 {
     void *p = mmap(NULL, sizeof *pool + n * sizeof *slots, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -130,6 +178,7 @@ void metrics_slot_released(size_t slot)
     if (!slots || slot >= n_slots)
         return;
     __atomic_store_n(&slots[slot].in_flight, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&slots[slot].serving_key, 0, __ATOMIC_SEQ_CST);
     __atomic_store_n(&slots[slot].busy, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&slots[slot].alive, 0, __ATOMIC_RELAXED);
 }
@@ -139,6 +188,7 @@ void metrics_slot_started(size_t slot)
     if (!slots || slot >= n_slots)
         return;
     __atomic_store_n(&slots[slot].busy, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&slots[slot].serving_key, 0, __ATOMIC_SEQ_CST);
     __atomic_store_n(&slots[slot].since_ms, now_ms(), __ATOMIC_RELAXED);
     __atomic_store_n(&slots[slot].alive, 1, __ATOMIC_RELAXED);
 }
@@ -268,6 +318,49 @@ void metrics_host_ok(size_t host)
     __atomic_store_n(&pool->host_down_until_ms[host], 0, __ATOMIC_RELAXED);
 }
 
+void metrics_key_request(const char *name, long long input_tokens, long long output_tokens)
+{
+    size_t k = key_index(name);
+
+    if (!mine)
+        return;
+    add(&mine->key_requests[k], 1);
+    add(&mine->key_input_tokens[k], input_tokens > 0 ? (uint64_t)input_tokens : 0);
+    add(&mine->key_output_tokens[k], output_tokens > 0 ? (uint64_t)output_tokens : 0);
+}
+
+/* The workers serving the key now, this one included once it said so. */
+static long key_holders(uint64_t id)
+{
+    long n = 0;
+
+    for (size_t i = 0; i < n_slots; i++)
+        n += __atomic_load_n(&slots[i].serving_key, __ATOMIC_SEQ_CST) == id;
+    return n;
+}
+
+/* The slot says which key it serves before the others are counted: of two requests racing for the last
+ * share, each sees the other, and both are refused rather than both served. */
+int metrics_key_claim(const char *name, long max)
+{
+    uint64_t id = key_id(name);
+
+    if (!mine)
+        return 0;
+    __atomic_store_n(&mine->serving_key, id, __ATOMIC_SEQ_CST);
+    if (max > 0 && key_holders(id) > max) {
+        metrics_key_release();
+        return -1;
+    }
+    return 0;
+}
+
+void metrics_key_release(void)
+{
+    if (mine)
+        __atomic_store_n(&mine->serving_key, 0, __ATOMIC_SEQ_CST);
+}
+
 void metrics_text_tool_calls(unsigned formats)
 {
     if (!mine)
@@ -335,6 +428,36 @@ static void render_workers(struct buf *out, long listen_queue)
                         "yet.\n# TYPE ollama_fcgi_listen_queue gauge\nollama_fcgi_listen_queue %ld\n", listen_queue);
 }
 
+static void render_key_counter(struct buf *out, const char *name, const char *help, size_t offset)
+{
+    buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    for (size_t k = 0; k <= n_keys; k++) {
+        uint64_t n = sum(offset + k * sizeof(uint64_t));
+
+        if (k < n_keys || n)
+            buf_printf(out, "%s{key=\"%s\"} %llu\n", name, k < n_keys ? key_names[k] : "other",
+                       (unsigned long long)n);
+    }
+}
+
+/* By key name, when keys are set: names are letters, digits and ._@- (keys.c), nothing to escape. */
+static void render_keys(struct buf *out)
+{
+    if (!n_keys)
+        return;
+    render_key_counter(out, "ollama_fcgi_key_requests_total", "Requests answered, by the name of the key they carried.",
+                       offsetof(struct slot, key_requests));
+    render_key_counter(out, "ollama_fcgi_key_input_tokens_total", "Prompt tokens, by key name.",
+                       offsetof(struct slot, key_input_tokens));
+    render_key_counter(out, "ollama_fcgi_key_output_tokens_total", "Generated tokens, by key name.",
+                       offsetof(struct slot, key_output_tokens));
+    buf_puts(out, "# HELP ollama_fcgi_key_streams_in_flight Requests calling Ollama now, by key name (what "
+                  "max_streams limits).\n# TYPE ollama_fcgi_key_streams_in_flight gauge\n");
+    for (size_t k = 0; k < n_keys; k++)
+        buf_printf(out, "ollama_fcgi_key_streams_in_flight{key=\"%s\"} %ld\n", key_names[k],
+                   key_holders(key_id(key_names[k])));
+}
+
 void metrics_render(struct buf *out, long listen_queue)
 {
     if (!slots)
@@ -378,6 +501,7 @@ void metrics_render(struct buf *out, long listen_queue)
     for (int f = 0; f < TEXTCALL_N_FORMATS; f++)
         buf_printf(out, "ollama_fcgi_text_tool_calls_total{format=\"%s\"} %llu\n", textcall_format_name(f),
                    (unsigned long long)sum(offsetof(struct slot, text_tool_calls) + (size_t)f * sizeof(uint64_t)));
+    render_keys(out);
     render_histogram(out, "ollama_fcgi_request_duration_seconds", "Time from request to the end of the answer.",
                      offsetof(struct slot, duration));
     render_histogram(out, "ollama_fcgi_time_to_first_token_seconds", "Time from request to Ollama's first output.",

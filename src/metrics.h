@@ -12,8 +12,17 @@
 /* The most Ollama hosts OLLAMA_BASE_URL may name. */
 #define METRICS_MAX_HOSTS 16
 
+/* The most key names counted apart (names are never forgotten, so counters stay monotonic across reloads);
+ * past it, "other". */
+#define METRICS_MAX_KEYS 64
+
 /* Before metrics_init: a route label requests are counted by (a label named twice is one). */
 void metrics_name_route(const char *label);
+/* In the master, before it forks workers (at start, and on SIGHUP before the new ones): a key name requests
+ * are counted by (a name named twice is one). */
+void metrics_name_key(const char *name);
+/* Names every active key (keys_active). */
+void metrics_name_keys(void);
 /* Before the workers are forked: room for n workers (each writes only its own slot, so no locks). */
 int metrics_init(size_t n_slots);
 /* In a worker: which slot is its own. */
@@ -34,6 +43,15 @@ void metrics_stream_ended(void);
 /* One finished request. ttft_s < 0 when there was no first token. */
 void metrics_request(const char *route, int status, double duration_s, double ttft_s,
                      long long input_tokens, long long output_tokens, int upstream_error, int client_gone);
+/* One finished request that carried the key of this name. */
+void metrics_key_request(const char *name, long long input_tokens, long long output_tokens);
+/* In a worker: its request, of the key of this name, is about to call Ollama. Returns 0, or -1 (and holds
+ * nothing) when the key already holds max requests in flight in the pool's workers (max 0: no limit). The
+ * worker's slot says which key it serves, so the count is the pool's, whichever worker asks, and a worker
+ * killed mid-stream frees its share when the master releases its slot. */
+int metrics_key_claim(const char *name, long max);
+/* In a worker: its request no longer holds its key's share (a no-op when it held none). */
+void metrics_key_release(void);
 /* A reply whose tool calls were recovered from its text, in these textcall formats. */
 void metrics_text_tool_calls(unsigned formats);
 /* One reply's prompt from host: prompt_tokens in all, of which cached_tokens came from Ollama's prompt cache

@@ -458,18 +458,29 @@ static int openai_translate(const struct dialect_call *call, struct json_object 
 struct ostream {
     struct stream_state out;
     int n_tools;
+    struct buf head;               /* what every chunk begins with, written once */
 };
+
+static void ostream_free(void *st)
+{
+    buf_free(&((struct ostream *)st)->head);
+}
 
 static void chunk_head(struct ostream *s)
 {
+    struct buf *h = &s->head;
+
+    if (!h->len) {
+        buf_puts(h, "{\"id\":");
+        jsonx_put_string(h, s->out.req->id, strlen(s->out.req->id));
+        buf_puts(h, ",\"object\":\"chat.completion.chunk\",\"created\":");
+        buf_put_int(h, s->out.req->created);
+        buf_puts(h, ",\"model\":");
+        jsonx_put_string(h, s->out.req->client_model, strlen(s->out.req->client_model));
+        buf_puts(h, ",\"system_fingerprint\":\"fp_ollama_fcgi\",\"choices\":");
+    }
     buf_reset(&s->out.data);
-    buf_puts(&s->out.data, "{\"id\":");
-    jsonx_put_string(&s->out.data, s->out.req->id, strlen(s->out.req->id));
-    buf_puts(&s->out.data, ",\"object\":\"chat.completion.chunk\",\"created\":");
-    buf_put_int(&s->out.data, s->out.req->created);
-    buf_puts(&s->out.data, ",\"model\":");
-    jsonx_put_string(&s->out.data, s->out.req->client_model, strlen(s->out.req->client_model));
-    buf_puts(&s->out.data, ",\"system_fingerprint\":\"fp_ollama_fcgi\",\"choices\":");
+    buf_append(&s->out.data, h->data, h->len);
 }
 
 static int ostream_begin(void *st)
@@ -582,6 +593,7 @@ static int ostream_finish(void *st, const struct chat_finish *f)
 
 /* Where OpenAI's names differ from the ones every dialect shares (chat.c). */
 const char *const openai_error_types[APIERR_N] = {
+    [APIERR_PERMISSION] = "permission_denied",
     [APIERR_TOO_LARGE] = "invalid_request_error",
     [APIERR_API] = "server_error",
 };
@@ -746,6 +758,7 @@ static const struct dialect_route routes[] = {
 const struct dialect openai_dialect = {
     .name = "openai", .bases = bases, .routes = routes, .key_headers = key_headers, .wire = &wire_sse_done,
     .id_prefix = "chatcmpl-", .tool_prefix = "call_", .overloaded_status = 503, .error_types = openai_error_types,
-    .translate = openai_translate, .state_size = sizeof(struct ostream), .ops = &ostream_ops, .reply = openai_reply,
+    .translate = openai_translate, .state_size = sizeof(struct ostream), .ops = &ostream_ops,
+    .state_free = ostream_free, .reply = openai_reply,
     .models = openai_models, .error_body = openai_error_body,
 };

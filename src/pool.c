@@ -23,6 +23,7 @@
 
 #include "accesslog.h"
 #include "buf.h"
+#include "keys.h"
 #include "listen.h"
 #include "metrics.h"
 #include "worker.h"
@@ -300,10 +301,27 @@ static long first_workers(const struct config *cfg)
     return cfg->max_workers ? cfg->min_idle_workers : cfg->workers;
 }
 
+/* The keys are read again before the new workers are forked, so they start with them; a file that does not
+ * read leaves the keys as they were. */
+static void reload_keys(const struct config *cfg)
+{
+    char err[512];
+
+    if (!cfg->api_keys_file)
+        return;
+    if (keys_reload(cfg->api_keys_file, cfg->api_key, err, sizeof err) < 0) {
+        fprintf(stderr, "ollama-fcgi: SIGHUP: %s; the keys stay as they were\n", err);
+        return;
+    }
+    metrics_name_keys();
+    fprintf(stderr, "ollama-fcgi: SIGHUP: %zu keys from API_KEYS_FILE=%s\n", keys_active()->n, cfg->api_keys_file);
+}
+
 static void reload(struct pool *p)
 {
     int old = p->generation++;
 
+    reload_keys(p->cfg);
     fprintf(stderr, "ollama-fcgi: SIGHUP: replacing the workers\n");
     p->pending = 0;
     /* A pool sized by demand starts its new workers as room within MAX_WORKERS allows (size_by_demand). */

@@ -14,10 +14,14 @@
 #include "jsonx.h"
 #include "metrics.h"
 #include "ollama.h"
+#include "pass.h"
 #include "pipeline.h"
 #include "stream.h"
 
 #define SHOW_TIMEOUT_MS 15000
+/* What a key at its max_streams is told to wait: long enough for the SDKs' few retries to span a short
+ * stream, short enough not to idle once one ended. */
+#define KEY_BUSY_RETRY_AFTER 5
 #define KEEPALIVE_MS 1000.0
 /* The worker's memory is looked at once this much of Ollama's reply came since the last look, or the reply
  * held this much more (a kept tool call counts what its arguments hold once built). A look at every piece
@@ -48,18 +52,15 @@ struct relay {
 };
 
 /* The host as messages name it: with one host, OLLAMA_BASE_URL as always. */
-static const char *host_shown(const struct relay *r, size_t host)
+static const char *host_shown(const struct config *cfg, size_t host)
 {
-    const struct config *cfg = r->rq->w->cfg;
-
     return cfg->n_hosts > 1 ? cfg->hosts_shown[host] : cfg->ollama_url_shown;
 }
 
-static void unreachable(struct relay *r, const struct upstream_result *res, struct apierr *e)
+/* Why Ollama (at, as host_shown names it) could not be reached, or stopped answering, as the client's error. */
+static void ollama_unreachable(const struct config *cfg, const char *at, const struct upstream_result *res,
+                               struct apierr *e)
 {
-    const struct config *cfg = r->rq->w->cfg;
-    const char *at = host_shown(r, r->host);
-
     if (res->idle)
         apierr_set(e, APIERR_TIMEOUT, 504, "Ollama at %s %s", at, res->message);
     else if (res->code == CURLE_OPERATION_TIMEDOUT && cfg->upstream_timeout && res->status)
@@ -69,6 +70,11 @@ static void unreachable(struct relay *r, const struct upstream_result *res, stru
         apierr_set(e, APIERR_API, 502, "the connection to Ollama at %s broke: %s", at, res->message);
     else
         apierr_set(e, APIERR_API, 502, "cannot reach Ollama at %s: %s", at, res->message);
+}
+
+static void unreachable(struct relay *r, const struct upstream_result *res, struct apierr *e)
+{
+    ollama_unreachable(r->rq->w->cfg, host_shown(r->rq->w->cfg, r->host), res, e);
 }
 
 /* ---- the model's facts, asked of Ollama once per worker ---- */
@@ -83,7 +89,7 @@ static void show_answer(struct relay *r, const struct chat_request *req, const s
         /* Ollama says {"error": ...}; a bare 404 is some other server, or a URL with a path in it. */
         apierr_set(e, APIERR_API, 502, "OLLAMA_BASE_URL=%s does not look like Ollama: /api/show answered 404 "
                    "(\"%.80s\"); it should be the server's root, e.g. http://localhost:11434",
-                   host_shown(r, r->host), body->data ? body->data : "");
+                   host_shown(r->rq->w->cfg, r->host), body->data ? body->data : "");
         *rc = -1;
     } else if (res->status == 404) {
         ollama_error_message(body->data ? body->data : "", body->len, msg, sizeof msg);
@@ -94,12 +100,44 @@ static void show_answer(struct relay *r, const struct chat_request *req, const s
     }
 }
 
+/* ---- the key's say: asked once the model Ollama would run is known, before Ollama is asked anything ---- */
+
+/* Whether key (NULL: none was needed) may use the model req names and, when it would call the model (stream),
+ * hold one more stream. */
+static int admit(const struct key_entry *key, const struct chat_request *req, int stream, struct apierr *e)
+{
+    if (!key)
+        return 0;
+    if (!keys_allow_model(key, req->ollama_model)) {
+        /* The model, never the key: the client knows which key it sent. */
+        if (strcmp(req->client_model, req->ollama_model) != 0)
+            apierr_set(e, APIERR_PERMISSION, 403, "this API key may not use the model '%s' (Ollama's '%s')",
+                       req->client_model, req->ollama_model);
+        else
+            apierr_set(e, APIERR_PERMISSION, 403, "this API key may not use the model '%s'", req->ollama_model);
+        return -1;
+    }
+    if (stream && metrics_key_claim(key->name, key->max_streams) < 0) {
+        apierr_set(e, APIERR_RATE_LIMIT, 429, "this API key already has %ld requests in flight (max_streams=%ld); "
+                   "try again when one has ended", key->max_streams, key->max_streams);
+        e->retry_after = KEY_BUSY_RETRY_AFTER;
+        return -1;
+    }
+    return 0;
+}
+
 /* The request's model is the relay's own r->req, which req points to. */
 static void use_model(struct relay *r, const char *model)
 {
     free(r->req.ollama_model);
     r->req.ollama_model = xstrdup(model);
     snprintf(r->rq->upstream_model, sizeof r->rq->upstream_model, "%s", model);
+}
+
+/* A model a request may switch to: some host has it, and the key (if any) may use it. */
+static int may_use(const struct relay *r, const char *model)
+{
+    return hosts_any_has(&r->rq->w->up, model) && (!r->rq->key || keys_allow_model(r->rq->key, model));
 }
 
 /* With several hosts, the first model of the MODEL_MAP entry's chain that some host has. A model no host
@@ -119,7 +157,7 @@ static int choose_model(struct relay *r, struct apierr *e)
     if (hosts_any_has(up, r->req.ollama_model))
         return 0;
     for (size_t i = 0; i < n; i++)
-        if (hosts_any_has(up, fallbacks[i])) {
+        if (may_use(r, fallbacks[i])) {
             use_model(r, fallbacks[i]);
             return 0;
         }
@@ -162,7 +200,7 @@ static int route_by_capability(struct relay *r, const struct chat_request *req, 
     static const struct model_facts unknown;
     const char *to = capability_route(r->rq->w->cfg, req, r->entry ? &r->entry->facts : &unknown);
 
-    if (!to || config_same_model(to, req->ollama_model) || !hosts_any_has(&r->rq->w->up, to))
+    if (!to || config_same_model(to, req->ollama_model) || !may_use(r, to))
         return 0;
     use_model(r, to);
     return learn_facts(r, req, e);
@@ -175,6 +213,10 @@ static int model_facts(void *ctx, const struct chat_request *req, struct model_f
 
     memset(f, 0, sizeof *f);
     if (r->may_ask && choose_model(r, e) < 0)
+        return -1;
+    /* Asked here, where the model Ollama would run is known and Ollama was not asked anything yet (but the
+     * hosts' model lists). */
+    if (admit(r->rq->key, req, r->may_ask, e) < 0)
         return -1;
     r->key = affinity_key(req);
     rc = learn_facts(r, req, e);
@@ -359,7 +401,7 @@ static int call(struct relay *r, struct upstream_result *res)
         rc = call_model(r, res, &e);
         if (rc != CALL_NEXT)
             return rc == CALL_OK ? 0 : -1;
-        while (next < n && !hosts_any_has(&r->rq->w->up, fallbacks[next]))
+        while (next < n && !may_use(r, fallbacks[next]))
             next++;
         if (next == n || r->rq->reply.gone)
             break;
@@ -478,6 +520,224 @@ void relay_serve(struct request *rq, const struct dialect_match *m)
     request_note_large(rq, r.stream.line.cap);
     stream_close(&r.stream);
 out:
+    metrics_key_release();
     chat_reply_free(&r.whole);
     chat_request_free(&r.req);
+}
+
+/* ---- Ollama's own routes, passed ---- */
+
+struct passing {
+    struct request *rq;
+    const struct dialect *d;
+    struct chat_request req;      /* the models the body named; nothing else of it is used */
+    struct upstream_result res;
+    struct wire_sink sink;
+    struct pass pass;
+    int opened;                   /* pass_open ran, once the reply's type was known */
+};
+
+static int pass_put(void *ctx, const char *bytes, size_t len)
+{
+    struct passing *p = ctx;
+
+    return reply_put(&p->rq->reply, p->sink.wire->content_type, bytes, len);
+}
+
+static int pass_flush(void *ctx)
+{
+    return reply_flush(&((struct passing *)ctx)->rq->reply);
+}
+
+/* Ollama's type, or JSON when it named none. */
+static const char *pass_type(const struct passing *p)
+{
+    return p->res.content_type[0] ? p->res.content_type : "application/json";
+}
+
+/* Ollama streams NDJSON line by line, and the client gets each line as it comes; any other reply (stream
+ * false, the GET routes) is held and passed whole, with Ollama's type. */
+static void pass_start(struct passing *p)
+{
+    int streamed = strncmp(p->res.content_type, "application/x-ndjson", 20) == 0;
+
+    p->opened = 1;
+    p->rq->log.ttft_ms = request_ms_since(&p->rq->start);
+    wire_sink_init(&p->sink, p->d->wire, pass_put, pass_flush, p);
+    pass_open(&p->pass, p->d, &p->req, streamed ? &p->sink : NULL, streamed ? STREAM_MAX_LINE : p->rq->w->cfg->max_reply);
+}
+
+static int pass_data(void *ctx, const char *bytes, size_t len)
+{
+    struct passing *p = ctx;
+
+    if (!p->opened)
+        pass_start(p);
+    switch (pass_feed(&p->pass, bytes, len)) {
+    case PASS_GONE:
+        return UPSTREAM_ABORT;
+    case PASS_DONE:
+        return p->pass.last ? UPSTREAM_DONE : UPSTREAM_ABORT;
+    }
+    return UPSTREAM_MORE;
+}
+
+static int pass_tick(void *ctx, int client_news)
+{
+    struct passing *p = ctx;
+
+    return request_client_gone(p->rq, client_news);
+}
+
+/* The reply Ollama gave, to the client: its own error with its status, a stream's end, or a whole reply. */
+static void pass_answer(struct passing *p)
+{
+    struct request *rq = p->rq;
+    struct buf body;
+
+    buf_init(&body);
+    if (p->res.status < 200 || p->res.status >= 300) {
+        reply_body(&rq->reply, (int)p->res.status, pass_type(p), p->res.error_body.data, p->res.error_body.len);
+        rq->log.outcome = p->res.status >= 500 ? "upstream_error" : "rejected";
+        goto out;
+    }
+    if (!p->opened)
+        pass_start(p);
+    if (pass_end(&p->pass, &body) == PASS_GONE)
+        goto out;
+    if (!p->pass.sink && p->pass.failed)
+        request_send_error(rq, p->d, &p->pass.err);
+    else if (!rq->reply.headers_sent)
+        reply_body(&rq->reply, (int)p->res.status, pass_type(p), body.data, body.len);
+    if (!rq->log.outcome)
+        rq->log.outcome = p->pass.failed ? "upstream_error" : "ok";
+out:
+    buf_free(&body);
+}
+
+/* With several hosts, a route that names a model goes to the first host that has it (by the conversation's
+ * rendezvous order, as a translated chat would), any other to the first host. No failover: what a passed
+ * route does on a server (a pull, a delete) must not be done twice. */
+static size_t pass_host(struct passing *p)
+{
+    struct upstream *up = &p->rq->w->up;
+    size_t order[CONFIG_MAX_HOSTS];
+
+    if (up->n_hosts < 2 || !p->req.ollama_model)
+        return 0;
+    hosts_refresh(up, 0);
+    return hosts_order(up, p->req.ollama_model, affinity_key(&p->req), order) ? order[0] : 0;
+}
+
+/* Ollama's reply to the body in rq->w->out (or none: a GET), passed on as it comes. */
+static void pass_call(struct passing *p, const struct dialect_route *route)
+{
+    struct request *rq = p->rq;
+    struct upstream_handler h = { pass_data, pass_tick, p, rq->fcgi->ipcFd };
+    int get = strcmp(route->method, "GET") == 0;
+    size_t host = pass_host(p);
+    struct apierr e;
+    int rc;
+
+    metrics_stream_started();
+    rc = upstream_stream(&rq->w->up, host, route->method, route->upstream, get ? NULL : rq->w->out.data,
+                         rq->w->out.len, &h, &p->res);
+    if (rq->w->cfg->n_hosts > 1)
+        rq->log.host = rq->w->cfg->hosts_shown[host];
+    metrics_stream_ended();
+    if (rq->reply.gone || (p->res.aborted && !p->pass.last && !p->pass.failed)) {
+        rq->log.outcome = "client_gone";
+    } else if (rc < 0) {
+        ollama_unreachable(rq->w->cfg, host_shown(rq->w->cfg, host), &p->res, &e);
+        if (p->opened && p->pass.sink && rq->reply.headers_sent)
+            pass_fail(&p->pass, &e);
+        else
+            request_send_error(rq, p->d, &e);
+        rq->log.outcome = rq->reply.gone ? "client_gone" : "upstream_error";
+    } else {
+        pass_answer(p);
+    }
+    if (p->pass.fin.input_tokens >= 0)
+        rq->log.input_tokens = p->pass.fin.input_tokens;
+    if (p->pass.fin.output_tokens >= 0)
+        rq->log.output_tokens = p->pass.fin.output_tokens;
+    request_note_large(rq, p->pass.held.cap);
+}
+
+/* The key's say on a passed route: a key held to some models changes nothing on the server (a pull, a copy or
+ * a delete could reach other models), and a route that names a model is held to the key's models and
+ * counts as one of its streams. */
+static int pass_admit(const struct passing *p, const struct dialect_route *route, struct apierr *e)
+{
+    const struct key_entry *key = p->rq->key;
+
+    if (key && key->models && route->writes) {
+        apierr_set(e, APIERR_PERMISSION, 403, "this API key may use only some models, and may not change the server");
+        return -1;
+    }
+    return p->req.ollama_model ? admit(key, &p->req, 1, e) : 0;
+}
+
+/* A route that changes the server, refused unless the setting allows it; one the pool never passes. */
+static int pass_refused(struct request *rq, const struct dialect_match *m)
+{
+    struct apierr e;
+
+    if (m->route->upstream && (!m->route->writes || rq->w->cfg->api_writes))
+        return 0;
+    body_drain(rq);
+    if (!m->route->upstream)
+        apierr_set(&e, APIERR_PERMISSION, 403, "%s %s is not passed by this server: model files go to Ollama "
+                   "itself", rq->method, rq->path);
+    else
+        apierr_set(&e, APIERR_PERMISSION, 403, "%s %s changes the server, which this server allows only with "
+                   "OLLAMA_API_WRITES=1", rq->method, rq->path);
+    request_send_error(rq, m->d, &e);
+    return -1;
+}
+
+void relay_pass(struct request *rq, const struct dialect_match *m)
+{
+    const struct dialect *d = m->d;
+    struct passing p = { .rq = rq, .d = d };
+    struct dialect_call call = { m->route, rq->path_model[0] ? rq->path_model : NULL, rq->query };
+    struct apierr e;
+    int rc = 0;
+
+    chat_request_init(&p.req);
+    upstream_result_init(&p.res);
+    buf_reset(&rq->w->out);
+    if (pass_refused(rq, m) < 0)
+        goto out;
+    if (strcmp(m->route->method, "GET") == 0) {
+        body_drain(rq);
+    } else {
+        rc = body_read_any(rq, &e);
+        if (rc == 0)
+            rc = d->pass_request(&call, rq->w->body.data ? rq->w->body.data : "", rq->w->body.len, rq->w->cfg,
+                                 &p.req, &rq->w->out, &e);
+    }
+    if (p.req.client_model) {
+        snprintf(rq->model, sizeof rq->model, "%s", p.req.client_model);
+        snprintf(rq->upstream_model, sizeof rq->upstream_model, "%s", p.req.ollama_model);
+        rq->log.model = rq->model;
+        rq->log.upstream_model = rq->upstream_model;
+    }
+    request_note_large(rq, rq->w->body.len);
+    if (rc == 0)
+        rc = pass_admit(&p, m->route, &e);
+    if (rc < 0) {
+        request_send_error(rq, d, &e);
+        goto out;
+    }
+    /* A client that left while its request was read is not worth a call to Ollama. */
+    if (request_client_gone(rq, 1))
+        goto out;
+    pass_call(&p, m->route);
+out:
+    metrics_key_release();
+    if (p.opened)
+        pass_close(&p.pass);
+    upstream_result_free(&p.res);
+    chat_request_free(&p.req);
 }

@@ -90,13 +90,15 @@ int reply_error(struct reply *r, const struct dialect *d, const struct apierr *e
 {
     struct buf body;
     int status = chat_error_status(d, e), rc;
-    char extra[128];
+    char extra[160], wait[48] = "";
 
     buf_init(&body);
     d->error_body(d, e, r->request_id, &body);
-    /* Anthropic's and OpenAI's SDKs retry what the server says is worth retrying. */
-    snprintf(extra, sizeof extra, "x-should-retry: %s\r\nContent-Length: %zu\r\n",
-             status >= 500 || status == 429 || status == 408 ? "true" : "false", body.len);
+    /* Anthropic's and OpenAI's SDKs retry what the server says is worth retrying, after retry-after. */
+    if (e->retry_after > 0)
+        snprintf(wait, sizeof wait, "retry-after: %d\r\n", e->retry_after);
+    snprintf(extra, sizeof extra, "x-should-retry: %s\r\n%sContent-Length: %zu\r\n",
+             status >= 500 || status == 429 || status == 408 ? "true" : "false", wait, body.len);
     rc = reply_headers(r, status, "application/json", extra);
     if (rc == 0) {
         FCGX_PutStr(body.data, (int)body.len, r->out);

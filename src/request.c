@@ -47,41 +47,37 @@ const char *request_param(struct request *rq, const char *name)
     return FCGX_GetParam(name, rq->fcgi->envp);
 }
 
-/* Constant-time comparison, so the key cannot be guessed byte by byte from response times. */
-static int same_secret(const char *given, const char *want)
-{
-    size_t gl = strlen(given), wl = strlen(want);
-    unsigned char diff = (unsigned char)(gl != wl);
-
-    for (size_t i = 0; i < wl; i++)
-        diff |= (unsigned char)want[i] ^ (unsigned char)(i < gl ? given[i] : 0);
-    return diff == 0;
-}
-
 /* The key where d's clients put it: a header of its own or its query parameter. */
-static int dialect_key(struct request *rq, const struct dialect *d, const char *key)
+static const struct key_entry *dialect_key(struct request *rq, const struct dialect *d, const struct keys *keys)
 {
+    const struct key_entry *e = NULL;
     const char *v;
     char given[512];
 
-    for (size_t i = 0; d->key_headers && d->key_headers[i]; i++)
-        if ((v = request_param(rq, d->key_headers[i])) && same_secret(v, key))
-            return 1;
-    return d->key_query && chat_query_param(rq->query, d->key_query, given, sizeof given) == 0 &&
-           same_secret(given, key);
+    for (size_t i = 0; !e && d->key_headers && d->key_headers[i]; i++)
+        if ((v = request_param(rq, d->key_headers[i])))
+            e = keys_find(keys, v);
+    if (!e && d->key_query && chat_query_param(rq->query, d->key_query, given, sizeof given) == 0)
+        e = keys_find(keys, given);
+    return e;
 }
 
 int request_authorized(struct request *rq, const struct dialect *d)
 {
-    const char *key = rq->w->cfg->api_key, *v;
+    const struct keys *keys = keys_active();
+    const struct key_entry *e = NULL;
+    const char *v;
 
-    if (!key)
+    rq->key = NULL;
+    if (!keys->required)
         return 1;
-    for (size_t i = 0; d ? i == 0 : dialect_registry[i] != NULL; i++)
-        if (dialect_key(rq, d ? d : dialect_registry[i], key))
-            return 1;
+    for (size_t i = 0; !e && (d ? i == 0 : dialect_registry[i] != NULL); i++)
+        e = dialect_key(rq, d ? d : dialect_registry[i], keys);
     v = request_param(rq, "HTTP_AUTHORIZATION");
-    return v && strncasecmp(v, "Bearer ", 7) == 0 && same_secret(v + 7, key);
+    if (!e && v && strncasecmp(v, "Bearer ", 7) == 0)
+        e = keys_find(keys, v + 7);
+    rq->key = e;
+    return e != NULL;
 }
 
 /* The web server closes our connection when its client leaves (nginx), or a write to it fails

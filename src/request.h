@@ -11,6 +11,7 @@
 #include "buf.h"
 #include "chat.h"
 #include "config.h"
+#include "keys.h"
 #include "models.h"
 #include "reply.h"
 #include "upstream.h"
@@ -48,6 +49,7 @@ struct request {
     struct timespec start;
     struct timespec gone_checked; /* when request_client_gone last looked */
     int large;                    /* the request held megabytes: memory goes back to the system after it */
+    const struct key_entry *key;  /* the key it carried (borrowed from keys_active), NULL when none was needed */
     struct access_entry log;
 };
 
@@ -68,8 +70,9 @@ int request_client_gone(struct request *rq, int look_now);
 int request_over_memory(struct request *rq);
 /* The request moved a lot of memory: give it back once the request is done. */
 void request_note_large(struct request *rq, size_t bytes);
-/* Whether the request carries ADAPTER_API_KEY (always, when none is set) where dialect d's clients put it,
- * or (d NULL) where any dialect's do. */
+/* Whether the request carries a known key (always, when no key is set: neither ADAPTER_API_KEY nor
+ * API_KEYS_FILE) where dialect d's clients put it, or (d NULL) where any dialect's do; rq->key is then its
+ * entry. */
 int request_authorized(struct request *rq, const struct dialect *d);
 /* The error in dialect d, as the reply; the log says whose fault it was. */
 void request_send_error(struct request *rq, const struct dialect *d, const struct apierr *e);

@@ -773,6 +773,8 @@ struct rstream {
     struct buf text;                  /* the open item's text so far */
     struct buf items;                 /* every finished item, comma-separated, for the last event */
     struct buf scratch;
+    struct buf pos;                   /* the open item's position, written once for all its deltas */
+    const struct part_events *reasoning;   /* a reasoning item's events: summary or content, as asked */
 };
 
 /* Starts an event: {"type":…,"sequence_number":…, the caller adds the rest and send_event closes it. */
@@ -792,14 +794,19 @@ static int send_event(struct rstream *s, const char *type)
 }
 
 /* The position of the open item's text: item_id, output_index and the part's index. */
+static void position_to(struct rstream *s, struct buf *b, const char *part_key)
+{
+    jsonx_put_key(b, "item_id");
+    buf_putc(b, '"');
+    item_id(b, s->out.req, s->open == ITEM_REASONING ? "rs_" : "msg_", s->index);
+    buf_puts(b, "\",\"output_index\":");
+    buf_put_int(b, s->index);
+    buf_printf(b, ",\"%s\":0", part_key);
+}
+
 static void position(struct rstream *s, const char *part_key)
 {
-    jsonx_put_key(&s->out.data, "item_id");
-    buf_putc(&s->out.data, '"');
-    item_id(&s->out.data, s->out.req, s->open == ITEM_REASONING ? "rs_" : "msg_", s->index);
-    buf_puts(&s->out.data, "\",\"output_index\":");
-    buf_put_int(&s->out.data, s->index);
-    buf_printf(&s->out.data, ",\"%s\":0", part_key);
+    position_to(s, &s->out.data, part_key);
 }
 
 static int item_event(struct rstream *s, const char *type, const char *item, size_t len)
@@ -820,15 +827,6 @@ static int whole_response_event(struct rstream *s, const char *type, const char 
     response_json(&s->out.data, s->out.req, status, s->items.data ? s->items.data : "", s->items.len, f, incomplete,
                   error);
     return send_event(s, type);
-}
-
-static int rstream_begin(void *st)
-{
-    struct rstream *s = st;
-
-    if (whole_response_event(s, "response.created", "in_progress", NULL, NULL, NULL) < 0)
-        return -1;
-    return whole_response_event(s, "response.in_progress", "in_progress", NULL, NULL, NULL);
 }
 
 /* The events of one kind of text part, each following the same lifecycle: the part added, its deltas, its text
@@ -858,11 +856,19 @@ static const struct part_events reasoning_part = {
     .index_key = "content_index", .part_type = "reasoning_text", .part_tail = "",
 };
 
+static int rstream_begin(void *st)
+{
+    struct rstream *s = st;
+
+    s->reasoning = extra_flag(s->out.req, "summary") ? &summary_part : &reasoning_part;
+    if (whole_response_event(s, "response.created", "in_progress", NULL, NULL, NULL) < 0)
+        return -1;
+    return whole_response_event(s, "response.in_progress", "in_progress", NULL, NULL, NULL);
+}
+
 static const struct part_events *part_events(struct rstream *s, enum item kind)
 {
-    if (kind == ITEM_MESSAGE)
-        return &output_part;
-    return extra_flag(s->out.req, "summary") ? &summary_part : &reasoning_part;
+    return kind == ITEM_MESSAGE ? &output_part : s->reasoning;
 }
 
 /* A part event: its position and the part with its text so far. */
@@ -888,6 +894,8 @@ static int open_item(struct rstream *s, enum item kind)
         message_item_json(&s->scratch, s->out.req, s->index, "in_progress", "", 0, 0);
     if (item_event(s, "response.output_item.added", s->scratch.data, s->scratch.len) < 0)
         return -1;
+    buf_reset(&s->pos);
+    position_to(s, &s->pos, part_events(s, kind)->index_key);
     return part_event(s, part_events(s, kind), part_events(s, kind)->added, "", 0);
 }
 
@@ -932,7 +940,7 @@ static int rstream_delta(void *st, enum chat_part part, const char *str, size_t 
     buf_append(&s->text, str, n);
     p = part_events(s, kind);
     event(s, p->delta);
-    position(s, p->index_key);
+    buf_append(&s->out.data, s->pos.data, s->pos.len);
     string_field(&s->out.data, "delta", str, n);
     if (kind == ITEM_MESSAGE)
         buf_puts(&s->out.data, ",\"logprobs\":[]");
@@ -1015,6 +1023,7 @@ static void rstream_free(void *st)
     buf_free(&s->text);
     buf_free(&s->items);
     buf_free(&s->scratch);
+    buf_free(&s->pos);
 }
 
 static const struct stream_ops rstream_ops = {

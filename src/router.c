@@ -38,6 +38,7 @@ static void (*const serve_kind[])(struct request *rq, const struct dialect_match
     [ROUTE_CHAT] = relay_serve,
     [ROUTE_COUNT] = relay_serve,
     [ROUTE_MODELS] = routes_models,
+    [ROUTE_PASS] = relay_pass,
 };
 
 static void name_route(void *ctx, const char *label)
@@ -251,9 +252,12 @@ void router_handle(struct worker *w)
     rq.log.duration_ms = request_ms_since(&rq.start);
     if (rq.reply.gone)
         rq.log.outcome = "client_gone";
+    rq.log.key = rq.key ? rq.key->name : NULL;
     accesslog_write(&rq.log);
     metrics_request(label, rq.log.status, rq.log.duration_ms / 1e3, rq.log.ttft_ms / 1e3, rq.log.input_tokens,
                     rq.log.output_tokens, rq.log.outcome && strcmp(rq.log.outcome, "upstream_error") == 0,
                     rq.reply.gone);
+    if (rq.key)
+        metrics_key_request(rq.key->name, rq.log.input_tokens, rq.log.output_tokens);
     give_back(w, &rq);
 }

@@ -63,6 +63,24 @@ static struct json_object *all_tags(struct request *rq, struct apierr *e)
     return all;
 }
 
+/* Ollama's list as the key sees it: the models it may not use are left out of tags (which is changed). */
+static void only_allowed(struct json_object *tags, const struct key_entry *key)
+{
+    struct json_object *list, *name;
+
+    if (!key || !key->models || !json_object_object_get_ex(tags, "models", &list) ||
+        !json_object_is_type(list, json_type_array))
+        return;
+    for (size_t i = json_object_array_length(list); i-- > 0;) {
+        struct json_object *model = json_object_array_get_idx(list, i);
+
+        if (!(json_object_object_get_ex(model, "name", &name) || json_object_object_get_ex(model, "model", &name)) ||
+            !json_object_is_type(name, json_type_string) ||
+            !keys_allow_model(key, json_object_get_string(name)))
+            json_object_array_del_idx(list, i, 1);
+    }
+}
+
 void routes_models(struct request *rq, const struct dialect_match *m)
 {
     const struct dialect *d = m->d;
@@ -75,6 +93,7 @@ void routes_models(struct request *rq, const struct dialect_match *m)
         request_send_error(rq, d, &e);
         goto out;
     }
+    only_allowed(tags, rq->key);
     o = d->models(tags, id);
     if (!o) {
         apierr_set(&e, APIERR_NOT_FOUND, 404, "model '%s' not found in Ollama", id);

@@ -457,34 +457,19 @@ static int line_too_long(struct stream *s)
     return stream_fail(s, &e) < 0 ? STREAM_GONE : STREAM_DONE;
 }
 
+static int each_line(void *ctx, const char *line, size_t len)
+{
+    return on_line(ctx, line, len);
+}
+
 int stream_feed(struct stream *s, const char *bytes, size_t n)
 {
-    size_t start = 0;
     int rc;
 
     if (s->ended)
         return STREAM_DONE;
-    for (const char *nl; start < n && (nl = memchr(bytes + start, '\n', n - start)); start = (size_t)(nl - bytes) + 1) {
-        size_t len = (size_t)(nl - bytes) - start;
-
-        if (s->line.len + len > STREAM_MAX_LINE)
-            return line_too_long(s);
-        if (s->line.len) {
-            buf_append(&s->line, bytes + start, len);
-            rc = on_line(s, s->line.data, s->line.len);
-            buf_reset(&s->line);
-        } else {
-            rc = on_line(s, bytes + start, len);
-        }
-        if (rc != STREAM_MORE)
-            return rc;
-    }
-    if (start < n) {
-        if (s->line.len + (n - start) > STREAM_MAX_LINE)
-            return line_too_long(s);
-        buf_append(&s->line, bytes + start, n - start);
-    }
-    return STREAM_MORE;
+    rc = buf_lines(&s->line, bytes, n, STREAM_MAX_LINE, each_line, s);
+    return rc == BUF_LINE_TOO_LONG ? line_too_long(s) : rc;
 }
 
 int stream_eof(struct stream *s)

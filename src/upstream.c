@@ -110,7 +110,20 @@ static void set_common(struct upstream *up, size_t host, const char *path, struc
     snprintf(url, sizeof url, "%s%s", up->cfg->hosts[t->at - up->hosts], path);
     curl_easy_setopt(t->at->curl, CURLOPT_URL, url);
     curl_easy_setopt(t->at->curl, CURLOPT_WRITEDATA, t);
+    /* The handle is reused: a method one request named must not stay for the next. */
+    curl_easy_setopt(t->at->curl, CURLOPT_CUSTOMREQUEST, NULL);
     t->at->error[0] = '\0';
+}
+
+/* The reply's status and type, known once its head came. */
+static void note_status(struct transfer *t)
+{
+    const char *type = NULL;
+
+    curl_easy_getinfo(t->at->curl, CURLINFO_RESPONSE_CODE, &t->r->status);
+    curl_easy_getinfo(t->at->curl, CURLINFO_CONTENT_TYPE, &type);
+    snprintf(t->r->content_type, sizeof t->r->content_type, "%s", type ? type : "");
+    t->checked_status = 1;
 }
 
 static size_t on_write(char *data, size_t size, size_t nmemb, void *userp)
@@ -120,10 +133,8 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userp)
     int rc;
 
     t->last_data = now_ms();
-    if (!t->checked_status) {
-        curl_easy_getinfo(t->at->curl, CURLINFO_RESPONSE_CODE, &t->r->status);
-        t->checked_status = 1;
-    }
+    if (!t->checked_status)
+        note_status(t);
     if (t->out) {
         if (t->out->len + n > MAX_FETCH_BODY)
             return CURL_WRITEFUNC_ERROR;
@@ -207,7 +218,7 @@ static CURLcode run(struct upstream *up, struct transfer *t)
     /* Removing an unfinished transfer closes its connection: Ollama sees the hang-up and stops. */
     curl_multi_remove_handle(up->multi, t->at->curl);
     if (!t->checked_status)
-        curl_easy_getinfo(t->at->curl, CURLINFO_RESPONSE_CODE, &t->r->status);
+        note_status(t);
     return t->r->aborted || t->done ? CURLE_OK : code;
 }
 
@@ -226,14 +237,27 @@ static int finish(struct upstream *up, const struct transfer *t, struct upstream
 int upstream_chat(struct upstream *up, size_t host, const char *body, size_t len, const struct upstream_handler *h,
                   struct upstream_result *r)
 {
+    return upstream_stream(up, host, "POST", "/api/chat", body, len, h, r);
+}
+
+int upstream_stream(struct upstream *up, size_t host, const char *method, const char *path, const char *body, size_t len,
+                    const struct upstream_handler *h, struct upstream_result *r)
+{
     struct transfer t = { .up = up, .h = h, .r = r };
     CURL *curl;
 
-    set_common(up, host, "/api/chat", &t);
+    set_common(up, host, path, &t);
     curl = t.at->curl;
-    curl_easy_setopt(curl, CURLOPT_POST, 1L);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    if (body) {
+        curl_easy_setopt(curl, CURLOPT_POST, 1L);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    } else {
+        curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+    }
+    /* DELETE with a body (Ollama's /api/delete) is a POST under another name. */
+    if (strcmp(method, "POST") != 0 && strcmp(method, "GET") != 0)
+        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, up->cfg->connect_timeout * 1000L);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, up->cfg->upstream_timeout * 1000L);

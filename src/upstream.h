@@ -50,6 +50,7 @@ struct upstream_result {
     int aborted;              /* we stopped it */
     int idle;                 /* Ollama sent nothing for IDLE_TIMEOUT seconds */
     struct buf error_body;    /* the body of a non-2xx reply, at most 64 KiB of it */
+    char content_type[128];   /* the reply's Content-Type, "" when it said none */
     char message[CURL_ERROR_SIZE];
 };
 
@@ -64,6 +65,10 @@ void upstream_result_free(struct upstream_result *r);
  * stopped by us, -1 on a transport failure or a silent Ollama (r->code, r->message, r->idle). */
 int upstream_chat(struct upstream *up, size_t host, const char *body, size_t len, const struct upstream_handler *h,
                   struct upstream_result *r);
+/* The same with any method to any path: body (len bytes of JSON) goes with it unless it is NULL, with
+ * UPSTREAM_TIMEOUT and IDLE_TIMEOUT as for a chat. */
+int upstream_stream(struct upstream *up, size_t host, const char *method, const char *path, const char *body, size_t len,
+                    const struct upstream_handler *h, struct upstream_result *r);
 /* A short request (GET when body is NULL, POST otherwise) whose whole reply lands in out. */
 int upstream_fetch(struct upstream *up, size_t host, const char *path, const char *body, long timeout_ms,
                    struct buf *out, struct upstream_result *r);

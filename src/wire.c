@@ -74,6 +74,13 @@ int wire_event(struct wire_sink *s, const char *name, const char *data, size_t l
     return s->flush(s->ctx);
 }
 
+int wire_raw(struct wire_sink *s, const char *bytes, size_t len)
+{
+    if (s->put(s->ctx, bytes, len) < 0)
+        return -1;
+    return s->flush(s->ctx);
+}
+
 int wire_can_keep_alive(const struct wire_sink *s)
 {
     return s->wire->keepalive != NULL;

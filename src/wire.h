@@ -34,6 +34,9 @@ void wire_sink_init(struct wire_sink *s, const struct wire *w, int (*put)(void *
                     int (*flush)(void *), void *ctx);
 /* One event (data is one line of JSON; name is used only by WIRE_SSE), then a flush. */
 int wire_event(struct wire_sink *s, const char *name, const char *data, size_t len);
+/* Bytes outside the framing, flushed: for a client that reads a failure mid-stream as bare JSON (Google's
+ * SDK throws a chunk that is only {"error": ...} as the error it is). */
+int wire_raw(struct wire_sink *s, const char *bytes, size_t len);
 /* The framing's keep-alive, flushed; nothing when it has none. */
 int wire_keepalive(struct wire_sink *s);
 /* The framing's end, flushed; nothing when it has none. */

@@ -3,9 +3,9 @@
  * Usage: mock-ollama PORT [SCENARIO_DIR]. PORT 0 takes any free port; "listening PORT" on stdout says
  * which, once connections are accepted. SIGINT or SIGTERM ends it.
  *
- * POST /api/chat plays the script of the request's model: one installed with PUT /_mock/scenario/<model>,
- * else SCENARIO_DIR/<model>.ndjson (characters of the name other than A-Z a-z 0-9 . _ - read as _). A script
- * is NDJSON lines, sent as they are, and directives:
+ * POST /api/chat (and /api/generate, whose scripts hold "response" lines) plays the script of the request's
+ * model: one installed with PUT /_mock/scenario/<model>, else SCENARIO_DIR/<model>.ndjson (characters of the
+ * name other than A-Z a-z 0-9 . _ - read as _). A script is NDJSON lines, sent as they are, and directives:
  *
  *   @status N          answer status N (200-599) instead of 200; a reply other than 200 is not streamed,
  *                      its body is the script's lines
@@ -44,8 +44,9 @@
  *
  * POST /api/show answers a document installed with PUT /_mock/show/<model>, else SCENARIO_DIR/show/<model>.json,
  * else, for a model with a script, one made up with "thinking" among the capabilities when the name holds
- * "think". GET /api/tags lists SCENARIO_DIR/tags.json or else every model with a script; GET /api/version
- * and GET / answer as Ollama does. Every request outside /_mock/ is recorded.
+ * "think". GET /api/tags lists SCENARIO_DIR/tags.json or else every model with a script; GET /api/version,
+ * GET /api/ps (nothing loaded) and GET / answer as Ollama does. POST /api/embed and /api/embeddings answer
+ * made-up vectors for any model; POST /api/pull streams Ollama's progress lines. Every request outside /_mock/ is recorded.
  *
  * The control API under /_mock/:
  *   PUT  scenario/<model>     install a script, replacing the model's
@@ -1094,17 +1095,20 @@ static void fold_message(struct json_object *o, struct buf *content, struct buf 
     }
 }
 
-/* Ollama's non-streamed reply into body: the last object line with every line's message parts folded in.
+/* Ollama's non-streamed reply into body: the last object line with every line's message parts (/api/chat)
+ * or response text (/api/generate) folded in; a reply of neither (a pull's progress) is its last line.
  * Returns its status: 500 when a line is an error, which is then the whole body. */
 static int aggregate(const char *text, size_t len, struct buf *body)
 {
-    struct json_object *last = NULL, *calls = json_object_new_array(), *msg;
-    struct buf content = { 0 }, thinking = { 0 };
+    struct json_object *last = NULL, *calls = json_object_new_array(), *msg, *v;
+    struct buf content = { 0 }, thinking = { 0 }, response = { 0 };
     const char *cur = text, *line;
+    bool chat = false, generate = false;
     size_t n;
     int status = 500;
 
     buf_add(&content, "", 0);
+    buf_add(&response, "", 0);
     while (next_line(&cur, text + len, &line, &n)) {
         struct json_object *o = parse_json(line, n);
 
@@ -1117,6 +1121,11 @@ static int aggregate(const char *text, size_t len, struct buf *body)
             buf_add(body, line, n);
             goto out;
         }
+        chat |= json_object_object_get_ex(o, "message", NULL);
+        if (json_object_object_get_ex(o, "response", &v) && json_object_is_type(v, json_type_string)) {
+            generate = true;
+            buf_add(&response, json_object_get_string(v), (size_t)json_object_get_string_len(v));
+        }
         fold_message(o, &content, &thinking, calls);
         json_object_put(last);
         last = o;
@@ -1125,6 +1134,10 @@ static int aggregate(const char *text, size_t len, struct buf *body)
         put_json(body, error_json("mock: scenario has no JSON object lines"));
         goto out;
     }
+    if (generate)
+        json_object_object_add(last, "response", json_object_new_string_len(response.p, (int)response.len));
+    if (!chat)
+        goto whole;
     if (!json_object_object_get_ex(last, "message", &msg) || !json_object_is_type(msg, json_type_object)) {
         msg = json_object_new_object();
         json_object_object_add(last, "message", msg);
@@ -1137,6 +1150,7 @@ static int aggregate(const char *text, size_t len, struct buf *body)
         json_object_object_add(msg, "thinking", json_object_new_string_len(thinking.p, (int)thinking.len));
     if (json_object_array_length(calls))
         json_object_object_add(msg, "tool_calls", json_object_get(calls));
+whole:
     put_json(body, json_object_get(last));
     status = 200;
 out:
@@ -1144,6 +1158,7 @@ out:
     json_object_put(calls);
     free(content.p);
     free(thinking.p);
+    free(response.p);
     return status;
 }
 
@@ -1384,6 +1399,82 @@ out:
     return rc;
 }
 
+/* A made-up embedding of text, the same every time: Ollama's vectors are normalised floats. */
+static struct json_object *embedding_of(const char *text)
+{
+    struct json_object *v = json_object_new_array();
+    size_t n = strlen(text);
+
+    json_object_array_add(v, json_object_new_double((double)(n % 100) / 100.0));
+    json_object_array_add(v, json_object_new_double(n ? (double)(unsigned char)text[0] / 256.0 : 0.0));
+    json_object_array_add(v, json_object_new_double(-0.5));
+    return v;
+}
+
+/* POST /api/embed: {"model", "embeddings": [...], durations, "prompt_eval_count"}, one vector per input
+ * (a string or an array of them); the older /api/embeddings: {"embedding": [...]} for its "prompt". */
+static int handle_embed(struct conn *c, const struct request *r, bool old)
+{
+    struct json_object *req = parse_json(r->body.p, r->body.len), *input = NULL, *o;
+    const char *model = string_field(req, "model");
+    long tokens = 0;
+    int rc;
+
+    if (!*model) {
+        rc = send_error(c, 400, "model is required");
+        goto out;
+    }
+    o = json_object_new_object();
+    if (old) {
+        json_object_object_add(o, "embedding", embedding_of(string_field(req, "prompt")));
+        rc = send_json(c, 200, o);
+        goto out;
+    }
+    json_object_object_add(o, "model", json_object_new_string(model));
+    json_object_object_add(o, "embeddings", json_object_new_array());
+    if (json_object_object_get_ex(req, "input", &input) && json_object_is_type(input, json_type_string)) {
+        json_object_array_add(json_object_object_get(o, "embeddings"), embedding_of(json_object_get_string(input)));
+        tokens = 1 + json_object_get_string_len(input) / 4;
+    } else if (input && json_object_is_type(input, json_type_array)) {
+        for (size_t i = 0; i < json_object_array_length(input); i++) {
+            const char *text = json_object_get_string(json_object_array_get_idx(input, i));
+
+            json_object_array_add(json_object_object_get(o, "embeddings"), embedding_of(text ? text : ""));
+            tokens += 1 + (long)strlen(text ? text : "") / 4;
+        }
+    }
+    json_object_object_add(o, "total_duration", json_object_new_int64(14143917));
+    json_object_object_add(o, "load_duration", json_object_new_int64(1019500));
+    json_object_object_add(o, "prompt_eval_count", json_object_new_int64(tokens));
+    rc = send_json(c, 200, o);
+out:
+    json_object_put(req);
+    return rc;
+}
+
+/* POST /api/pull: Ollama's progress lines, streamed unless "stream" is false (then its last line). */
+static int handle_pull(struct conn *c, const struct request *r)
+{
+    static const char progress[] =
+        "{\"status\":\"pulling manifest\"}\n"
+        "{\"status\":\"pulling 6a0746a1ec1a\",\"digest\":\"sha256:6a0746a1ec1aef3e7ec53868f220ff6e389f6f8ef87a01d77c96807de94ca2aa\","
+        "\"total\":4661211808,\"completed\":1048576}\n"
+        "{\"status\":\"pulling 6a0746a1ec1a\",\"digest\":\"sha256:6a0746a1ec1aef3e7ec53868f220ff6e389f6f8ef87a01d77c96807de94ca2aa\","
+        "\"total\":4661211808,\"completed\":4661211808}\n"
+        "{\"status\":\"verifying sha256 digest\"}\n"
+        "{\"status\":\"writing manifest\"}\n"
+        "{\"status\":\"success\"}\n";
+    struct json_object *req = parse_json(r->body.p, r->body.len);
+    int rc;
+
+    if (!*string_field(req, "model") && !*string_field(req, "name"))
+        rc = send_error(c, 400, "model is required");
+    else
+        rc = run_script(c, progress, sizeof progress - 1, 200, wants_stream(req), &(struct run){ .prompt_cache = false });
+    json_object_put(req);
+    return rc;
+}
+
 static int compare_names(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -1564,8 +1655,14 @@ static int route(struct conn *c, const struct request *r)
     if (!strncmp(r->path, "/_mock/", 7))
         return handle_control(c, r, r->path + 7);
     record_request(r);
-    if (post && !strcmp(r->path, "/api/chat"))
+    if (post && (!strcmp(r->path, "/api/chat") || !strcmp(r->path, "/api/generate")))
         return handle_chat(c, r);
+    if (post && (!strcmp(r->path, "/api/embed") || !strcmp(r->path, "/api/embeddings")))
+        return handle_embed(c, r, !strcmp(r->path, "/api/embeddings"));
+    if (post && !strcmp(r->path, "/api/pull"))
+        return handle_pull(c, r);
+    if (get && !strcmp(r->path, "/api/ps"))
+        return send_reply(c, 200, JSON_CT, "{\"models\":[]}", 13);
     if (post && !strcmp(r->path, "/api/show"))
         return handle_show(c, r);
     if (get && !strcmp(r->path, "/api/tags"))

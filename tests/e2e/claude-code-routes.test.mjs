@@ -122,6 +122,27 @@ test('count_tokens (?beta=true): {"input_tokens": N}, larger with tools, the est
   }
 });
 
+// @ai-sdk/anthropic (opencode) and Continue, given a base URL without /v1, post to /messages (issue 23).
+test('/messages and /messages/count_tokens without /v1: the same answers as under /v1', async () => {
+  await stack.mock.scenario('no-v1', simple('no-v1', 'hello'));
+  for (const s of stack.servers) {
+    let r = await post(`${s.url}/messages`, { model: 'no-v1', max_tokens: 16, messages: user('hi') });
+    const body = await json(r, `${s.name} /messages`);
+    assert.equal(r.status, 200, `${s.name}: ${JSON.stringify(body)}`);
+    assert.equal(body.type, 'message');
+    assert.deepEqual(body.content, [{ type: 'text', text: 'hello' }]);
+    r = await post(`${s.url}/messages/count_tokens`, { model: 'no-v1', messages: user('hi') });
+    const count = await json(r, `${s.name} /messages/count_tokens`);
+    assert.equal(r.status, 200, `${s.name}: ${JSON.stringify(count)}`);
+    assert.ok(count.input_tokens > 0, `${s.name}: ${JSON.stringify(count)}`);
+    /* An unknown path under the same prefix is answered in Anthropic's shape. */
+    r = await post(`${s.url}/messages/batches`, { requests: [] });
+    const missing = await json(r, `${s.name} /messages/batches`);
+    assert.equal(r.status, 404);
+    assert.equal(missing.type, 'error', JSON.stringify(missing));
+  }
+});
+
 test('HEAD /api/hello 200; POST /api/event_logging/batch and /v2/batch 204', async () => {
   for (const s of stack.servers) {
     let r = await fetch(`${s.url}/api/hello`, { method: 'HEAD' });

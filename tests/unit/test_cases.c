@@ -20,6 +20,10 @@
  *   expected.sse       the bytes the client must receive when the request streams
  *   expected.json      the reply the client must receive when it does not (a count route: the count)
  *   error.json         {"status": N, "body": {...}}: the error the client must get instead
+ * A case on a route that passes to Ollama's own API (ROUTE_PASS) has request.json only when the route takes
+ * a body, upstream.json the body Ollama gets, ollama.ndjson Ollama's reply, and the client's bytes in
+ * expected.ndjson when Ollama streams (line by line through the dialect's pass_reply; the file's presence
+ * says it does), else expected.json for a reply it sends whole; tokens, optional: "INPUT OUTPUT", the counts the access log gets (-1: none).
  * The reply cap is the product's (MAX_REPLY_BYTES and the client's token limit: set either to test it).
  * Ids are fixed for comparison: msg_test / chatcmpl-test, created 1700000000, request id req_test.
  * Ollama's reply is fed whole, then again in two pieces split at every byte: the client must get the same
@@ -36,6 +40,7 @@
 #include "dialect.h"
 #include "jsonx.h"
 #include "models.h"
+#include "pass.h"
 #include "pipeline.h"
 #include "stream.h"
 #include "testfiles.h"
@@ -352,6 +357,100 @@ static void expect_dropped(const char *dir, const struct chat_request *req)
     free(want);
 }
 
+/* What the client gets from Ollama's reply (cut at split) on a passed route: the stream's lines, or the
+ * whole reply; its token counts into fin; failed with the error when a whole reply failed. */
+static char *pass_bytes(const struct dialect *d, const struct chat_request *req, const struct config *cfg,
+                        const char *ndjson, size_t len, size_t split, int streamed, struct chat_finish *fin,
+                        int *failed, struct apierr *failure)
+{
+    struct pass p;
+    struct wire_sink sink;
+    struct buf out;
+
+    buf_init(&out);
+    wire_sink_init(&sink, d->wire, put_to_buf, flush_nothing, &out);
+    pass_open(&p, d, req, streamed ? &sink : NULL, streamed ? STREAM_MAX_LINE : cfg->max_reply);
+    if (pass_feed(&p, ndjson, split) == PASS_MORE && split < len)
+        pass_feed(&p, ndjson + split, len - split);
+    pass_end(&p, &out);
+    *fin = p.fin;
+    *failed = !streamed && p.failed;
+    *failure = p.err;
+    pass_close(&p);
+    return buf_steal(&out);
+}
+
+/* Ollama's reply on a passed route, against expected.ndjson (streamed) or expected.json (whole), split at
+ * every byte. Returns 1 when the client got an error. */
+static int expect_passed(const char *dir, const struct dialect *d, const struct chat_request *req,
+                         const struct config *cfg, const char *ndjson, size_t len)
+{
+    char *lines = read_file(dir, "expected.ndjson", NULL), *tokens = read_file(dir, "tokens", NULL), *want, *file;
+    int streamed = lines != NULL, failed;
+    struct chat_finish fin;
+    struct apierr failure;
+
+    want = pass_bytes(d, req, cfg, ndjson, len, len, streamed, &fin, &failed, &failure);
+    if (failed) {
+        expect_error(dir, d, &failure);
+    } else if (streamed) {
+        write_missing(dir, "expected.ndjson", want, strlen(want));
+        file = read_file(dir, "expected.ndjson", NULL);
+        cr_expect_str_eq(want, file, "%s/expected.ndjson differs; got:\n%s", dir, want);
+        free(file);
+    } else {
+        expect_json(dir, "expected.json", want, strlen(want));
+    }
+    if (tokens) {
+        long long in, out;
+
+        cr_assert_eq(sscanf(tokens, "%lld %lld", &in, &out), 2, "%s: tokens is not \"INPUT OUTPUT\"", dir);
+        cr_expect(fin.input_tokens == in && fin.output_tokens == out, "%s: tokens %lld %lld, the case says %lld %lld",
+                  dir, fin.input_tokens, fin.output_tokens, in, out);
+    }
+    for (size_t split = 0; split < len; split++) {
+        struct apierr split_failure;
+        struct chat_finish split_fin;
+        int split_failed;
+        char *got = pass_bytes(d, req, cfg, ndjson, len, split, streamed, &split_fin, &split_failed, &split_failure);
+
+        cr_expect_str_eq(got, want, "%s: split at byte %zu gives other bytes:\n%s", dir, split, got);
+        cr_expect_eq(split_failed, failed, "%s: split at byte %zu changes whether it fails", dir, split);
+        free(got);
+    }
+    free(want);
+    free(lines);
+    free(tokens);
+    return failed;
+}
+
+/* A case on a ROUTE_PASS route. Returns 1 when the client got an error. */
+static int pass_case(const char *dir, const struct dialect *d, const struct dialect_call *call,
+                     const struct config *cfg, struct chat_request *req)
+{
+    struct apierr e;
+    struct buf sent;
+    size_t len;
+    char *request = read_file(dir, "request.json", &len), *ndjson;
+    int rc = 0;
+
+    buf_init(&sent);
+    if (request && d->pass_request(call, request, len, cfg, req, &sent, &e) < 0) {
+        rc = expect_error(dir, d, &e);
+        goto out;
+    }
+    if (request)
+        expect_json(dir, "upstream.json", sent.data, sent.len);
+    ndjson = read_file(dir, "ollama.ndjson", &len);
+    if (ndjson)
+        rc = expect_passed(dir, d, req, cfg, ndjson, len);
+    free(ndjson);
+out:
+    free(request);
+    buf_free(&sent);
+    return rc;
+}
+
 ParameterizedTest(struct case_param *p, cases, translate)
 {
     const struct dialect *d = dialect_named(p->dialect);
@@ -374,10 +473,15 @@ ParameterizedTest(struct case_param *p, cases, translate)
     case_route(p->dir, d, &m, &call.query);
     call.route = m.route;
     call.model = m.model[0] ? m.model : NULL;
-    request = read_file(p->dir, "request.json", &len);
-    cr_assert_not_null(request, "%s: missing request.json", p->dir);
     chat_request_init(&req);
     buf_init(&sent);
+    request = NULL;
+    if (m.route->kind == ROUTE_PASS) {
+        got_error = pass_case(p->dir, d, &call, &cfg, &req);
+        goto out;
+    }
+    request = read_file(p->dir, "request.json", &len);
+    cr_assert_not_null(request, "%s: missing request.json", p->dir);
     if (pipeline_request(d, &call, request, len, &cfg, &models, &req, &sent, &e) < 0) {
         got_error = expect_error(p->dir, d, &e);
         goto out;
