@@ -23,7 +23,7 @@ const dialects = {
       const u = res.stream ? res.frames.find((f) => f.event === 'message_delta').data.usage : res.json.usage;
       return { cached: u.cache_read_input_tokens, prompt: u.input_tokens + u.cache_read_input_tokens };
     },
-    failed: (res) => res.frames.some((f) => f.event === 'error'),
+    failed: (res) => (res.frames ?? []).some((f) => f.event === 'error'),
   },
   openai: {
     path: '/v1/chat/completions',
@@ -32,6 +32,16 @@ const dialects = {
     usage(res) {
       const u = res.stream ? res.frames.find((f) => f.data?.usage).data.usage : res.json.usage;
       return { cached: u.prompt_tokens_details.cached_tokens, prompt: u.prompt_tokens };
+    },
+  },
+  gemini: {
+    path: '/v1beta/models/{model}:generateContent',
+    streamPath: '/v1beta/models/{model}:streamGenerateContent?alt=sse',
+    body: (model, system, msgs) => ({ systemInstruction: { parts: [{ text: system }] },
+      contents: msgs.map((m) => ({ role: m.role === 'assistant' ? 'model' : 'user', parts: [{ text: m.content }] })) }),
+    usage(res) {
+      const u = res.stream ? res.frames.filter((f) => f.data?.usageMetadata).pop().data.usageMetadata : res.json.usageMetadata;
+      return { cached: u.cachedContentTokenCount, prompt: u.promptTokenCount };
     },
   },
   responses: {
@@ -46,7 +56,8 @@ const dialects = {
 
 async function send(url, dialect, model, system, msgs, stream) {
   const d = dialects[dialect];
-  const r = await post(url + d.path, d.body(model, system, msgs, stream));
+  const where = (stream && d.streamPath ? d.streamPath : d.path).replace('{model}', model);
+  const r = await post(url + where, d.body(model, system, msgs, stream));
   const text = await r.text();
   const res = { status: r.status, stream, text };
   if (r.status === 200 && stream) res.frames = parseSSE(text);
@@ -116,9 +127,9 @@ describe('several Ollama hosts', () => {
 
   const convs = [];
 
-  test('interleaved conversations in three dialects each stay on one host and read its cache', async () => {
+  test('interleaved conversations in four dialects each stay on one host and read its cache', async () => {
     const names = Object.keys(dialects);
-    for (let i = 0; i < 9; i++) convs.push(conversation(i, names[i % 3], i % 2 === 0));
+    for (let i = 0; i < 12; i++) convs.push(conversation(i, names[i % 4], i % 3 !== 0));
     let cached = 0;
     let prompt = 0;
     for (let t = 0; t < 4; t++) {
