@@ -140,13 +140,29 @@ static int may_use(const struct relay *r, const char *model)
     return hosts_any_has(&r->rq->w->up, model) && (!r->rq->key || keys_allow_model(r->rq->key, model));
 }
 
+/* The MODEL_MAP fallback after the request's model (the first, when the model is none of them) that the
+ * request may switch to, or NULL. Each switch moves further down the chain, so it ends. */
+static const char *next_fallback(const struct relay *r)
+{
+    size_t n, next = 0;
+    char *const *fallbacks = config_model_fallbacks(r->rq->w->cfg, r->req.client_model, &n);
+
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(fallbacks[i], r->req.ollama_model) == 0)
+            next = i + 1;
+    for (; next < n; next++)
+        if (may_use(r, fallbacks[next]))
+            return fallbacks[next];
+    return NULL;
+}
+
 /* With several hosts, the first model of the MODEL_MAP entry's chain that some host has. A model no host
  * has is a 404, as one Ollama's own would be. */
 static int choose_model(struct relay *r, struct apierr *e)
 {
     struct upstream *up = &r->rq->w->up;
+    const char *to;
     size_t n;
-    char *const *fallbacks = config_model_fallbacks(r->rq->w->cfg, r->req.client_model, &n);
 
     if (up->n_hosts < 2)
         return 0;
@@ -156,11 +172,12 @@ static int choose_model(struct relay *r, struct apierr *e)
         hosts_refresh(up, 1);
     if (hosts_any_has(up, r->req.ollama_model))
         return 0;
-    for (size_t i = 0; i < n; i++)
-        if (may_use(r, fallbacks[i])) {
-            use_model(r, fallbacks[i]);
-            return 0;
-        }
+    to = next_fallback(r);
+    if (to) {
+        use_model(r, to);
+        return 0;
+    }
+    config_model_fallbacks(r->rq->w->cfg, r->req.client_model, &n);
     ollama_model_not_found(&r->req, n ? "no host has it nor any of its fallbacks" : "no host has it", e);
     return -1;
 }
@@ -209,6 +226,7 @@ static int route_by_capability(struct relay *r, const struct chat_request *req, 
 static int model_facts(void *ctx, const struct chat_request *req, struct model_facts *f, struct apierr *e)
 {
     struct relay *r = ctx;
+    const char *to;
     int rc;
 
     memset(f, 0, sizeof *f);
@@ -220,6 +238,11 @@ static int model_facts(void *ctx, const struct chat_request *req, struct model_f
         return -1;
     r->key = affinity_key(req);
     rc = learn_facts(r, req, e);
+    /* One Ollama, whose models are not listed: its /api/show says which it does not have. */
+    while (rc < 0 && e->status == 404 && r->may_ask && (to = next_fallback(r))) {
+        use_model(r, to);
+        rc = learn_facts(r, req, e);
+    }
     if (rc == 0 && r->may_ask)
         rc = route_by_capability(r, req, e);
     if (r->entry)
@@ -344,7 +367,7 @@ static int call_host(struct relay *r, size_t host, struct upstream_result *res, 
             metrics_host_ok(host);
             return CALL_OK;
         }
-        if (res->status >= 500 || (res->status == 404 && rq->w->up.n_hosts > 1)) {
+        if (res->status >= 500 || res->status == 404) {
             ollama_status_error(res->status, res->error_body.data, res->error_body.len, &r->req, e);
             if (res->status == 404)
                 hosts_forget(&rq->w->up, host);
@@ -386,30 +409,23 @@ static int call_model(struct relay *r, struct upstream_result *res, struct apier
  * came, -1 when the request is over. */
 static int call(struct relay *r, struct upstream_result *res)
 {
-    const struct config *cfg = r->rq->w->cfg;
-    size_t n, next = 0;
-    char *const *fallbacks = config_model_fallbacks(cfg, r->req.client_model, &n);
+    const char *to;
     struct apierr e;
     int rc;
 
     apierr_set(&e, APIERR_NOT_FOUND, 404, "no host has model '%s'", r->req.ollama_model);
-    /* A model already chosen among the fallbacks goes on from there. */
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(fallbacks[i], r->req.ollama_model) == 0)
-            next = i + 1;
     for (;;) {
         rc = call_model(r, res, &e);
         if (rc != CALL_NEXT)
             return rc == CALL_OK ? 0 : -1;
-        while (next < n && !may_use(r, fallbacks[next]))
-            next++;
-        if (next == n || r->rq->reply.gone)
+        to = next_fallback(r);
+        if (!to || r->rq->reply.gone)
             break;
         upstream_result_free(res);
-        use_model(r, fallbacks[next++]);
+        use_model(r, to);
         /* The body names the model; what the first one's facts made of it stays. */
         buf_reset(&r->rq->w->out);
-        ollama_write_chat_body(&r->req, cfg, &r->rq->w->out);
+        ollama_write_chat_body(&r->req, r->rq->w->cfg, &r->rq->w->out);
     }
     if (!r->rq->reply.gone)
         fail(r, &e);

@@ -285,3 +285,23 @@ describe('several Ollama hosts', () => {
     assert.ok(back, 'the host is used again once it is back');
   });
 });
+
+describe('one Ollama host', () => {
+  test('a fallback model is used when Ollama does not have the first', async () => {
+    const stack = await startStack({ servers: ['nginx'], env: { MODEL_MAP: 'claude-x=gone|coder' } });
+    try {
+      await stack.mock.scenario('coder', ollamaLines('coder', [{ content: 'ok' }]));
+      const url = stack.servers[0].url;
+      const r = await send(url, 'anthropic', 'claude-x', 's', [{ role: 'user', content: 'hi' }], false);
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json.model, 'claude-x');
+      assert.match(stack.log(), /model=claude-x upstream_model=coder status=200 /);
+      assert.doesNotMatch(stack.log(), / host=/, 'one host is not named');
+      const none = await send(url, 'openai', 'nothere', 's', [{ role: 'user', content: 'hi' }], false);
+      assert.equal(none.status, 404);
+      assert.equal(none.json.error.code, 'model_not_found');
+    } finally {
+      await stack.stop();
+    }
+  });
+});
