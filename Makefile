@@ -14,10 +14,10 @@ VERSION := 0.1.0
 DIALECT_SRC := $(shell grep -l '^const struct dialect [a-z_]*_dialect = {' src/*.c)
 CORE_SRC := src/buf.c src/jsonx.c src/config.c src/apierr.c src/ollama.c src/chat.c src/stream.c \
             src/pipeline.c src/pass.c src/dialect.c src/models.c src/tokens.c src/stopseq.c src/textcall.c src/wire.c \
-            src/sha256.c src/keys.c \
+            src/sha256.c src/keys.c src/affinity.c src/capability.c \
             $(DIALECT_SRC)
 # The rooms with I/O around it.
-IO_SRC   := src/upstream.c src/reply.c src/decode.c src/request.c src/body.c src/relay.c src/routes.c src/router.c \
+IO_SRC   := src/upstream.c src/hosts.c src/reply.c src/decode.c src/request.c src/body.c src/relay.c src/routes.c src/router.c \
             src/worker.c src/listen.c src/pool.c \
             src/accesslog.c src/metrics.c src/main.c
 

@@ -79,6 +79,7 @@ void accesslog_warn(const char *fmt, ...)
 void accesslog_write(const struct access_entry *e)
 {
     char stamp[48], method[64], path[1200], model[600], upstream[600], recovered[128] = "", dropped[400] = "";
+    char cache[1200] = "";
     char key[80] = "";
 
     stamp_now(stamp, sizeof stamp);
@@ -95,13 +96,22 @@ void accesslog_write(const struct access_entry *e)
         if (e->text_tool_calls & (1u << f))
             n += snprintf(recovered + n, sizeof recovered - (size_t)n, "%s%s", n ? "," : " text_tool_calls=",
                           textcall_format_name(f));
+    /* Only when Ollama said, or when there are several hosts: lines of one Ollama without a prompt cache
+     * keep the shape they always had. */
+    if (e->cache_said || e->host) {
+        char host[1100];
+        int n = e->cache_said ? snprintf(cache, sizeof cache, " cached=%lld", e->cached_tokens) : 0;
+
+        if (e->host)
+            snprintf(cache + n, sizeof cache - (size_t)n, " host=%s", field(e->host, host, sizeof host));
+    }
     /* One write per line, so lines of concurrent workers never interleave. */
     fprintf(log_out ? log_out : stderr,
             "%s %s %s %s model=%s upstream_model=%s status=%d duration_ms=%.1f ttft_ms=%.1f "
-            "input_tokens=%lld output_tokens=%lld outcome=%s%s%s%s\n",
+            "input_tokens=%lld output_tokens=%lld outcome=%s%s%s%s%s\n",
             stamp, e->request_id, field(e->method, method, sizeof method),
             field(e->path, path, sizeof path), field(e->model, model, sizeof model),
             field(e->upstream_model, upstream, sizeof upstream), e->status, e->duration_ms, e->ttft_ms,
-            e->input_tokens, e->output_tokens, e->outcome ? e->outcome : "ok", key, recovered, dropped);
+            e->input_tokens, e->output_tokens, e->outcome ? e->outcome : "ok", key, recovered, dropped, cache);
     fflush(log_out ? log_out : stderr);
 }

@@ -16,6 +16,9 @@ struct access_entry {
     const char *outcome;          /* ok, client_gone, upstream_error, rejected */
     unsigned text_tool_calls;     /* the textcall formats of tool calls recovered from the reply's text */
     const char *dropped;          /* block types of the request nothing could be made of, or NULL */
+    int cache_said;               /* Ollama said how much of the prompt its cache read: cached_tokens */
+    long long cached_tokens;
+    const char *host;             /* the Ollama host that answered, when OLLAMA_BASE_URL names several, or NULL */
     const char *key;              /* the name of the key it carried, or NULL when the pool needs none */
 };
 

@@ -786,8 +786,15 @@ static int astream_finish(void *st, const struct chat_finish *f)
         jsonx_put_string(&s->out.data, f->stop_sequence, strlen(f->stop_sequence));
     else
         buf_puts(&s->out.data, "null");
-    buf_printf(&s->out.data, "},\"usage\":{\"input_tokens\":%lld,\"output_tokens\":%lld}}", f->input_tokens,
-               f->output_tokens);
+    /* Anthropic's input_tokens leaves out what the cache read; an Ollama that does not say keeps the
+     * usage as it always was. */
+    if (f->cached_tokens >= 0)
+        buf_printf(&s->out.data, "},\"usage\":{\"input_tokens\":%lld,\"cache_creation_input_tokens\":0,"
+                   "\"cache_read_input_tokens\":%lld,\"output_tokens\":%lld}}", f->input_tokens - f->cached_tokens,
+                   f->cached_tokens, f->output_tokens);
+    else
+        buf_printf(&s->out.data, "},\"usage\":{\"input_tokens\":%lld,\"output_tokens\":%lld}}", f->input_tokens,
+                   f->output_tokens);
     if (chat_send(&s->out, "message_delta") < 0)
         return -1;
     buf_reset(&s->out.data);
@@ -866,6 +873,7 @@ static struct json_object *add_block(struct json_object *content, const char *ty
 static void anthropic_reply(const struct chat_request *req, const struct chat_reply *r, struct buf *out)
 {
     struct json_object *o = json_object_new_object(), *content = json_object_new_array(), *blk, *usage;
+    long long cached = r->finish.cached_tokens > 0 ? r->finish.cached_tokens : 0;
 
     json_object_object_add(o, "id", json_object_new_string(req->id));
     json_object_object_add(o, "type", json_object_new_string("message"));
@@ -895,9 +903,9 @@ static void anthropic_reply(const struct chat_request *req, const struct chat_re
     json_object_object_add(o, "stop_sequence",
                            r->finish.stop_sequence ? json_object_new_string(r->finish.stop_sequence) : NULL);
     usage = json_object_new_object();
-    json_object_object_add(usage, "input_tokens", json_object_new_int64(r->finish.input_tokens));
+    json_object_object_add(usage, "input_tokens", json_object_new_int64(r->finish.input_tokens - cached));
     json_object_object_add(usage, "cache_creation_input_tokens", json_object_new_int(0));
-    json_object_object_add(usage, "cache_read_input_tokens", json_object_new_int(0));
+    json_object_object_add(usage, "cache_read_input_tokens", json_object_new_int64(cached));
     json_object_object_add(usage, "output_tokens", json_object_new_int64(r->finish.output_tokens));
     json_object_object_add(o, "usage", usage);
     jsonx_write(out, o);

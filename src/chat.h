@@ -69,6 +69,7 @@ struct model_facts {
     int known;
     int can_think;
     int think_levels;              /* think takes "low", "medium" or "high" (gpt-oss), not only a boolean */
+    int can_see;                   /* "vision" among its capabilities: it reads images */
     long long context_length;      /* 0 when not said */
     double correction;             /* real prompt tokens / estimate; 1.0 until learned */
 };
@@ -210,8 +211,10 @@ int chat_check_window(const struct chat_request *req, struct apierr *err);
 struct chat_finish {
     const char *reason;            /* "stop", "length", "tool_calls" or "stop_sequence" */
     const char *stop_sequence;     /* the sequence matched, or NULL */
-    long long input_tokens;
+    long long input_tokens;        /* the whole prompt, cached tokens included */
     long long output_tokens;
+    long long cached_tokens;       /* of the prompt, read from Ollama's cache (at most input_tokens); -1 when
+                                    * Ollama did not say (an older one) */
 };
 
 struct chat_tool_call {

@@ -122,6 +122,63 @@ static char *hide_credentials(const char *url)
     return buf_steal(&b);
 }
 
+/* One host of OLLAMA_BASE_URL: an http(s) URL, kept without its trailing slashes. Its shown form goes into
+ * metric labels and log lines, so quotes, backslashes and spaces are refused. */
+static int add_host(struct config *cfg, const char *url, char *err, size_t errlen)
+{
+    char *u = xstrdup(url), *shown;
+    size_t n = strlen(u);
+
+    while (n > 0 && u[n - 1] == '/')
+        u[--n] = '\0';
+    shown = hide_credentials(u);
+    cfg->hosts = xrealloc(cfg->hosts, (cfg->n_hosts + 1) * sizeof *cfg->hosts);
+    cfg->hosts_shown = xrealloc(cfg->hosts_shown, (cfg->n_hosts + 1) * sizeof *cfg->hosts_shown);
+    cfg->hosts[cfg->n_hosts] = u;
+    cfg->hosts_shown[cfg->n_hosts++] = shown;
+    if ((strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0) || strpbrk(u, "\"\\ \t\r\n")) {
+        snprintf(err, errlen, "OLLAMA_BASE_URL=%s: expected an http:// or https:// URL", shown);
+        return -1;
+    }
+    return 0;
+}
+
+/* A comma-separated list of hosts; one URL is the common case. */
+static int split_hosts(struct config *cfg, const char *list, char *err, size_t errlen)
+{
+    char *copy = xstrdup(list), *save = NULL, *tok;
+    struct buf shown;
+    int rc = 0;
+
+    for (tok = strtok_r(copy, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save)) {
+        tok = trim(tok);
+        if (!*tok)
+            continue;
+        if (cfg->n_hosts == CONFIG_MAX_HOSTS) {
+            snprintf(err, errlen, "OLLAMA_BASE_URL: more than %d hosts", CONFIG_MAX_HOSTS);
+            rc = -1;
+        } else {
+            rc = add_host(cfg, tok, err, errlen);
+        }
+    }
+    free(copy);
+    if (rc == 0 && cfg->n_hosts == 0) {
+        snprintf(err, errlen, "OLLAMA_BASE_URL=%s: expected an http:// or https:// URL", list);
+        rc = -1;
+    }
+    if (rc < 0)
+        return -1;
+    buf_init(&shown);
+    for (size_t i = 0; i < cfg->n_hosts; i++) {
+        if (i)
+            buf_putc(&shown, ',');
+        buf_puts(&shown, cfg->hosts_shown[i]);
+    }
+    cfg->ollama_url = xstrdup(cfg->hosts[0]);
+    cfg->ollama_url_shown = buf_steal(&shown);
+    return 0;
+}
+
 static void split_think_models(struct config *cfg, const char *list)
 {
     char *copy = xstrdup(list), *save = NULL, *tok;
@@ -134,6 +191,27 @@ static void split_think_models(struct config *cfg, const char *list)
         cfg->think_models[cfg->n_think_models++] = xstrdup(tok);
     }
     free(copy);
+}
+
+/* PATTERN=FIRST|SECOND|...: the target is the first, the rest are its fallbacks (empty ones skipped). */
+static void alias_targets(struct model_alias *a, const char *pattern, char *targets)
+{
+    char *save = NULL, *tok, *bar = strchr(targets, '|');
+
+    memset(a, 0, sizeof *a);
+    a->pattern = xstrdup(pattern);
+    if (bar)
+        *bar = '\0';
+    a->target = xstrdup(trim(targets));
+    if (!bar)
+        return;
+    for (tok = strtok_r(bar + 1, "|", &save); tok; tok = strtok_r(NULL, "|", &save)) {
+        tok = trim(tok);
+        if (!*tok)
+            continue;
+        a->fallbacks = xrealloc(a->fallbacks, (a->n_fallbacks + 1) * sizeof *a->fallbacks);
+        a->fallbacks[a->n_fallbacks++] = xstrdup(tok);
+    }
 }
 
 static int split_model_map(struct config *cfg, const char *map, char *err, size_t errlen)
@@ -153,11 +231,64 @@ static int split_model_map(struct config *cfg, const char *map, char *err, size_
         }
         *eq = '\0';
         cfg->aliases = xrealloc(cfg->aliases, (cfg->n_aliases + 1) * sizeof *cfg->aliases);
-        cfg->aliases[cfg->n_aliases].pattern = xstrdup(trim(tok));
-        cfg->aliases[cfg->n_aliases].target = xstrdup(trim(eq + 1));
+        alias_targets(&cfg->aliases[cfg->n_aliases], trim(tok), trim(eq + 1));
         cfg->n_aliases++;
+        if (!*cfg->aliases[cfg->n_aliases - 1].target) {
+            snprintf(err, errlen, "MODEL_MAP: \"%s\" names no model before '|'", tok);
+            rc = -1;
+            goto out;
+        }
     }
 out:
+    free(copy);
+    return rc;
+}
+
+/* One ROUTES entry, NAME=MODEL: long_context>N, images or thinking. */
+static int route_entry(struct config_routes *r, char *name, const char *model, char *err, size_t errlen)
+{
+    char **slot = NULL;
+    char *end;
+
+    if (strncmp(name, "long_context>", 13) == 0) {
+        errno = 0;
+        r->long_context = strtoll(trim(name + 13), &end, 10);
+        if (errno || end == trim(name + 13) || *trim(end) || r->long_context < 1) {
+            snprintf(err, errlen, "ROUTES: \"%s\": expected long_context>TOKENS=MODEL", name);
+            return -1;
+        }
+        slot = &r->long_context_model;
+    } else if (strcmp(name, "images") == 0) {
+        slot = &r->images_model;
+    } else if (strcmp(name, "thinking") == 0) {
+        slot = &r->thinking_model;
+    } else {
+        snprintf(err, errlen, "ROUTES: \"%s\" is not long_context>N, images or thinking", name);
+        return -1;
+    }
+    free(*slot);
+    *slot = xstrdup(model);
+    return 0;
+}
+
+static int split_routes(struct config *cfg, const char *list, char *err, size_t errlen)
+{
+    char *copy = xstrdup(list), *save = NULL, *tok, *eq;
+    int rc = 0;
+
+    for (tok = strtok_r(copy, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save)) {
+        tok = trim(tok);
+        if (!*tok)
+            continue;
+        eq = strrchr(tok, '=');
+        if (!eq || eq == tok || !*trim(eq + 1)) {
+            snprintf(err, errlen, "ROUTES: \"%s\" is not NAME=MODEL", tok);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        rc = route_entry(&cfg->routes, trim(tok), trim(eq + 1), err, errlen);
+    }
     free(copy);
     return rc;
 }
@@ -165,24 +296,19 @@ out:
 int config_load(struct config *cfg, config_getter get, void *ctx, char *err, size_t errlen)
 {
     const char *v;
-    size_t n;
 
     memset(cfg, 0, sizeof *cfg);
     v = get("OLLAMA_BASE_URL", ctx);
-    cfg->ollama_url = xstrdup(v && *v ? v : "http://localhost:11434");
-    n = strlen(cfg->ollama_url);
-    while (n > 0 && cfg->ollama_url[n - 1] == '/')
-        cfg->ollama_url[--n] = '\0';
-    cfg->ollama_url_shown = hide_credentials(cfg->ollama_url);
-    if (strncmp(cfg->ollama_url, "http://", 7) != 0 && strncmp(cfg->ollama_url, "https://", 8) != 0) {
-        snprintf(err, errlen, "OLLAMA_BASE_URL=%s: expected an http:// or https:// URL", cfg->ollama_url_shown);
+    if (split_hosts(cfg, v && *v ? v : "http://localhost:11434", err, errlen) < 0)
         return -1;
-    }
     v = get("THINK_MODELS", ctx);
     if (v)
         split_think_models(cfg, v);
     v = get("MODEL_MAP", ctx);
     if (v && split_model_map(cfg, v, err, errlen) < 0)
+        return -1;
+    v = get("ROUTES", ctx);
+    if (v && split_routes(cfg, v, err, errlen) < 0)
         return -1;
     v = get("TEXT_TOOL_CALLS", ctx);
     if (textcall_parse_formats(v && *v ? v : "auto", &cfg->text_tool_calls, err, errlen) < 0)
@@ -215,7 +341,19 @@ void config_free(struct config *cfg)
     for (size_t i = 0; i < cfg->n_aliases; i++) {
         free(cfg->aliases[i].pattern);
         free(cfg->aliases[i].target);
+        for (size_t j = 0; j < cfg->aliases[i].n_fallbacks; j++)
+            free(cfg->aliases[i].fallbacks[j]);
+        free(cfg->aliases[i].fallbacks);
     }
+    for (size_t i = 0; i < cfg->n_hosts; i++) {
+        free(cfg->hosts[i]);
+        free(cfg->hosts_shown[i]);
+    }
+    free(cfg->hosts);
+    free(cfg->hosts_shown);
+    free(cfg->routes.long_context_model);
+    free(cfg->routes.images_model);
+    free(cfg->routes.thinking_model);
     free(cfg->think_models);
     free(cfg->aliases);
     free(cfg->ollama_url);
@@ -231,6 +369,17 @@ const char *config_map_model(const struct config *cfg, const char *requested)
         if (fnmatch(cfg->aliases[i].pattern, requested, 0) == 0)
             return cfg->aliases[i].target;
     return requested;
+}
+
+char *const *config_model_fallbacks(const struct config *cfg, const char *requested, size_t *n)
+{
+    for (size_t i = 0; i < cfg->n_aliases; i++)
+        if (fnmatch(cfg->aliases[i].pattern, requested, 0) == 0) {
+            *n = cfg->aliases[i].n_fallbacks;
+            return cfg->aliases[i].fallbacks;
+        }
+    *n = 0;
+    return NULL;
 }
 
 int config_same_model(const char *a, const char *b)

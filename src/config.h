@@ -7,15 +7,32 @@
 struct model_alias {
     char *pattern;   /* a glob (fnmatch): '*' matches any run of characters */
     char *target;
+    char **fallbacks;  /* the models after '|' in the target, tried in order when no host can answer with it */
+    size_t n_fallbacks;
 };
 
+/* ROUTES: models for what the model MODEL_MAP chose cannot do (capability.h decides). NULL when not set. */
+struct config_routes {
+    long long long_context;      /* long_context>N: a prompt estimated above N tokens ... */
+    char *long_context_model;    /* ... goes to this model */
+    char *images_model;          /* images=MODEL: a request with images, for a model without "vision" */
+    char *thinking_model;        /* thinking=MODEL: a request asking for thinking, for a model that cannot */
+};
+
+/* The most Ollama hosts OLLAMA_BASE_URL may name (metrics.h counts by host). */
+#define CONFIG_MAX_HOSTS 16
+
 struct config {
-    char *ollama_url;            /* OLLAMA_BASE_URL without a trailing slash */
-    char *ollama_url_shown;      /* the same with any user:password in it hidden, for messages and logs */
+    char *ollama_url;            /* OLLAMA_BASE_URL's first host without a trailing slash */
+    char *ollama_url_shown;      /* OLLAMA_BASE_URL with any user:password in it hidden, for messages and logs */
+    char **hosts;                /* every host OLLAMA_BASE_URL names (a comma-separated list), as ollama_url */
+    char **hosts_shown;          /* the same, each as ollama_url_shown */
+    size_t n_hosts;              /* at least 1 */
     char **think_models;         /* THINK_MODELS */
     size_t n_think_models;
     struct model_alias *aliases; /* MODEL_MAP, first match wins */
     size_t n_aliases;
+    struct config_routes routes; /* ROUTES */
     long num_ctx;                /* NUM_CTX */
     char *keep_alive;            /* KEEP_ALIVE or NULL: a duration string, or a number of seconds */
     char *api_key;               /* ADAPTER_API_KEY or NULL */
@@ -51,6 +68,8 @@ void config_free(struct config *cfg);
 
 /* The Ollama model to use for what the client asked for: the first matching MODEL_MAP target, or the name. */
 const char *config_map_model(const struct config *cfg, const char *requested);
+/* The fallbacks of the MODEL_MAP entry that maps requested (NULL and *n 0 when there is none). */
+char *const *config_model_fallbacks(const struct config *cfg, const char *requested, size_t *n);
 int config_is_think_model(const struct config *cfg, const char *model);
 /* Whether two model names are the same model: "qwen3" is "qwen3:latest"; a with a '*' is a glob
  * ("qwen3*", "deepseek-r1:*"). */

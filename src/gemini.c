@@ -780,6 +780,9 @@ static void put_usage(struct buf *b, const struct chat_finish *f, size_t thinkin
                candidates);
     if (thinking_bytes)
         buf_printf(b, "\"thoughtsTokenCount\":%lld,", thoughts);
+    /* Within promptTokenCount, as Gemini counts it; only from an Ollama that says. */
+    if (f->cached_tokens >= 0)
+        buf_printf(b, "\"cachedContentTokenCount\":%lld,", f->cached_tokens);
     buf_printf(b, "\"totalTokenCount\":%lld}", chat_sum_tokens(f->input_tokens, f->output_tokens));
 }
 

@@ -43,6 +43,11 @@ struct slot {
     uint64_t client_disconnects;
     uint64_t input_tokens;
     uint64_t output_tokens;
+    uint64_t cached_tokens;       /* of the input tokens, read from Ollama's prompt cache */
+    uint64_t host_prompt[METRICS_MAX_HOSTS];
+    uint64_t host_cached[METRICS_MAX_HOSTS];
+    uint64_t host_replies[METRICS_MAX_HOSTS];
+    uint64_t host_failures[METRICS_MAX_HOSTS];
     uint64_t text_tool_calls[TEXTCALL_N_FORMATS];
     uint64_t key_requests[METRICS_MAX_KEYS + 1];
     uint64_t key_input_tokens[METRICS_MAX_KEYS + 1];
@@ -59,7 +64,14 @@ struct slot {
 struct pool_figures {
     uint64_t max_workers;         /* the pool's limit (its fixed size, or MAX_WORKERS) */
     uint64_t max_reached;         /* times every worker was busy with no room for another */
+    /* Written by any worker: a failed host's back-off. Two workers failing at once may both double it;
+     * either value is a back-off, so last write wins. */
+    uint64_t host_down_until_ms[METRICS_MAX_HOSTS];
+    uint64_t host_backoff_ms[METRICS_MAX_HOSTS];
 };
+
+#define BACKOFF_FIRST_MS 1000
+#define BACKOFF_MAX_MS 30000
 
 static struct pool_figures *pool;
 static struct slot *slots;
@@ -254,6 +266,58 @@ void metrics_request(const char *route, int status, double duration_s, double tt
         observe(&mine->ttft, ttft_s);
 }
 
+void metrics_prompt(size_t host, long long prompt_tokens, long long cached_tokens)
+{
+    uint64_t prompt = prompt_tokens > 0 ? (uint64_t)prompt_tokens : 0;
+    uint64_t cached = cached_tokens > 0 ? (uint64_t)cached_tokens : 0;
+
+    if (!mine || host >= METRICS_MAX_HOSTS)
+        return;
+    if (cached > prompt)
+        cached = prompt;
+    add(&mine->cached_tokens, cached);
+    add(&mine->host_prompt[host], prompt);
+    add(&mine->host_cached[host], cached);
+    add(&mine->host_replies[host], 1);
+}
+
+int metrics_host_backing_off(size_t host)
+{
+    return metrics_host_backoff_left(host) > 0;
+}
+
+long long metrics_host_backoff_left(size_t host)
+{
+    uint64_t until, now = now_ms();
+
+    if (!pool || host >= METRICS_MAX_HOSTS)
+        return 0;
+    until = get(&pool->host_down_until_ms[host]);
+    return until > now ? (long long)(until - now) : 0;
+}
+
+void metrics_host_failed(size_t host)
+{
+    uint64_t b;
+
+    if (!pool || host >= METRICS_MAX_HOSTS)
+        return;
+    b = get(&pool->host_backoff_ms[host]);
+    b = b == 0 ? BACKOFF_FIRST_MS : b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2;
+    __atomic_store_n(&pool->host_backoff_ms[host], b, __ATOMIC_RELAXED);
+    __atomic_store_n(&pool->host_down_until_ms[host], now_ms() + b, __ATOMIC_RELAXED);
+    if (mine)
+        add(&mine->host_failures[host], 1);
+}
+
+void metrics_host_ok(size_t host)
+{
+    if (!pool || host >= METRICS_MAX_HOSTS || !get(&pool->host_backoff_ms[host]))
+        return;
+    __atomic_store_n(&pool->host_backoff_ms[host], 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&pool->host_down_until_ms[host], 0, __ATOMIC_RELAXED);
+}
+
 void metrics_key_request(const char *name, long long input_tokens, long long output_tokens)
 {
     size_t k = key_index(name);
@@ -426,6 +490,9 @@ void metrics_render(struct buf *out, long listen_queue)
                    offsetof(struct slot, client_disconnects));
     render_counter(out, "ollama_fcgi_input_tokens_total", "counter", "Prompt tokens, as Ollama counted them.",
                    offsetof(struct slot, input_tokens));
+    render_counter(out, "ollama_fcgi_cached_input_tokens_total", "counter",
+                   "Prompt tokens Ollama read from its prompt cache instead of evaluating them (of the input tokens).",
+                   offsetof(struct slot, cached_tokens));
     render_counter(out, "ollama_fcgi_output_tokens_total", "counter", "Generated tokens, as Ollama counted them.",
                    offsetof(struct slot, output_tokens));
     buf_puts(out, "# HELP ollama_fcgi_text_tool_calls_total Replies whose tool calls the model wrote as text and the "
@@ -439,4 +506,33 @@ void metrics_render(struct buf *out, long listen_queue)
                      offsetof(struct slot, duration));
     render_histogram(out, "ollama_fcgi_time_to_first_token_seconds", "Time from request to Ollama's first output.",
                      offsetof(struct slot, ttft));
+}
+
+static void render_host_family(struct buf *out, const char *name, const char *type, const char *help, size_t offset,
+                               const char *const *urls, size_t n)
+{
+    buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    for (size_t h = 0; h < n && h < METRICS_MAX_HOSTS; h++)
+        buf_printf(out, "%s{host=\"%s\"} %llu\n", name, urls[h],
+                   (unsigned long long)sum(offset + h * sizeof(uint64_t)));
+}
+
+void metrics_render_hosts(struct buf *out, const char *const *urls, size_t n)
+{
+    if (!slots)
+        return;
+    render_host_family(out, "ollama_fcgi_host_prompt_tokens_total", "counter", "Prompt tokens by Ollama host.",
+                       offsetof(struct slot, host_prompt), urls, n);
+    render_host_family(out, "ollama_fcgi_host_cached_tokens_total", "counter",
+                       "Prompt tokens an Ollama host read from its prompt cache.", offsetof(struct slot, host_cached),
+                       urls, n);
+    render_host_family(out, "ollama_fcgi_host_replies_total", "counter", "Replies by Ollama host.",
+                       offsetof(struct slot, host_replies), urls, n);
+    render_host_family(out, "ollama_fcgi_host_failures_total", "counter",
+                       "Calls to an Ollama host that failed before its first byte (refused, unreachable, 5xx).",
+                       offsetof(struct slot, host_failures), urls, n);
+    buf_puts(out, "# HELP ollama_fcgi_host_up Whether an Ollama host is being called (0 while it backs off).\n"
+                  "# TYPE ollama_fcgi_host_up gauge\n");
+    for (size_t h = 0; h < n && h < METRICS_MAX_HOSTS; h++)
+        buf_printf(out, "ollama_fcgi_host_up{host=\"%s\"} %d\n", urls[h], !metrics_host_backing_off(h));
 }

@@ -9,6 +9,9 @@
 /* The most route labels counted apart; past it, and for any label not named, "other". */
 #define METRICS_MAX_ROUTES 48
 
+/* The most Ollama hosts OLLAMA_BASE_URL may name. */
+#define METRICS_MAX_HOSTS 16
+
 /* The most key names counted apart (names are never forgotten, so counters stay monotonic across reloads);
  * past it, "other". */
 #define METRICS_MAX_KEYS 64
@@ -51,7 +54,21 @@ int metrics_key_claim(const char *name, long max);
 void metrics_key_release(void);
 /* A reply whose tool calls were recovered from its text, in these textcall formats. */
 void metrics_text_tool_calls(unsigned formats);
+/* One reply's prompt from host: prompt_tokens in all, of which cached_tokens came from Ollama's prompt cache
+ * (-1 when Ollama did not say: counted as evaluated). */
+void metrics_prompt(size_t host, long long prompt_tokens, long long cached_tokens);
+
+/* Hosts that fail are left alone for a while by every worker of the pool: 1 s after a first failure,
+ * doubling to 30 s while failures go on. */
+int metrics_host_backing_off(size_t host);
+void metrics_host_failed(size_t host);
+void metrics_host_ok(size_t host);
+/* Milliseconds host is left alone for still, 0 when it is not. */
+long long metrics_host_backoff_left(size_t host);
+
 /* The Prometheus text exposition, summed over every slot; listen_queue < 0 when it cannot be known. */
 void metrics_render(struct buf *out, long listen_queue);
+/* The per-host figures, labelled by the n hosts' URLs (as they may be shown). */
+void metrics_render_hosts(struct buf *out, const char *const *urls, size_t n);
 
 #endif

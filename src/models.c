@@ -62,6 +62,8 @@ int models_parse_show(const char *body, size_t len, struct model_facts *f)
 
             if (json_object_is_type(c, json_type_string) && strcmp(json_object_get_string(c), "thinking") == 0)
                 f->can_think = 1;
+            if (json_object_is_type(c, json_type_string) && strcmp(json_object_get_string(c), "vision") == 0)
+                f->can_see = 1;
         }
     }
     /* The model's own context length is model_info["<architecture>.context_length"]. */

@@ -63,6 +63,7 @@ int ollama_chunk_parse(struct json_tokener *tok, const char *line, size_t len, s
     if (json_object_object_get_ex(c->root, "done_reason", &v) && json_object_is_type(v, json_type_string))
         c->done_reason = json_object_get_string(v);
     c->prompt_eval_count = opt_count(c->root, "prompt_eval_count");
+    c->prompt_eval_cached_count = opt_count(c->root, "prompt_eval_cached_count");
     c->eval_count = opt_count(c->root, "eval_count");
     return 0;
 bad:

@@ -19,6 +19,8 @@ struct ollama_chunk {
     int done;
     const char *done_reason;    /* "" when absent */
     long long prompt_eval_count; /* -1 when absent */
+    long long prompt_eval_cached_count; /* the prompt tokens read from Ollama's cache (prompt_eval_count
+                                         * includes them), -1 when absent: an older Ollama */
     long long eval_count;        /* -1 when absent */
     const char *error;          /* a top-level "error" (Ollama's mid-stream failure), or NULL */
 };

@@ -562,8 +562,12 @@ static const char *finish_reason(const char *reason)
 
 static void usage_json(struct buf *b, const struct chat_finish *f)
 {
-    buf_printf(b, "{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld}", f->input_tokens,
+    buf_printf(b, "{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld", f->input_tokens,
                f->output_tokens, chat_sum_tokens(f->input_tokens, f->output_tokens));
+    /* Only from an Ollama that says what its cache read; an older one's usage stays as it was. */
+    if (f->cached_tokens >= 0)
+        buf_printf(b, ",\"prompt_tokens_details\":{\"cached_tokens\":%lld}", f->cached_tokens);
+    buf_putc(b, '}');
 }
 
 static int ostream_finish(void *st, const struct chat_finish *f)
@@ -706,6 +710,12 @@ static void openai_reply(const struct chat_request *req, const struct chat_reply
     json_object_object_add(usage, "completion_tokens", json_object_new_int64(r->finish.output_tokens));
     json_object_object_add(usage, "total_tokens",
                            json_object_new_int64(chat_sum_tokens(r->finish.input_tokens, r->finish.output_tokens)));
+    if (r->finish.cached_tokens >= 0) {
+        struct json_object *details = json_object_new_object();
+
+        json_object_object_add(details, "cached_tokens", json_object_new_int64(r->finish.cached_tokens));
+        json_object_object_add(usage, "prompt_tokens_details", details);
+    }
     json_object_object_add(o, "usage", usage);
     jsonx_write(out, o);
     json_object_put(o);

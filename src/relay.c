@@ -7,7 +7,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "affinity.h"
 #include "body.h"
+#include "capability.h"
+#include "hosts.h"
 #include "jsonx.h"
 #include "metrics.h"
 #include "ollama.h"
@@ -43,25 +46,35 @@ struct relay {
     int over_memory;              /* the worker grew past MEMORY_LIMIT during the call */
     size_t unchecked;             /* bytes of the reply since the memory was last looked at */
     size_t held_checked;          /* what the reply held then */
+    uint64_t key;                 /* the conversation's, for its host (affinity.h) */
+    size_t host;                  /* the host called last */
+    int called;                   /* some host was called for the reply */
 };
 
-/* Why Ollama could not be reached, or stopped answering, as the client's error. */
-static void ollama_unreachable(const struct config *cfg, const struct upstream_result *res, struct apierr *e)
+/* The host as messages name it: with one host, OLLAMA_BASE_URL as always. */
+static const char *host_shown(const struct config *cfg, size_t host)
+{
+    return cfg->n_hosts > 1 ? cfg->hosts_shown[host] : cfg->ollama_url_shown;
+}
+
+/* Why Ollama (at, as host_shown names it) could not be reached, or stopped answering, as the client's error. */
+static void ollama_unreachable(const struct config *cfg, const char *at, const struct upstream_result *res,
+                               struct apierr *e)
 {
     if (res->idle)
-        apierr_set(e, APIERR_TIMEOUT, 504, "Ollama at %s %s", cfg->ollama_url_shown, res->message);
+        apierr_set(e, APIERR_TIMEOUT, 504, "Ollama at %s %s", at, res->message);
     else if (res->code == CURLE_OPERATION_TIMEDOUT && cfg->upstream_timeout && res->status)
         apierr_set(e, APIERR_TIMEOUT, 504, "Ollama at %s did not finish within UPSTREAM_TIMEOUT=%lds",
-                   cfg->ollama_url_shown, cfg->upstream_timeout);
+                   at, cfg->upstream_timeout);
     else if (res->status)
-        apierr_set(e, APIERR_API, 502, "the connection to Ollama at %s broke: %s", cfg->ollama_url_shown, res->message);
+        apierr_set(e, APIERR_API, 502, "the connection to Ollama at %s broke: %s", at, res->message);
     else
-        apierr_set(e, APIERR_API, 502, "cannot reach Ollama at %s: %s", cfg->ollama_url_shown, res->message);
+        apierr_set(e, APIERR_API, 502, "cannot reach Ollama at %s: %s", at, res->message);
 }
 
 static void unreachable(struct relay *r, const struct upstream_result *res, struct apierr *e)
 {
-    ollama_unreachable(r->rq->w->cfg, res, e);
+    ollama_unreachable(r->rq->w->cfg, host_shown(r->rq->w->cfg, r->host), res, e);
 }
 
 /* ---- the model's facts, asked of Ollama once per worker ---- */
@@ -76,7 +89,7 @@ static void show_answer(struct relay *r, const struct chat_request *req, const s
         /* Ollama says {"error": ...}; a bare 404 is some other server, or a URL with a path in it. */
         apierr_set(e, APIERR_API, 502, "OLLAMA_BASE_URL=%s does not look like Ollama: /api/show answered 404 "
                    "(\"%.80s\"); it should be the server's root, e.g. http://localhost:11434",
-                   r->rq->w->cfg->ollama_url_shown, body->data ? body->data : "");
+                   host_shown(r->rq->w->cfg, r->host), body->data ? body->data : "");
         *rc = -1;
     } else if (res->status == 404) {
         ollama_error_message(body->data ? body->data : "", body->len, msg, sizeof msg);
@@ -113,26 +126,80 @@ static int admit(const struct key_entry *key, const struct chat_request *req, in
     return 0;
 }
 
-static int model_facts(void *ctx, const struct chat_request *req, struct model_facts *f, struct apierr *e)
+/* The request's model is the relay's own r->req, which req points to. */
+static void use_model(struct relay *r, const char *model)
 {
-    struct relay *r = ctx;
+    free(r->req.ollama_model);
+    r->req.ollama_model = xstrdup(model);
+    snprintf(r->rq->upstream_model, sizeof r->rq->upstream_model, "%s", model);
+}
+
+/* A model a request may switch to: some host has it, and the key (if any) may use it. */
+static int may_use(const struct relay *r, const char *model)
+{
+    return hosts_any_has(&r->rq->w->up, model) && (!r->rq->key || keys_allow_model(r->rq->key, model));
+}
+
+/* The MODEL_MAP fallback after the request's model (the first, when the model is none of them) that the
+ * request may switch to, or NULL. Each switch moves further down the chain, so it ends. */
+static const char *next_fallback(const struct relay *r)
+{
+    size_t n, next = 0;
+    char *const *fallbacks = config_model_fallbacks(r->rq->w->cfg, r->req.client_model, &n);
+
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(fallbacks[i], r->req.ollama_model) == 0)
+            next = i + 1;
+    for (; next < n; next++)
+        if (may_use(r, fallbacks[next]))
+            return fallbacks[next];
+    return NULL;
+}
+
+/* With several hosts, the first model of the MODEL_MAP entry's chain that some host has. A model no host
+ * has is a 404, as one Ollama's own would be. */
+static int choose_model(struct relay *r, struct apierr *e)
+{
+    struct upstream *up = &r->rq->w->up;
+    const char *to;
+    size_t n;
+
+    if (up->n_hosts < 2)
+        return 0;
+    hosts_refresh(up, 0);
+    /* A model pulled since the last listing is found at once. */
+    if (!hosts_any_has(up, r->req.ollama_model))
+        hosts_refresh(up, 1);
+    if (hosts_any_has(up, r->req.ollama_model))
+        return 0;
+    to = next_fallback(r);
+    if (to) {
+        use_model(r, to);
+        return 0;
+    }
+    config_model_fallbacks(r->rq->w->cfg, r->req.client_model, &n);
+    ollama_model_not_found(&r->req, n ? "no host has it nor any of its fallbacks" : "no host has it", e);
+    return -1;
+}
+
+/* What the worker knows of req's model, asked of a host that has it when it knows nothing: r->entry. */
+static int learn_facts(struct relay *r, const struct chat_request *req, struct apierr *e)
+{
     struct upstream_result res;
     struct json_object *q;
     struct buf body;
+    size_t order[CONFIG_MAX_HOSTS];
     int rc = 0;
 
-    memset(f, 0, sizeof *f);
-    /* Asked here, where the model Ollama would run is known and Ollama was not asked anything yet. */
-    if (admit(r->rq->key, req, r->may_ask, e) < 0)
-        return -1;
     r->entry = models_find(&r->rq->w->models, req->ollama_model);
     if (r->entry || !r->may_ask)
-        goto out;
+        return 0;
+    r->host = hosts_order(&r->rq->w->up, req->ollama_model, r->key, order) ? order[0] : 0;
     buf_init(&body);
     upstream_result_init(&res);
     q = json_object_new_object();
     json_object_object_add(q, "model", json_object_new_string(req->ollama_model));
-    if (upstream_fetch(&r->rq->w->up, "/api/show", jsonx_text(q, NULL), SHOW_TIMEOUT_MS, &body, &res) < 0) {
+    if (upstream_fetch(&r->rq->w->up, r->host, "/api/show", jsonx_text(q, NULL), SHOW_TIMEOUT_MS, &body, &res) < 0) {
         unreachable(r, &res, e);
         rc = -1;
     } else {
@@ -141,7 +208,43 @@ static int model_facts(void *ctx, const struct chat_request *req, struct model_f
     json_object_put(q);
     buf_free(&body);
     upstream_result_free(&res);
-out:
+    return rc;
+}
+
+/* ROUTES, after MODEL_MAP: a model for what the chosen one cannot do, when a host has it. */
+static int route_by_capability(struct relay *r, const struct chat_request *req, struct apierr *e)
+{
+    static const struct model_facts unknown;
+    const char *to = capability_route(r->rq->w->cfg, req, r->entry ? &r->entry->facts : &unknown);
+
+    if (!to || config_same_model(to, req->ollama_model) || !may_use(r, to))
+        return 0;
+    use_model(r, to);
+    return learn_facts(r, req, e);
+}
+
+static int model_facts(void *ctx, const struct chat_request *req, struct model_facts *f, struct apierr *e)
+{
+    struct relay *r = ctx;
+    const char *to;
+    int rc;
+
+    memset(f, 0, sizeof *f);
+    if (r->may_ask && choose_model(r, e) < 0)
+        return -1;
+    /* Asked here, where the model Ollama would run is known and Ollama was not asked anything yet (but the
+     * hosts' model lists). */
+    if (admit(r->rq->key, req, r->may_ask, e) < 0)
+        return -1;
+    r->key = affinity_key(req);
+    rc = learn_facts(r, req, e);
+    /* One Ollama, whose models are not listed: its /api/show says which it does not have. */
+    while (rc < 0 && e->status == 404 && r->may_ask && (to = next_fallback(r))) {
+        use_model(r, to);
+        rc = learn_facts(r, req, e);
+    }
+    if (rc == 0 && r->may_ask)
+        rc = route_by_capability(r, req, e);
     if (r->entry)
         *f = r->entry->facts;
     return rc;
@@ -234,29 +337,48 @@ static void fail(struct relay *r, const struct apierr *e)
     rq->log.outcome = rq->reply.gone ? "client_gone" : "upstream_error";
 }
 
-/* One call of /api/chat, with the retry the core asks for. Returns 0 when the reply came (whole or cut
- * short by us), -1 when the request is over (answered, or the client left). */
-static int call(struct relay *r, struct upstream_result *res)
+enum { CALL_OK, CALL_NEXT, CALL_OVER };
+
+/* One host's call of /api/chat, with the retry the core asks for. CALL_OK: the reply came (whole or cut
+ * short by us); CALL_NEXT: the host failed before its first byte (refused, unreachable, a 5xx, or it lacks
+ * the model), e says how, and another may answer; CALL_OVER: the request is over (answered, or the client
+ * left). A stream whose host dies after its first byte ends with the error: never replayed elsewhere. */
+static int call_host(struct relay *r, size_t host, struct upstream_result *res, struct apierr *e)
 {
     struct request *rq = r->rq;
     struct upstream_handler h = { on_data, on_tick, r, rq->fcgi->ipcFd };
-    struct apierr e;
 
+    r->host = host;
+    r->called = 1;
     for (int attempt = 0;; attempt++) {
         upstream_result_init(res);
-        if (upstream_chat(&rq->w->up, rq->w->out.data, rq->w->out.len, &h, res) < 0) {
-            if (!rq->reply.gone) {
-                unreachable(r, res, &e);
-                fail(r, &e);
+        if (upstream_chat(&rq->w->up, host, rq->w->out.data, rq->w->out.len, &h, res) < 0) {
+            if (rq->reply.gone)
+                return CALL_OVER;
+            unreachable(r, res, e);
+            if (!r->got_data) {
+                metrics_host_failed(host);
+                return CALL_NEXT;
             }
-            return -1;
+            fail(r, e);
+            return CALL_OVER;
         }
-        if (res->status >= 200 && res->status < 300)
-            return 0;
+        if (res->status >= 200 && res->status < 300) {
+            metrics_host_ok(host);
+            return CALL_OK;
+        }
+        if (res->status >= 500 || res->status == 404) {
+            ollama_status_error(res->status, res->error_body.data, res->error_body.len, &r->req, e);
+            if (res->status == 404)
+                hosts_forget(&rq->w->up, host);
+            else
+                metrics_host_failed(host);
+            return CALL_NEXT;
+        }
         if (pipeline_refused(&r->req, rq->w->cfg, attempt, res->status, res->error_body.data, res->error_body.len,
-                             &rq->w->out, &e) != PIPELINE_RETRY) {
-            fail(r, &e);
-            return -1;
+                             &rq->w->out, e) != PIPELINE_RETRY) {
+            fail(r, e);
+            return CALL_OVER;
         }
         /* The model cannot think: every later request to it goes without. */
         r->entry = models_put(&rq->w->models, r->req.ollama_model,
@@ -264,6 +386,50 @@ static int call(struct relay *r, struct upstream_result *res)
         r->entry->facts.can_think = 0;
         upstream_result_free(res);
     }
+}
+
+/* The hosts that have the model, the conversation's first. */
+static int call_model(struct relay *r, struct upstream_result *res, struct apierr *e)
+{
+    size_t order[CONFIG_MAX_HOSTS], n = hosts_order(&r->rq->w->up, r->req.ollama_model, r->key, order);
+    int rc = CALL_NEXT;
+
+    for (size_t i = 0; i < n && rc == CALL_NEXT; i++) {
+        if (i > 0)
+            upstream_result_free(res);
+        rc = call_host(r, order[i], res, e);
+    }
+    if (n == 0)
+        upstream_result_init(res);
+    return rc;
+}
+
+/* The model, then its MODEL_MAP fallbacks after it: the next is asked for when every host with one failed
+ * before its first byte. The reply still names the model the client asked for. Returns 0 when the reply
+ * came, -1 when the request is over. */
+static int call(struct relay *r, struct upstream_result *res)
+{
+    const char *to;
+    struct apierr e;
+    int rc;
+
+    apierr_set(&e, APIERR_NOT_FOUND, 404, "no host has model '%s'", r->req.ollama_model);
+    for (;;) {
+        rc = call_model(r, res, &e);
+        if (rc != CALL_NEXT)
+            return rc == CALL_OK ? 0 : -1;
+        to = next_fallback(r);
+        if (!to || r->rq->reply.gone)
+            break;
+        upstream_result_free(res);
+        use_model(r, to);
+        /* The body names the model; what the first one's facts made of it stays. */
+        buf_reset(&r->rq->w->out);
+        ollama_write_chat_body(&r->req, r->rq->w->cfg, &r->rq->w->out);
+    }
+    if (!r->rq->reply.gone)
+        fail(r, &e);
+    return -1;
 }
 
 static void answer(struct relay *r)
@@ -290,6 +456,10 @@ static void answer(struct relay *r)
     if (r->stream.prompt_tokens >= 0)
         models_learn(r->entry, r->req.raw_estimate, r->stream.prompt_tokens);
     rq->log.input_tokens = r->stream.prompt_tokens >= 0 ? r->stream.prompt_tokens : r->req.estimated_tokens;
+    rq->log.cache_said = r->stream.cached_tokens >= 0;
+    rq->log.cached_tokens = r->stream.cached_tokens;
+    if (r->stream.saw_done)
+        metrics_prompt(r->host, rq->log.input_tokens, r->stream.cached_tokens);
     rq->log.output_tokens = r->stream.output_tokens;
     rq->log.text_tool_calls = r->stream.text_calls;
     if (r->stream.text_calls)
@@ -360,6 +530,8 @@ void relay_serve(struct request *rq, const struct dialect_match *m)
     stream_open(&r.stream, d, &r.req, r.req.stream ? &r.sink : NULL, &r.whole, pipeline_reply_cap(&r.req, rq->w->cfg));
     metrics_stream_started();
     answer(&r);
+    if (rq->w->cfg->n_hosts > 1 && r.called)
+        rq->log.host = rq->w->cfg->hosts_shown[r.host];
     metrics_stream_ended();
     request_note_large(rq, r.stream.line.cap);
     stream_close(&r.stream);
@@ -459,23 +631,40 @@ out:
     buf_free(&body);
 }
 
+/* With several hosts, a route that names a model goes to the first host that has it (by the conversation's
+ * rendezvous order, as a translated chat would), any other to the first host. No failover: what a passed
+ * route does on a server (a pull, a delete) must not be done twice. */
+static size_t pass_host(struct passing *p)
+{
+    struct upstream *up = &p->rq->w->up;
+    size_t order[CONFIG_MAX_HOSTS];
+
+    if (up->n_hosts < 2 || !p->req.ollama_model)
+        return 0;
+    hosts_refresh(up, 0);
+    return hosts_order(up, p->req.ollama_model, affinity_key(&p->req), order) ? order[0] : 0;
+}
+
 /* Ollama's reply to the body in rq->w->out (or none: a GET), passed on as it comes. */
 static void pass_call(struct passing *p, const struct dialect_route *route)
 {
     struct request *rq = p->rq;
     struct upstream_handler h = { pass_data, pass_tick, p, rq->fcgi->ipcFd };
     int get = strcmp(route->method, "GET") == 0;
+    size_t host = pass_host(p);
     struct apierr e;
     int rc;
 
     metrics_stream_started();
-    rc = upstream_stream(&rq->w->up, route->method, route->upstream, get ? NULL : rq->w->out.data, rq->w->out.len,
-                         &h, &p->res);
+    rc = upstream_stream(&rq->w->up, host, route->method, route->upstream, get ? NULL : rq->w->out.data,
+                         rq->w->out.len, &h, &p->res);
+    if (rq->w->cfg->n_hosts > 1)
+        rq->log.host = rq->w->cfg->hosts_shown[host];
     metrics_stream_ended();
     if (rq->reply.gone || (p->res.aborted && !p->pass.last && !p->pass.failed)) {
         rq->log.outcome = "client_gone";
     } else if (rc < 0) {
-        ollama_unreachable(rq->w->cfg, &p->res, &e);
+        ollama_unreachable(rq->w->cfg, host_shown(rq->w->cfg, host), &p->res, &e);
         if (p->opened && p->pass.sink && rq->reply.headers_sent)
             pass_fail(&p->pass, &e);
         else

@@ -752,9 +752,10 @@ static void response_json(struct buf *b, const struct chat_request *req, const c
     }
     buf_puts(b, ",\"usage\":");
     if (usage)
-        buf_printf(b, "{\"input_tokens\":%lld,\"input_tokens_details\":{\"cached_tokens\":0},\"output_tokens\":%lld,"
+        buf_printf(b, "{\"input_tokens\":%lld,\"input_tokens_details\":{\"cached_tokens\":%lld},\"output_tokens\":%lld,"
                    "\"output_tokens_details\":{\"reasoning_tokens\":0},\"total_tokens\":%lld}", usage->input_tokens,
-                   usage->output_tokens, chat_sum_tokens(usage->input_tokens, usage->output_tokens));
+                   usage->cached_tokens > 0 ? usage->cached_tokens : 0, usage->output_tokens,
+                   chat_sum_tokens(usage->input_tokens, usage->output_tokens));
     else
         buf_puts(b, "null");
     buf_putc(b, '}');

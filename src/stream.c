@@ -67,6 +67,7 @@ void stream_open(struct stream *s, const struct dialect *d, const struct chat_re
     s->req = req;
     s->tok = jsonx_tokener_new();
     s->prompt_tokens = -1;
+    s->cached_tokens = -1;
     buf_init(&s->line);
     stopseq_init(&s->stop, req->stop, req->n_stop);
     s->recover = req->text_calls != 0;
@@ -173,6 +174,8 @@ static int finish(struct stream *s, const char *done_reason, const char *stop_se
         f.reason = "stop";
     f.input_tokens = s->prompt_tokens >= 0 ? s->prompt_tokens : s->req->estimated_tokens;
     f.output_tokens = s->output_tokens;
+    /* Never more than the prompt: a hostile count must not make Anthropic's input_tokens negative. */
+    f.cached_tokens = s->cached_tokens < 0 ? -1 : s->cached_tokens > f.input_tokens ? f.input_tokens : s->cached_tokens;
     s->ended = 1;
     return s->ops->finish(s->st, &f);
 }
@@ -405,6 +408,8 @@ static int emit_chunk(struct stream *s, const struct ollama_chunk *c)
     s->saw_done = 1;
     if (c->prompt_eval_count >= 0)
         s->prompt_tokens = c->prompt_eval_count;
+    if (c->prompt_eval_cached_count >= 0)
+        s->cached_tokens = c->prompt_eval_cached_count;
     if (c->eval_count >= 0)
         s->output_tokens = c->eval_count;
     rc = end_text(s);

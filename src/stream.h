@@ -39,6 +39,7 @@ struct stream {
     int n_tools;
     long long output_tokens;
     long long prompt_tokens;       /* -1 until Ollama says */
+    long long cached_tokens;       /* of them, read from Ollama's prompt cache; -1 until (unless) Ollama says */
 };
 
 /* Opens the stream for req: with a sink, the dialect's stream machine writing to it; without, the collector

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <time.h>
 
 #define MAX_ERROR_BODY (64u * 1024)
@@ -22,6 +23,7 @@
 
 struct transfer {
     struct upstream *up;
+    struct upstream_host *at;     /* the host called */
     const struct upstream_handler *h;
     struct upstream_result *r;
     struct buf *out;              /* upstream_fetch: the whole body */
@@ -39,23 +41,35 @@ static long long now_ms(void)
     return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+static int host_init(struct upstream *up, struct upstream_host *at)
+{
+    at->curl = curl_easy_init();
+    if (!at->curl)
+        return -1;
+    curl_easy_setopt(at->curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(at->curl, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(at->curl, CURLOPT_HTTPHEADER, up->json_headers);
+    curl_easy_setopt(at->curl, CURLOPT_ERRORBUFFER, at->error);
+    return 0;
+}
+
 int upstream_init(struct upstream *up, const struct config *cfg)
 {
     memset(up, 0, sizeof *up);
     up->cfg = cfg;
-    up->curl = curl_easy_init();
     up->multi = curl_multi_init();
-    if (!up->curl || !up->multi)
+    if (!up->multi)
         return -1;
     up->json_headers = curl_slist_append(NULL, "Content-Type: application/json");
     /* No "Expect: 100-continue" round trip for big bodies. */
     up->json_headers = curl_slist_append(up->json_headers, "Expect:");
     if (!up->json_headers)
         return -1;
-    curl_easy_setopt(up->curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(up->curl, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(up->curl, CURLOPT_HTTPHEADER, up->json_headers);
-    curl_easy_setopt(up->curl, CURLOPT_ERRORBUFFER, up->error);
+    up->hosts = xcalloc(cfg->n_hosts, sizeof *up->hosts);
+    up->n_hosts = cfg->n_hosts;
+    for (size_t i = 0; i < up->n_hosts; i++)
+        if (host_init(up, &up->hosts[i]) < 0)
+            return -1;
     return 0;
 }
 
@@ -63,8 +77,14 @@ void upstream_free(struct upstream *up)
 {
     if (up->multi)
         curl_multi_cleanup(up->multi);
-    if (up->curl)
-        curl_easy_cleanup(up->curl);
+    for (size_t i = 0; i < up->n_hosts; i++) {
+        if (up->hosts[i].curl)
+            curl_easy_cleanup(up->hosts[i].curl);
+        for (size_t m = 0; m < up->hosts[i].n_models; m++)
+            free(up->hosts[i].models[m]);
+        free(up->hosts[i].models);
+    }
+    free(up->hosts);
     curl_slist_free_all(up->json_headers);
     memset(up, 0, sizeof *up);
 }
@@ -82,16 +102,17 @@ void upstream_result_free(struct upstream_result *r)
 
 /* Options that do not change between requests are set once per worker, in upstream_init: a
  * curl_easy_reset and a fresh set-up per request cost more than the rest of a small request. */
-static void set_common(struct upstream *up, const char *path, struct transfer *t)
+static void set_common(struct upstream *up, size_t host, const char *path, struct transfer *t)
 {
     char url[2048];
 
-    snprintf(url, sizeof url, "%s%s", up->cfg->ollama_url, path);
-    curl_easy_setopt(up->curl, CURLOPT_URL, url);
-    curl_easy_setopt(up->curl, CURLOPT_WRITEDATA, t);
+    t->at = &up->hosts[host < up->n_hosts ? host : 0];
+    snprintf(url, sizeof url, "%s%s", up->cfg->hosts[t->at - up->hosts], path);
+    curl_easy_setopt(t->at->curl, CURLOPT_URL, url);
+    curl_easy_setopt(t->at->curl, CURLOPT_WRITEDATA, t);
     /* The handle is reused: a method one request named must not stay for the next. */
-    curl_easy_setopt(up->curl, CURLOPT_CUSTOMREQUEST, NULL);
-    up->error[0] = '\0';
+    curl_easy_setopt(t->at->curl, CURLOPT_CUSTOMREQUEST, NULL);
+    t->at->error[0] = '\0';
 }
 
 /* The reply's status and type, known once its head came. */
@@ -99,8 +120,8 @@ static void note_status(struct transfer *t)
 {
     const char *type = NULL;
 
-    curl_easy_getinfo(t->up->curl, CURLINFO_RESPONSE_CODE, &t->r->status);
-    curl_easy_getinfo(t->up->curl, CURLINFO_CONTENT_TYPE, &type);
+    curl_easy_getinfo(t->at->curl, CURLINFO_RESPONSE_CODE, &t->r->status);
+    curl_easy_getinfo(t->at->curl, CURLINFO_CONTENT_TYPE, &type);
     snprintf(t->r->content_type, sizeof t->r->content_type, "%s", type ? type : "");
     t->checked_status = 1;
 }
@@ -151,7 +172,7 @@ static int wait_ms(const struct transfer *t, long long now)
     return left < 0 ? 0 : left > UPSTREAM_TICK_MS ? UPSTREAM_TICK_MS : (int)left;
 }
 
-/* Drives the transfer set up on up->curl to its end. Returns its CURLcode. */
+/* Drives the transfer set up on the host's handle to its end. Returns its CURLcode. */
 static CURLcode run(struct upstream *up, struct transfer *t)
 {
     const struct upstream_handler *h = t->h;
@@ -162,7 +183,7 @@ static CURLcode run(struct upstream *up, struct transfer *t)
     int running = 1, left;
 
     t->last_data = now_ms();
-    if (curl_multi_add_handle(up->multi, up->curl) != CURLM_OK)
+    if (curl_multi_add_handle(up->multi, t->at->curl) != CURLM_OK)
         return CURLE_FAILED_INIT;
     for (;;) {
         long long now;
@@ -192,16 +213,16 @@ static CURLcode run(struct upstream *up, struct transfer *t)
             watch.fd = -1;
     }
     while ((msg = curl_multi_info_read(up->multi, &left)))
-        if (msg->msg == CURLMSG_DONE && msg->easy_handle == up->curl)
+        if (msg->msg == CURLMSG_DONE && msg->easy_handle == t->at->curl)
             code = msg->data.result;
     /* Removing an unfinished transfer closes its connection: Ollama sees the hang-up and stops. */
-    curl_multi_remove_handle(up->multi, up->curl);
+    curl_multi_remove_handle(up->multi, t->at->curl);
     if (!t->checked_status)
         note_status(t);
     return t->r->aborted || t->done ? CURLE_OK : code;
 }
 
-static int finish(struct upstream *up, struct upstream_result *r, CURLcode code)
+static int finish(struct upstream *up, const struct transfer *t, struct upstream_result *r, CURLcode code)
 {
     r->code = code;
     if (code == CURLE_OK)
@@ -209,54 +230,58 @@ static int finish(struct upstream *up, struct upstream_result *r, CURLcode code)
     if (r->idle)
         snprintf(r->message, sizeof r->message, "Ollama sent nothing for %lds (IDLE_TIMEOUT)", up->cfg->idle_timeout);
     else
-        snprintf(r->message, sizeof r->message, "%s", up->error[0] ? up->error : curl_easy_strerror(code));
+        snprintf(r->message, sizeof r->message, "%s", t->at->error[0] ? t->at->error : curl_easy_strerror(code));
     return -1;
 }
 
-int upstream_chat(struct upstream *up, const char *body, size_t len, const struct upstream_handler *h,
+int upstream_chat(struct upstream *up, size_t host, const char *body, size_t len, const struct upstream_handler *h,
                   struct upstream_result *r)
 {
-    return upstream_stream(up, "POST", "/api/chat", body, len, h, r);
+    return upstream_stream(up, host, "POST", "/api/chat", body, len, h, r);
 }
 
-int upstream_stream(struct upstream *up, const char *method, const char *path, const char *body, size_t len,
+int upstream_stream(struct upstream *up, size_t host, const char *method, const char *path, const char *body, size_t len,
                     const struct upstream_handler *h, struct upstream_result *r)
 {
     struct transfer t = { .up = up, .h = h, .r = r };
+    CURL *curl;
 
-    set_common(up, path, &t);
+    set_common(up, host, path, &t);
+    curl = t.at->curl;
     if (body) {
-        curl_easy_setopt(up->curl, CURLOPT_POST, 1L);
-        curl_easy_setopt(up->curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(up->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+        curl_easy_setopt(curl, CURLOPT_POST, 1L);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     } else {
-        curl_easy_setopt(up->curl, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
     }
     /* DELETE with a body (Ollama's /api/delete) is a POST under another name. */
     if (strcmp(method, "POST") != 0 && strcmp(method, "GET") != 0)
-        curl_easy_setopt(up->curl, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(up->curl, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(up->curl, CURLOPT_CONNECTTIMEOUT_MS, up->cfg->connect_timeout * 1000L);
-    curl_easy_setopt(up->curl, CURLOPT_TIMEOUT_MS, up->cfg->upstream_timeout * 1000L);
-    return finish(up, r, run(up, &t));
+        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, up->cfg->connect_timeout * 1000L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, up->cfg->upstream_timeout * 1000L);
+    return finish(up, &t, r, run(up, &t));
 }
 
-int upstream_fetch(struct upstream *up, const char *path, const char *body, long timeout_ms, struct buf *out,
-                   struct upstream_result *r)
+int upstream_fetch(struct upstream *up, size_t host, const char *path, const char *body, long timeout_ms,
+                   struct buf *out, struct upstream_result *r)
 {
     struct transfer t = { .up = up, .r = r, .out = out };
+    CURL *curl;
 
-    set_common(up, path, &t);
+    set_common(up, host, path, &t);
+    curl = t.at->curl;
     if (body) {
-        curl_easy_setopt(up->curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(up->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-        curl_easy_setopt(up->curl, CURLOPT_POST, 1L);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+        curl_easy_setopt(curl, CURLOPT_POST, 1L);
     } else {
-        curl_easy_setopt(up->curl, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
     }
-    curl_easy_setopt(up->curl, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(up->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(up->curl, CURLOPT_CONNECTTIMEOUT_MS,
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
                      timeout_ms < up->cfg->connect_timeout * 1000L ? timeout_ms : up->cfg->connect_timeout * 1000L);
-    return finish(up, r, run(up, &t));
+    return finish(up, &t, r, run(up, &t));
 }

@@ -9,12 +9,22 @@
 #include "buf.h"
 #include "config.h"
 
+/* One Ollama host of OLLAMA_BASE_URL, as a worker knows it. */
+struct upstream_host {
+    CURL *curl;                   /* kept from one request to the next, so is its connection */
+    char error[CURL_ERROR_SIZE];  /* libcurl's error buffer, valid as long as the handle */
+    char **models;                /* owned: the models its /api/tags listed (see hosts.h) */
+    size_t n_models;
+    int listed;                   /* models holds a listing */
+    long long listed_ms;          /* when it was asked for, CLOCK_MONOTONIC milliseconds; 0 never */
+};
+
 struct upstream {
-    CURL *curl;
-    CURLM *multi;                 /* keeps the connection to Ollama from one request to the next */
+    struct upstream_host *hosts;  /* owned: one per host of cfg->hosts, in its order */
+    size_t n_hosts;
+    CURLM *multi;                 /* drives the one transfer a worker runs at a time */
     const struct config *cfg;
     struct curl_slist *json_headers;
-    char error[CURL_ERROR_SIZE];  /* libcurl's error buffer, valid as long as the handle */
 };
 
 /* What the handler's on_data returns. UPSTREAM_DONE: the reply is complete; the transfer may run a moment
@@ -49,16 +59,18 @@ void upstream_free(struct upstream *up);
 void upstream_result_init(struct upstream_result *r);
 void upstream_result_free(struct upstream_result *r);
 
+/* Every call names the host (an index into cfg->hosts) it goes to. */
+
 /* POST body to /api/chat and give the reply to h. Returns 0 when the transfer ran to its end or was
  * stopped by us, -1 on a transport failure or a silent Ollama (r->code, r->message, r->idle). */
-int upstream_chat(struct upstream *up, const char *body, size_t len, const struct upstream_handler *h,
+int upstream_chat(struct upstream *up, size_t host, const char *body, size_t len, const struct upstream_handler *h,
                   struct upstream_result *r);
 /* The same with any method to any path: body (len bytes of JSON) goes with it unless it is NULL, with
  * UPSTREAM_TIMEOUT and IDLE_TIMEOUT as for a chat. */
-int upstream_stream(struct upstream *up, const char *method, const char *path, const char *body, size_t len,
+int upstream_stream(struct upstream *up, size_t host, const char *method, const char *path, const char *body, size_t len,
                     const struct upstream_handler *h, struct upstream_result *r);
 /* A short request (GET when body is NULL, POST otherwise) whose whole reply lands in out. */
-int upstream_fetch(struct upstream *up, const char *path, const char *body, long timeout_ms, struct buf *out,
-                   struct upstream_result *r);
+int upstream_fetch(struct upstream *up, size_t host, const char *path, const char *body, long timeout_ms,
+                   struct buf *out, struct upstream_result *r);
 
 #endif

@@ -25,6 +25,12 @@
  *   @repeat N          send the next line (plain or @raw) N times, up to 10^12: a reply without end
  *   @next              the end of this request's reply: the model's next request plays the script from
  *                      here to the next @next, and so on; the last part plays for every request after
+ *   @prompt-cache      play a prompt cache: the last line with "done":true gets prompt_eval_count (the
+ *                      request body's bytes / 4) and prompt_eval_cached_count (the bytes it shares from its
+ *                      start with the most alike of the last MOCK_CACHE_SLOTS (default 4) bodies for the
+ *                      same model on this mock, / 4; at most prompt_eval_count - 1), as a real Ollama
+ *                      with that many parallel slots would reuse its KV cache (a body takes the slot it
+ *                      goes on from, sharing at least half of it, else the least recently used one)
  *   @when TEXT         (first line of a part) the part plays only for a request whose body holds TEXT:
  *                      each request plays the first part not yet played whose @when it meets (a part
  *                      without one meets any), else the last part it meets again -- so concurrent
@@ -50,7 +56,7 @@
  *                             completed, aborted and chat counts
  *   GET  requests             the recorded requests: method, path, body (parsed when JSON) and raw body
  *   GET  stats                connections_open, streams_active, streams_completed, streams_aborted,
- *                             holding, chat_requests */
+ *                             holding, chat_requests, and the prompt cache's prompt_tokens and cached_tokens */
 #include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -129,7 +135,7 @@ struct pacing {
 };
 
 enum step_kind {
-    STEP_LINE, STEP_STATUS, STEP_REJECT_THINK, STEP_HOLD, STEP_SLEEP, STEP_CLOSE, STEP_RAW, STEP_CHUNKS, STEP_REPEAT,
+    STEP_LINE, STEP_STATUS, STEP_REJECT_THINK, STEP_PROMPT_CACHE, STEP_HOLD, STEP_SLEEP, STEP_CLOSE, STEP_RAW, STEP_CHUNKS, STEP_REPEAT,
     STEP_BAD
 };
 
@@ -146,7 +152,17 @@ struct step {
 struct plan {
     int status;
     bool reject_think;
+    bool prompt_cache;
 };
+
+/* One slot of the simulated prompt cache: the body a model's last request in it had. */
+struct cache_slot {
+    char *model, *body;
+    size_t len;
+    uint64_t used;              /* when, in requests: the least recently used slot is taken */
+};
+
+#define CACHE_SLOTS_MAX 64
 
 /* One chat reply in progress. */
 struct run {
@@ -157,6 +173,8 @@ struct run {
     struct buf head;            /* the response head, until it goes out with the first piece */
     struct buf pending;         /* reply bytes not sent yet */
     struct buf kept;            /* the lines of a reply that is not streamed */
+    bool prompt_cache;          /* @prompt-cache: the done line gets the counts below */
+    long long prompt, cached;
 };
 
 static struct {
@@ -167,6 +185,10 @@ static struct {
     struct record *first, *last;
     long releases;              /* granted but not yet taken by a hold; a surplus is a banked release */
     long connections_open, streams_active, streams_completed, streams_aborted, holding, chat_requests;
+    struct cache_slot cache[CACHE_SLOTS_MAX];
+    size_t cache_slots;         /* MOCK_CACHE_SLOTS */
+    uint64_t cache_clock;
+    long long prompt_tokens, cached_tokens;
 } state = { .lock = PTHREAD_MUTEX_INITIALIZER, .released = PTHREAD_COND_INITIALIZER };
 
 static void *xrealloc(void *p, size_t n)
@@ -399,6 +421,12 @@ static void state_clear(void)
     entries_free(&state.shows);
     state.releases = 0;
     state.streams_completed = state.streams_aborted = state.chat_requests = 0;
+    for (size_t i = 0; i < CACHE_SLOTS_MAX; i++) {
+        free(state.cache[i].model);
+        free(state.cache[i].body);
+        memset(&state.cache[i], 0, sizeof state.cache[i]);
+    }
+    state.prompt_tokens = state.cached_tokens = 0;
 }
 
 static void counter_add(long *counter, long delta)
@@ -821,7 +849,7 @@ static enum step_kind parse_step(const char *line, size_t n, struct step *step)
     } words[] = {
         { "@status", STEP_STATUS }, { "@reject-think", STEP_REJECT_THINK }, { "@hold", STEP_HOLD },
         { "@sleep", STEP_SLEEP }, { "@close", STEP_CLOSE }, { "@raw", STEP_RAW }, { "@chunks", STEP_CHUNKS },
-        { "@repeat", STEP_REPEAT },
+        { "@repeat", STEP_REPEAT }, { "@prompt-cache", STEP_PROMPT_CACHE },
     };
     const char *end = line + n, *arg;
     size_t word_len = 0, i;
@@ -875,6 +903,7 @@ static bool plan_script(const char *text, size_t len, struct plan *plan, const c
 
     plan->status = 200;
     plan->reject_think = false;
+    plan->prompt_cache = false;
     while (next_line(&cur, text + len, &line, &n)) {
         switch (parse_step(line, n, &step)) {
         case STEP_STATUS:
@@ -882,6 +911,9 @@ static bool plan_script(const char *text, size_t len, struct plan *plan, const c
             break;
         case STEP_REJECT_THINK:
             plan->reject_think = true;
+            break;
+        case STEP_PROMPT_CACHE:
+            plan->prompt_cache = true;
             break;
         case STEP_BAD:
             *bad = line;
@@ -1004,8 +1036,37 @@ static int drain(struct run *run, bool flush)
     return rc;
 }
 
+/* The done line with the prompt cache's counts in it; NULL for any other line. The caller frees it. */
+static char *with_cache_counts(const struct run *run, const char *line, size_t n)
+{
+    struct json_object *o, *done;
+    char *out = NULL;
+
+    if (!run->prompt_cache)
+        return NULL;
+    o = parse_json(line, n);
+    if (json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, "done", &done) &&
+        json_object_get_boolean(done)) {
+        json_object_object_add(o, "prompt_eval_count", json_object_new_int64(run->prompt));
+        json_object_object_add(o, "prompt_eval_cached_count", json_object_new_int64(run->cached));
+        out = xstrdup(json_object_to_json_string_ext(o, JSON_OUT));
+    }
+    json_object_put(o);
+    return out;
+}
+
 static int emit(struct run *run, const char *line, size_t n)
 {
+    char *counted = with_cache_counts(run, line, n);
+
+    if (counted) {
+        int rc;
+
+        run->prompt_cache = false;
+        rc = emit(run, counted, strlen(counted));
+        free(counted);
+        return rc;
+    }
     if (!run->streaming) {
         if (run->kept.len)
             buf_add(&run->kept, "\n", 1);
@@ -1117,9 +1178,11 @@ static int send_whole(struct run *run, int status)
 }
 
 /* Plays a script; -1 means the connection must close (client gone or @close). */
-static int run_script(struct conn *c, const char *text, size_t len, int status, bool streaming)
+static int run_script(struct conn *c, const char *text, size_t len, int status, bool streaming,
+                      const struct run *counts)
 {
-    struct run run = { .c = c, .streaming = streaming };
+    struct run run = { .c = c, .streaming = streaming, .prompt_cache = counts->prompt_cache,
+                       .prompt = counts->prompt, .cached = counts->cached };
     const char *cur = text, *line;
     bool aborted = false, closed = false;
     struct step step;
@@ -1209,6 +1272,51 @@ static bool wants_stream(struct json_object *req)
            json_object_get_boolean(stream);
 }
 
+/* What the prompt cache reads of this body: its longest shared start with a slot of the same model. The
+ * body then takes that slot when it goes on from it, else the least recently used one. */
+static void cache_use(const char *model, const struct buf *body, struct run *counts)
+{
+    struct cache_slot *best = NULL, *lru = NULL;
+    size_t best_len = 0;
+
+    pthread_mutex_lock(&state.lock);
+    for (size_t i = 0; i < state.cache_slots; i++) {
+        struct cache_slot *s = &state.cache[i];
+        size_t k = 0;
+
+        if (!lru || s->used < lru->used)
+            lru = s;
+        if (!s->model || strcmp(s->model, model) != 0)
+            continue;
+        while (k < s->len && k < body->len && s->body[k] == body->p[k])
+            k++;
+        if (k > best_len) {
+            best = s;
+            best_len = k;
+        }
+    }
+    counts->prompt_cache = true;
+    counts->prompt = (long long)(body->len + 3) / 4;
+    counts->cached = (long long)best_len / 4;
+    if (counts->cached >= counts->prompt)
+        counts->cached = counts->prompt > 0 ? counts->prompt - 1 : 0;
+    state.prompt_tokens += counts->prompt;
+    state.cached_tokens += counts->cached;
+    /* Like llama.cpp's slots: a body that goes on from a slot's takes it; one that shares only a little
+     * (the same system prompt) takes the least recently used slot and leaves the other conversation's. */
+    if (!best || best_len * 2 < best->len)
+        best = lru;
+    if (best) {
+        free(best->model);
+        free(best->body);
+        best->model = xstrdup(model);
+        best->body = xmemdup(body->p, body->len);
+        best->len = body->len;
+        best->used = ++state.cache_clock;
+    }
+    pthread_mutex_unlock(&state.lock);
+}
+
 static int handle_chat(struct conn *c, const struct request *r)
 {
     struct json_object *req = NULL;
@@ -1216,6 +1324,7 @@ static int handle_chat(struct conn *c, const struct request *r)
     char *script = NULL;
     size_t len, bad_len;
     struct plan plan;
+    struct run counts = { .prompt_cache = false };
     int rc;
 
     counter_add(&state.chat_requests, 1);
@@ -1246,7 +1355,9 @@ static int handle_chat(struct conn *c, const struct request *r)
         rc = send_error(c, 400, "\"%s\" does not support thinking", model);
         goto out;
     }
-    rc = run_script(c, script, len, plan.status, plan.status == 200 && wants_stream(req));
+    if (plan.prompt_cache)
+        cache_use(model, &r->body, &counts);
+    rc = run_script(c, script, len, plan.status, plan.status == 200 && wants_stream(req), &counts);
 out:
     json_object_put(req);
     free(script);
@@ -1359,7 +1470,7 @@ static int handle_pull(struct conn *c, const struct request *r)
     if (!*string_field(req, "model") && !*string_field(req, "name"))
         rc = send_error(c, 400, "model is required");
     else
-        rc = run_script(c, progress, sizeof progress - 1, 200, wants_stream(req));
+        rc = run_script(c, progress, sizeof progress - 1, 200, wants_stream(req), &(struct run){ .prompt_cache = false });
     json_object_put(req);
     return rc;
 }
@@ -1466,6 +1577,8 @@ static struct json_object *stats_json(void)
     json_object_object_add(o, "streams_aborted", json_object_new_int64(state.streams_aborted));
     json_object_object_add(o, "holding", json_object_new_int64(state.holding));
     json_object_object_add(o, "chat_requests", json_object_new_int64(state.chat_requests));
+    json_object_object_add(o, "prompt_tokens", json_object_new_int64(state.prompt_tokens));
+    json_object_object_add(o, "cached_tokens", json_object_new_int64(state.cached_tokens));
     pthread_mutex_unlock(&state.lock);
     return o;
 }
@@ -1659,6 +1772,9 @@ int main(int argc, char **argv)
         return 2;
     }
     state.dir = argc == 3 ? argv[2] : NULL;
+    state.cache_slots = getenv("MOCK_CACHE_SLOTS") ? strtoul(getenv("MOCK_CACHE_SLOTS"), NULL, 10) : 4;
+    if (state.cache_slots > CACHE_SLOTS_MAX)
+        state.cache_slots = CACHE_SLOTS_MAX;
     signal(SIGPIPE, SIG_IGN);
     /* Blocked before any thread starts, so every thread inherits the mask and the signals only reach signal_fd. */
     sigemptyset(&stop);

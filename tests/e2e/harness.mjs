@@ -44,10 +44,11 @@ function startProcess(cmd, args, opts, logFile) {
   return p;
 }
 
-export async function startMock(dir, scenarios) {
+// port: a port of one's choosing (a mock started again where a stopped one was), else any free one.
+export async function startMock(dir, scenarios, port = 0) {
   const log = path.join(dir, 'mock.log');
-  const p = spawn(MOCK, ['0', scenarios ?? path.join(dir, 'scenarios')], { stdio: ['ignore', 'pipe', fs.openSync(log, 'a')] });
-  const port = await new Promise((resolve, reject) => {
+  const p = spawn(MOCK, [String(port), scenarios ?? path.join(dir, 'scenarios')], { stdio: ['ignore', 'pipe', fs.openSync(log, 'a')] });
+  const bound = await new Promise((resolve, reject) => {
     let buf = '';
     p.stdout.on('data', (d) => {
       buf += d;
@@ -56,14 +57,14 @@ export async function startMock(dir, scenarios) {
     });
     p.on('exit', (c) => reject(new Error(`mock-ollama exited ${c}`)));
   });
-  const url = `http://127.0.0.1:${port}`;
+  const url = `http://127.0.0.1:${bound}`;
   const call = async (method, p2, body) => {
     const r = await fetch(url + p2, { method, body });
     if (!r.ok && r.status !== 204) throw new Error(`mock ${method} ${p2}: ${r.status}`);
     return r.status === 204 ? null : r.json();
   };
   return {
-    proc: p, port, url,
+    proc: p, port: bound, url,
     scenario: (model, text) => call('PUT', `/_mock/scenario/${encodeURIComponent(model)}`, text),
     show: (model, doc) => call('PUT', `/_mock/show/${encodeURIComponent(model)}`, JSON.stringify(doc)),
     release: (all = false) => call('POST', `/_mock/release${all ? '?all=1' : ''}`),
@@ -155,15 +156,22 @@ export function resetPeak(pid) {
 const CLOCK_TICKS = 100;   // USER_HZ, the unit of /proc/PID/stat's times on every Linux port but alpha
 
 // Starts a whole stack. opts.env: settings for the pool; opts.servers: which web servers;
-// opts.ollamaUrl: point the pool elsewhere than the mock (e.g. a closed port).
+// opts.ollamaUrl: point the pool elsewhere than the mock (e.g. a closed port); opts.hosts: start that many
+// mocks (stack.mocks) and give the pool all of their URLs, or opts.urls(mocks) of them.
 export async function startStack(opts = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ofcgi-e2e-'));
   fs.mkdirSync(path.join(dir, 'scenarios'));
   const mock = await startMock(dir, opts.scenarios);
+  const mocks = [mock];
+  for (let i = 1; i < (opts.hosts ?? 1); i++) {
+    fs.mkdirSync(path.join(dir, `scenarios${i}`));
+    mocks.push(await startMock(dir, path.join(dir, `scenarios${i}`)));
+  }
+  const hostList = opts.urls ? opts.urls(mocks) : mocks.map((m) => m.url).join(',');
   const socket = path.join(dir, 'pool.sock');
   const env = {
     ...process.env,
-    OLLAMA_BASE_URL: opts.ollamaUrl ?? mock.url,
+    OLLAMA_BASE_URL: opts.ollamaUrl ?? hostList,
     FCGI_LISTEN: socket,
     WORKERS: String(opts.workers ?? 3),
     LOG_FILE: path.join(dir, 'access.log'),
@@ -200,13 +208,13 @@ export async function startStack(opts = {}) {
     servers.push({ name, url });
   }
   return {
-    dir, mock, pool, servers, socket,
+    dir, mock, mocks, pool, servers, socket,
     log: () => fs.readFileSync(path.join(dir, 'access.log'), 'utf8'),
     async stop() {
       for (const p of procs) p.kill('SIGTERM');
       pool.kill('SIGTERM');
-      mock.proc.kill('SIGTERM');
-      await Promise.all([...procs, pool, mock.proc].map((p) => (p.exitCode !== null || p.signalCode
+      for (const m of mocks) m.proc.kill('SIGTERM');
+      await Promise.all([...procs, pool, ...mocks.map((m) => m.proc)].map((p) => (p.exitCode !== null || p.signalCode
         ? null : new Promise((r) => {
           const t = setTimeout(() => { p.kill('SIGKILL'); r(); }, 5000);
           p.once('exit', () => { clearTimeout(t); r(); });
