@@ -52,6 +52,7 @@ struct slot {
     uint64_t key_requests[METRICS_MAX_KEYS + 1];
     uint64_t key_input_tokens[METRICS_MAX_KEYS + 1];
     uint64_t key_output_tokens[METRICS_MAX_KEYS + 1];
+    uint64_t key_cached_tokens[METRICS_MAX_KEYS + 1];
     uint64_t serving_key;         /* the key whose request the worker holds, by key_id; 0: none */
     struct histogram duration;
     struct histogram ttft;
@@ -318,7 +319,7 @@ void metrics_host_ok(size_t host)
     __atomic_store_n(&pool->host_down_until_ms[host], 0, __ATOMIC_RELAXED);
 }
 
-void metrics_key_request(const char *name, long long input_tokens, long long output_tokens)
+void metrics_key_request(const char *name, long long input_tokens, long long output_tokens, long long cached_tokens)
 {
     size_t k = key_index(name);
 
@@ -327,6 +328,7 @@ void metrics_key_request(const char *name, long long input_tokens, long long out
     add(&mine->key_requests[k], 1);
     add(&mine->key_input_tokens[k], input_tokens > 0 ? (uint64_t)input_tokens : 0);
     add(&mine->key_output_tokens[k], output_tokens > 0 ? (uint64_t)output_tokens : 0);
+    add(&mine->key_cached_tokens[k], cached_tokens > 0 ? (uint64_t)cached_tokens : 0);
 }
 
 /* The workers serving the key now, this one included once it said so. */
@@ -451,6 +453,9 @@ static void render_keys(struct buf *out)
                        offsetof(struct slot, key_input_tokens));
     render_key_counter(out, "ollama_fcgi_key_output_tokens_total", "Generated tokens, by key name.",
                        offsetof(struct slot, key_output_tokens));
+    render_key_counter(out, "ollama_fcgi_key_cached_input_tokens_total",
+                       "Prompt tokens Ollama read from its prompt cache, by key name.",
+                       offsetof(struct slot, key_cached_tokens));
     buf_puts(out, "# HELP ollama_fcgi_key_streams_in_flight Requests calling Ollama now, by key name (what "
                   "max_streams limits).\n# TYPE ollama_fcgi_key_streams_in_flight gauge\n");
     for (size_t k = 0; k < n_keys; k++)

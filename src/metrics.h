@@ -44,7 +44,7 @@ void metrics_stream_ended(void);
 void metrics_request(const char *route, int status, double duration_s, double ttft_s,
                      long long input_tokens, long long output_tokens, int upstream_error, int client_gone);
 /* One finished request that carried the key of this name. */
-void metrics_key_request(const char *name, long long input_tokens, long long output_tokens);
+void metrics_key_request(const char *name, long long input_tokens, long long output_tokens, long long cached_tokens);
 /* In a worker: its request, of the key of this name, is about to call Ollama. Returns 0, or -1 (and holds
  * nothing) when the key already holds max requests in flight in the pool's workers (max 0: no limit). The
  * worker's slot says which key it serves, so the count is the pool's, whichever worker asks, and a worker

@@ -258,6 +258,6 @@ void router_handle(struct worker *w)
                     rq.log.output_tokens, rq.log.outcome && strcmp(rq.log.outcome, "upstream_error") == 0,
                     rq.reply.gone);
     if (rq.key)
-        metrics_key_request(rq.key->name, rq.log.input_tokens, rq.log.output_tokens);
+        metrics_key_request(rq.key->name, rq.log.input_tokens, rq.log.output_tokens, rq.log.cached_tokens);
     give_back(w, &rq);
 }

@@ -175,6 +175,8 @@ describe('a key per person', () => {
     const base = figure(before, 'ollama_fcgi_key_requests_total', 'dave.d@example.org') ?? 0;
     const baseIn = figure(before, 'ollama_fcgi_key_input_tokens_total', 'dave.d@example.org');
     const baseOut = figure(before, 'ollama_fcgi_key_output_tokens_total', 'dave.d@example.org');
+    const baseCached = figure(before, 'ollama_fcgi_key_cached_input_tokens_total', 'dave.d@example.org') ?? 0;
+    const loggedBefore = stack.log().trim().split('\n').filter((l) => / key=dave\.d@example\.org( |$)/.test(l)).length;
     for (const dialect of ['anthropic', 'openai', 'responses']) {
       const r = await ask(url, dialect, dave.key, 'm-other', true);
       assert.equal(r.status, 200, r.text);
@@ -192,6 +194,9 @@ describe('a key per person', () => {
     const lines = stack.log().trim().split('\n').filter((l) => / key=dave\.d@example\.org( |$)/.test(l));
     assert.ok(lines.length >= 3, 'the access log names dave');
     assert.ok(lines.every((l) => l.includes('model=m-other')));
+    // What Ollama's prompt cache read for these requests, as the access log says it, is dave's too.
+    const cached = lines.slice(loggedBefore).reduce((n, l) => n + Number(/ cached=(\d+)/.exec(l)?.[1] ?? 0), 0);
+    assert.equal(figure(after, 'ollama_fcgi_key_cached_input_tokens_total', 'dave.d@example.org'), baseCached + cached);
   });
 
   // Opens bob's held stream and waits until Ollama holds it.
