@@ -47,6 +47,8 @@ struct slot {
     uint64_t host_prompt[METRICS_MAX_HOSTS];
     uint64_t host_cached[METRICS_MAX_HOSTS];
     uint64_t host_replies[METRICS_MAX_HOSTS];
+    uint64_t model_prompt[METRICS_MAX_MODELS + 1];    /* by the index of the pool's model table; the last is "other" */
+    uint64_t model_cached[METRICS_MAX_MODELS + 1];
     uint64_t host_failures[METRICS_MAX_HOSTS];
     uint64_t text_tool_calls[TEXTCALL_N_FORMATS];
     uint64_t key_requests[METRICS_MAX_KEYS + 1];
@@ -62,7 +64,16 @@ struct slot {
 };
 
 /* The master's own figures. */
+/* A model Ollama answered for, named once for the whole pool by the first worker to see it. */
+struct model_name {
+    uint64_t state;               /* MODEL_FREE, MODEL_CLAIMED (being written), MODEL_READY */
+    char name[METRICS_MODEL_NAME];
+};
+
+enum { MODEL_FREE, MODEL_CLAIMED, MODEL_READY };
+
 struct pool_figures {
+    struct model_name models[METRICS_MAX_MODELS];
     uint64_t max_workers;         /* the pool's limit (its fixed size, or MAX_WORKERS) */
     uint64_t max_reached;         /* times every worker was busy with no room for another */
     /* Written by any worker: a failed host's back-off. Two workers failing at once may both double it;
@@ -267,15 +278,43 @@ void metrics_request(const char *route, int status, double duration_s, double tt
         observe(&mine->ttft, ttft_s);
 }
 
-void metrics_prompt(size_t host, long long prompt_tokens, long long cached_tokens)
+/* The model's index in the pool's table, naming it there the first time (a claim by compare-and-swap, so
+ * two workers never write one entry); METRICS_MAX_MODELS ("other") once the table is full. */
+static size_t model_index(const char *model)
+{
+    size_t n = strlen(model);
+
+    if (n >= METRICS_MODEL_NAME)
+        return METRICS_MAX_MODELS;
+    for (size_t i = 0; i < METRICS_MAX_MODELS; i++) {
+        struct model_name *m = &pool->models[i];
+        uint64_t state = __atomic_load_n(&m->state, __ATOMIC_ACQUIRE), free_state = MODEL_FREE;
+
+        if (state == MODEL_READY && strcmp(m->name, model) == 0)
+            return i;
+        if (state != MODEL_FREE ||
+            !__atomic_compare_exchange_n(&m->state, &free_state, MODEL_CLAIMED, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            continue;
+        memcpy(m->name, model, n + 1);
+        __atomic_store_n(&m->state, MODEL_READY, __ATOMIC_RELEASE);
+        return i;
+    }
+    return METRICS_MAX_MODELS;
+}
+
+void metrics_prompt(size_t host, const char *model, long long prompt_tokens, long long cached_tokens)
 {
     uint64_t prompt = prompt_tokens > 0 ? (uint64_t)prompt_tokens : 0;
     uint64_t cached = cached_tokens > 0 ? (uint64_t)cached_tokens : 0;
+    size_t m;
 
     if (!mine || host >= METRICS_MAX_HOSTS)
         return;
     if (cached > prompt)
         cached = prompt;
+    m = model_index(model);
+    add(&mine->model_prompt[m], prompt);
+    add(&mine->model_cached[m], cached);
     add(&mine->cached_tokens, cached);
     add(&mine->host_prompt[host], prompt);
     add(&mine->host_cached[host], cached);
@@ -463,6 +502,43 @@ static void render_keys(struct buf *out)
                    key_holders(key_id(key_names[k])));
 }
 
+/* A label value as Prometheus reads it: backslash, quote and newline escaped. */
+static void label_value(struct buf *out, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"')
+            buf_putc(out, '\\');
+        if (*s == '\n')
+            buf_puts(out, "\\n");
+        else
+            buf_putc(out, *s);
+    }
+}
+
+static void render_model_counter(struct buf *out, const char *name, const char *help, size_t offset)
+{
+    buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    for (size_t m = 0; m <= METRICS_MAX_MODELS; m++) {
+        int ready = m < METRICS_MAX_MODELS && __atomic_load_n(&pool->models[m].state, __ATOMIC_ACQUIRE) == MODEL_READY;
+        uint64_t n = sum(offset + m * sizeof(uint64_t));
+
+        if (!ready && !(m == METRICS_MAX_MODELS && n))
+            continue;
+        buf_printf(out, "%s{model=\"", name);
+        label_value(out, ready ? pool->models[m].name : "other");
+        buf_printf(out, "\"} %llu\n", (unsigned long long)n);
+    }
+}
+
+/* Prompt tokens by the model that read them, and how many of them Ollama's prompt cache held. */
+static void render_models(struct buf *out)
+{
+    render_model_counter(out, "ollama_fcgi_model_prompt_tokens_total", "Prompt tokens, by the Ollama model that read them.",
+                         offsetof(struct slot, model_prompt));
+    render_model_counter(out, "ollama_fcgi_model_cached_tokens_total",
+                         "Prompt tokens Ollama read from its prompt cache, by model.", offsetof(struct slot, model_cached));
+}
+
 void metrics_render(struct buf *out, long listen_queue)
 {
     if (!slots)
@@ -507,6 +583,7 @@ void metrics_render(struct buf *out, long listen_queue)
         buf_printf(out, "ollama_fcgi_text_tool_calls_total{format=\"%s\"} %llu\n", textcall_format_name(f),
                    (unsigned long long)sum(offsetof(struct slot, text_tool_calls) + (size_t)f * sizeof(uint64_t)));
     render_keys(out);
+    render_models(out);
     render_histogram(out, "ollama_fcgi_request_duration_seconds", "Time from request to the end of the answer.",
                      offsetof(struct slot, duration));
     render_histogram(out, "ollama_fcgi_time_to_first_token_seconds", "Time from request to Ollama's first output.",

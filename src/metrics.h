@@ -15,6 +15,9 @@
 /* The most key names counted apart (names are never forgotten, so counters stay monotonic across reloads);
  * past it, "other". */
 #define METRICS_MAX_KEYS 64
+/* The models counted apart in /metrics (past them, "other"), and the longest name counted. */
+#define METRICS_MAX_MODELS 32
+#define METRICS_MODEL_NAME 128
 
 /* Before metrics_init: a route label requests are counted by (a label named twice is one). */
 void metrics_name_route(const char *label);
@@ -54,9 +57,9 @@ int metrics_key_claim(const char *name, long max);
 void metrics_key_release(void);
 /* A reply whose tool calls were recovered from its text, in these textcall formats. */
 void metrics_text_tool_calls(unsigned formats);
-/* One reply's prompt from host: prompt_tokens in all, of which cached_tokens came from Ollama's prompt cache
- * (-1 when Ollama did not say: counted as evaluated). */
-void metrics_prompt(size_t host, long long prompt_tokens, long long cached_tokens);
+/* One reply's prompt, read by model on host: prompt_tokens in all, of which cached_tokens came from Ollama's
+ * prompt cache (-1 when Ollama did not say: counted as evaluated). */
+void metrics_prompt(size_t host, const char *model, long long prompt_tokens, long long cached_tokens);
 
 /* Hosts that fail are left alone for a while by every worker of the pool: 1 s after a first failure,
  * doubling to 30 s while failures go on. */

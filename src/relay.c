@@ -459,7 +459,7 @@ static void answer(struct relay *r)
     rq->log.cache_said = r->stream.cached_tokens >= 0;
     rq->log.cached_tokens = r->stream.cached_tokens;
     if (r->stream.saw_done)
-        metrics_prompt(r->host, rq->log.input_tokens, r->stream.cached_tokens);
+        metrics_prompt(r->host, r->req.ollama_model, rq->log.input_tokens, r->stream.cached_tokens);
     rq->log.output_tokens = r->stream.output_tokens;
     rq->log.text_tool_calls = r->stream.text_calls;
     if (r->stream.text_calls)

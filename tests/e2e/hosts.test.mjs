@@ -166,6 +166,11 @@ describe('several Ollama hosts', () => {
     assert.match(metrics, /ollama_fcgi_cached_input_tokens_total (\d+)/);
     assert.equal(Number(metrics.match(/ollama_fcgi_cached_input_tokens_total (\d+)/)[1]), cached);
     assert.match(metrics, /ollama_fcgi_host_cached_tokens_total\{host="http:\/\/127\.0\.0\.1:\d+"\} \d+/);
+    // The same figures by the model that read them.
+    const byModel = (family) => [...metrics.matchAll(new RegExp(`^${family}\\{model="([^"]+)"\\} (\\d+)$`, 'gm'))];
+    assert.ok(byModel('ollama_fcgi_model_cached_tokens_total').length >= 1, metrics);
+    assert.equal(byModel('ollama_fcgi_model_cached_tokens_total').reduce((n, m) => n + Number(m[2]), 0), cached);
+    assert.equal(byModel('ollama_fcgi_model_prompt_tokens_total').reduce((n, m) => n + Number(m[2]), 0), prompt);
   });
 
   test('a model only some hosts have goes to them; one no host has is a 404 in the dialect', async () => {
