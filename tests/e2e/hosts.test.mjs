@@ -100,7 +100,7 @@ describe('several Ollama hosts', () => {
     // how many a GPU keeps (tests/bench/hosts.mjs compares with a round-robin balancer at 4 slots).
     process.env.MOCK_CACHE_SLOTS = '16';
     stack = await startStack({
-      hosts: 3, servers: ['nginx'], workers: 12,
+      hosts: 3, servers: ['nginx'], workers: 20,
       env: {
         MODEL_MAP: 'claude-fb=nowhere:7b|coder, claude-broken=broken|coder',
         ROUTES: 'long_context>6000=big, images=eyes, thinking=thinker',
@@ -239,15 +239,22 @@ describe('several Ollama hosts', () => {
     const victim = convs[0];
     const h = victim.host;
     const dead = stack.mocks[h];
-    // The failures of the tests before are behind every host.
-    for (let k = 0; k < 400; k++) {
-      const m = await (await fetch(url + '/metrics')).text();
-      if ((m.match(/ollama_fcgi_host_up\{[^}]*\} 1/g) ?? []).length === 3) break;
-      await sleep(50);
-    }
+    // Every host out of any back-off (at most 30 s) before a stream is placed: a host backing off gets none,
+    // which on a loaded machine (a model list asked late) could leave the victim without one.
+    const allUp = async () => {
+      let up = 0;
+      for (let k = 0; k < 800 && up < 3; k++) {
+        const m = await (await fetch(url + '/metrics')).text();
+        up = (m.match(/ollama_fcgi_host_up\{[^}]*\} 1/g) ?? []).length;
+        if (up < 3) await sleep(50);
+      }
+      assert.equal(up, 3, 'every host is called again once its back-off ends');
+    };
     // Streams held after their first line until one is on the victim's host and one elsewhere.
     const held = [];
-    for (let i = 0; i < 10 && !(held.some((x) => x.on === h) && held.some((x) => x.on !== h)); i++) {
+    // Up to 18 (each holds a worker of the 20): the chance that none lands on the victim's host is (2/3)^18.
+    for (let i = 0; i < 18 && !(held.some((x) => x.on === h) && held.some((x) => x.on !== h)); i++) {
+      await allUp();
       const c = conversation(200 + i, 'anthropic', true, 'slow');
       const response = await post(url + '/v1/messages', dialects.anthropic.body('slow', c.system, c.msgs, true));
       let on = -1;
