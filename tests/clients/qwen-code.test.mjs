@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startStack } from './lib.mjs';
+import { startStack, AGENT_NODE } from './lib.mjs';
 import { agentSession, ollamaToolCall, runCli, RUN_TIMEOUT_MS } from './agents.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -77,7 +77,7 @@ function agent(auth) {
           : { OPENAI_BASE_URL: `${base}/v1`, OPENAI_API_KEY: 'unused' }),
       };
       const args = ['--auth-type', auth, '-m', model, '--yolo', ...(turn > 1 ? ['--continue'] : []), prompt];
-      return runCli(process.execPath, [QWEN, ...args], { env, cwd: box.work });
+      return runCli(AGENT_NODE, [QWEN, ...args], { env, cwd: box.work });
     },
   };
 }
