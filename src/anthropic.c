@@ -530,7 +530,9 @@ static int translate_thinking(struct json_object *body, struct chat_request *req
 static int translate_options(struct json_object *body, struct chat_request *req, int need_max_tokens,
                              struct apierr *err)
 {
-    static const struct chat_option options[] = { { "temperature", 0 }, { "top_p", 0 }, { "top_k", 1 } };
+    static const struct chat_option options[] = {
+        { .name = "temperature" }, { .name = "top_p" }, { .name = "top_k", .integer = 1 },
+    };
     struct json_object *v;
     int present;
 
@@ -541,7 +543,7 @@ static int translate_options(struct json_object *body, struct chat_request *req,
         apierr_field(err, "max_tokens", "Field required");
         return -1;
     }
-    if (chat_copy_options(body, options, sizeof options / sizeof *options, req, err) < 0 ||
+    if (chat_copy_options(body, "", options, sizeof options / sizeof *options, req, err) < 0 ||
         jsonx_opt(body, "stop_sequences", json_type_array, "", &v, err) < 0)
         return -1;
     return chat_set_stop(req, v, "stop_sequences", MAX_STOP_SEQUENCES, err);

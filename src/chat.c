@@ -101,8 +101,8 @@ int chat_check_fields(struct json_object *body, const struct chat_field *fields,
     return 0;
 }
 
-int chat_copy_options(struct json_object *body, const struct chat_option *opts, size_t n, struct chat_request *req,
-                      struct apierr *err)
+int chat_copy_options(struct json_object *body, const char *path, const struct chat_option *opts, size_t n,
+                      struct chat_request *req, struct apierr *err)
 {
     struct json_object *v;
     long long i;
@@ -110,16 +110,16 @@ int chat_copy_options(struct json_object *body, const struct chat_option *opts, 
 
     for (size_t k = 0; k < n; k++) {
         if (opts[k].integer) {
-            if (jsonx_opt_int(body, opts[k].name, "", &i, &present, err) < 0)
+            if (jsonx_opt_int(body, opts[k].name, path, &i, &present, err) < 0)
                 return -1;
             v = present ? json_object_new_int64(i) : NULL;
         } else {
-            if (jsonx_opt_number(body, opts[k].name, "", &v, err) < 0)
+            if (jsonx_opt_number(body, opts[k].name, path, &v, err) < 0)
                 return -1;
             v = json_object_get(v);
         }
         if (v)
-            json_object_object_add(req->parts.options, opts[k].name, v);
+            json_object_object_add(req->parts.options, opts[k].ollama ? opts[k].ollama : opts[k].name, v);
     }
     return 0;
 }

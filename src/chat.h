@@ -101,8 +101,11 @@ int chat_check_fields(struct json_object *body, const struct chat_field *fields,
 struct chat_option {
     const char *name;
     int integer;                   /* a whole number; otherwise any finite number */
+    const char *ollama;            /* Ollama's name for it, when not the same ("topP" is "top_p"), else NULL */
 };
-int chat_copy_options(struct json_object *body, const struct chat_option *opts, size_t n, struct chat_request *req,
+/* Copies opts from body (whose path, for errors, is path: "" for the top level). */
+int chat_copy_options(struct json_object *body, const char *path, const struct chat_option *opts, size_t n,
+                      struct chat_request *req,
                       struct apierr *err);
 /* The client's output limit, field (at least min), as Ollama's num_predict; *present says whether the
  * client gave it. Returns 0, or -1 with err set. */

@@ -447,36 +447,12 @@ out:
 
 /* ---- generationConfig ---- */
 
-/* Google's names for Ollama's options. */
-static const struct {
-    const char *gemini, *ollama;
-    int integer;
-} option_names[] = {
-    { "temperature", "temperature", 0 }, { "topP", "top_p", 0 }, { "topK", "top_k", 1 }, { "seed", "seed", 1 },
-    { "presencePenalty", "presence_penalty", 0 }, { "frequencyPenalty", "frequency_penalty", 0 },
+/* generationConfig's options, by Google's names for Ollama's. */
+static const struct chat_option options[] = {
+    { .name = "temperature" }, { .name = "topP", .ollama = "top_p" }, { .name = "topK", .integer = 1, .ollama = "top_k" },
+    { .name = "seed", .integer = 1 }, { .name = "presencePenalty", .ollama = "presence_penalty" },
+    { .name = "frequencyPenalty", .ollama = "frequency_penalty" },
 };
-
-static int copy_options(struct json_object *gc, struct chat_request *req, struct apierr *err)
-{
-    for (size_t k = 0; k < sizeof option_names / sizeof *option_names; k++) {
-        struct json_object *v;
-        long long i;
-        int present;
-
-        if (option_names[k].integer) {
-            if (jsonx_opt_int(gc, option_names[k].gemini, "generationConfig", &i, &present, err) < 0)
-                return -1;
-            v = present ? json_object_new_int64(i) : NULL;
-        } else {
-            if (jsonx_opt_number(gc, option_names[k].gemini, "generationConfig", &v, err) < 0)
-                return -1;
-            v = json_object_get(v);
-        }
-        if (v)
-            json_object_object_add(req->parts.options, option_names[k].ollama, v);
-    }
-    return 0;
-}
 
 /* responseMimeType application/json: Ollama's format, the schema when one is given. */
 static int response_format(struct json_object *gc, struct chat_request *req, struct apierr *err)
@@ -567,7 +543,7 @@ static int generation_config(struct json_object *body, struct chat_request *req,
         return -1;
     }
     if (chat_check_fields(gc, ignored_config, sizeof ignored_config / sizeof *ignored_config, err) < 0 ||
-        copy_options(gc, req, err) < 0 ||
+        chat_copy_options(gc, "generationConfig", options, sizeof options / sizeof *options, req, err) < 0 ||
         chat_max_tokens(gc, "maxOutputTokens", 1, &present, req, err) < 0)
         return -1;
     json_object_object_get_ex(gc, "stopSequences", &v);

@@ -341,14 +341,15 @@ static int translate_tools(struct json_object *body, struct chat_request *req, s
 static int translate_options(struct json_object *body, struct chat_request *req, struct apierr *err)
 {
     static const struct chat_option options[] = {
-        { "temperature", 0 }, { "top_p", 0 }, { "frequency_penalty", 0 }, { "presence_penalty", 0 }, { "seed", 1 },
+        { .name = "temperature" }, { .name = "top_p" }, { .name = "frequency_penalty" }, { .name = "presence_penalty" },
+        { .name = "seed", .integer = 1 },
     };
     struct json_object *v = NULL;
     int present;
 
     if (chat_max_tokens(body, "max_completion_tokens", 1, &present, req, err) < 0 ||
         (!present && chat_max_tokens(body, "max_tokens", 1, &present, req, err) < 0) ||
-        chat_copy_options(body, options, sizeof options / sizeof *options, req, err) < 0)
+        chat_copy_options(body, "", options, sizeof options / sizeof *options, req, err) < 0)
         return -1;
     json_object_object_get_ex(body, "stop", &v);
     return chat_set_stop(req, v, "stop", OPENAI_MAX_STOP, err);

@@ -485,13 +485,13 @@ static void echo(struct json_object *body, struct json_object *out, const char *
 
 static int translate_options(struct json_object *body, struct chat_request *req, struct apierr *err)
 {
-    static const struct chat_option options[] = { { "temperature", 0 }, { "top_p", 0 } };
+    static const struct chat_option options[] = { { .name = "temperature" }, { .name = "top_p" } };
     struct json_object *reasoning, *text, *format, *v = NULL;
     const char *effort = NULL, *summary = NULL;
     int present;
 
     if (chat_max_tokens(body, "max_output_tokens", 1, &present, req, err) < 0 ||
-        chat_copy_options(body, options, sizeof options / sizeof *options, req, err) < 0 ||
+        chat_copy_options(body, "", options, sizeof options / sizeof *options, req, err) < 0 ||
         jsonx_opt(body, "reasoning", json_type_object, "", &reasoning, err) < 0 ||
         (reasoning && (jsonx_opt_string(reasoning, "effort", "reasoning", &effort, err) < 0 ||
                        jsonx_opt_string(reasoning, "summary", "reasoning", &summary, err) < 0)) ||
