@@ -11,18 +11,17 @@
 // the local one.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startStack, script, ollamaToolCall, AGENT_PATH } from './lib.mjs';
+import { startStack, script, ollamaToolCall } from './lib.mjs';
+import { runCli } from './agents.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const GEMINI = path.resolve(HERE, '../node_modules/.bin/gemini');
 const MODEL = 'local:4b';
 const THINKER = 'thinker:8b';
-const RUN_TIMEOUT_MS = 90000;
 // A one-pixel PNG.
 const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
 
@@ -47,17 +46,8 @@ function sandbox() {
 
 // One `gemini -p` run; resolves with {code, stdout, stderr} (a timeout kills it).
 function gemini(base, box, args) {
-  const env = { PATH: AGENT_PATH, LANG: 'C.UTF-8', HOME: box.home, TMPDIR: box.root,
-    GOOGLE_GEMINI_BASE_URL: base, GEMINI_API_KEY: 'local' };
-  return new Promise((resolve) => {
-    const p = spawn(GEMINI, ['--skip-trust', ...args], { env, cwd: box.work, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => { stdout += d; });
-    p.stderr.on('data', (d) => { stderr += d; });
-    const timer = setTimeout(() => p.kill('SIGKILL'), RUN_TIMEOUT_MS);
-    p.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-  });
+  return runCli(GEMINI, ['--skip-trust', ...args], { cwd: box.work,
+    env: { HOME: box.home, TMPDIR: box.root, GOOGLE_GEMINI_BASE_URL: base, GEMINI_API_KEY: 'local' } });
 }
 
 // The model's replies, one per request.

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ROOT, startStack, startMock, startNginx, startProcess, waitFor, freePort, post, frameReader, parseSSE,
-  ollamaLines, sleep, childPids } from './harness.mjs';
+  ollamaLines, sleep, childPids, pollUntil } from './harness.mjs';
 import { startApacheProxyFcgi, startApacheFcgid, startCaddy, openToWebServer } from './frontends.mjs';
 
 const ECHO = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fcgi-echo.mjs');
@@ -132,15 +132,6 @@ const FRONTENDS = [
 ];
 
 // ---- helpers ----
-
-async function pollUntil(fn, ms, step = 50) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v || Date.now() > end) return v;
-    await sleep(step);
-  }
-}
 
 const anthropicText = (frames) => frames.filter((f) => f.event === 'content_block_delta').map((f) => f.data.delta.text).join('');
 const openaiText = (frames) => frames.filter((f) => f.data?.choices).map((f) => f.data.choices[0].delta?.content ?? '').join('');

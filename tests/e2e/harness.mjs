@@ -246,22 +246,27 @@ export function parseSSE(text) {
   return frames;
 }
 
-// Reads a streamed response frame by frame: next() resolves with the next complete frame.
-export function frameReader(response) {
+// Reads a streamed response piece by piece, each ended by sep: next() resolves with the next complete piece
+// (without sep), then (keepLast) what the body ends with unended, then null; rest() with the text still to come.
+function pieceReader(response, sep, keepLast) {
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let buf = '';
   return {
     async next() {
       for (;;) {
-        const i = buf.indexOf('\n\n');
+        const i = buf.indexOf(sep);
         if (i >= 0) {
-          const block = buf.slice(0, i + 2);
-          buf = buf.slice(i + 2);
-          return parseSSE(block)[0];
+          const piece = buf.slice(0, i);
+          buf = buf.slice(i + sep.length);
+          return piece;
         }
         const { value, done } = await reader.read();
-        if (done) return null;
+        if (done) {
+          const last = keepLast && buf ? buf : null;
+          buf = '';
+          return last;
+        }
         buf += decoder.decode(value, { stream: true });
       }
     },
@@ -273,10 +278,39 @@ export function frameReader(response) {
         text += decoder.decode(value, { stream: true });
       }
       buf = '';
-      return parseSSE(text);
+      return text;
     },
     cancel: () => reader.cancel(),
   };
+}
+
+// Reads a streamed response frame by frame: next() resolves with the next complete frame.
+export function frameReader(response) {
+  const pieces = pieceReader(response, '\n\n', false);
+  return {
+    async next() {
+      const block = await pieces.next();
+      return block === null ? null : parseSSE(`${block}\n\n`)[0];
+    },
+    rest: async () => parseSSE(await pieces.rest()),
+    cancel: pieces.cancel,
+  };
+}
+
+// Reads an NDJSON response line by line: next() resolves with the next line's text, or null at the end.
+export function lineReader(response) {
+  const lines = pieceReader(response, '\n', true);
+  return { next: lines.next, cancel: lines.cancel };
+}
+
+// Polls fn until it returns a truthy value; returns that value, or the last one when ms have passed.
+export async function pollUntil(fn, ms, step = 50) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v || Date.now() > end) return v;
+    await sleep(step);
+  }
 }
 
 export async function post(url, body, headers = {}) {

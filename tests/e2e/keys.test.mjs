@@ -9,20 +9,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BIN, ROOT, startStack, startNginx, freePort, waitFor, post, ollamaLines, frameReader, sleep, workerPids } from './harness.mjs';
+import { BIN, ROOT, startStack, startNginx, freePort, waitFor, post, ollamaLines, frameReader, sleep, workerPids, pollUntil } from './harness.mjs';
 
 const WORKERS = 3;
-
-async function pollUntil(fn, ms, step = 50) {
-  const end = Date.now() + ms;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > end) return last;
-    await sleep(step);
-  }
-}
 
 // A key from the command, as an operator makes one: the key, shown once, and the file's line.
 function newKey(name) {

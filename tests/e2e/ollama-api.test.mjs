@@ -4,7 +4,7 @@
 // stopping the generation, and the counts in /metrics and the access log.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, post, ollamaLines, sleep } from './harness.mjs';
+import { startStack, post, ollamaLines, sleep, lineReader } from './harness.mjs';
 
 const KEY = 'sekrit-ollama';
 const auth = { authorization: `Bearer ${KEY}` };
@@ -15,29 +15,6 @@ before(async () => {
     KEEP_ALIVE: '30m', MAX_BODY_BYTES: '65536' } });
 });
 after(async () => { await stack?.stop(); });
-
-// Reads an NDJSON response line by line: next() resolves with the next line's text, or null at the end.
-function lineReader(response) {
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  let buf = '';
-  return {
-    async next() {
-      for (;;) {
-        const i = buf.indexOf('\n');
-        if (i >= 0) {
-          const line = buf.slice(0, i);
-          buf = buf.slice(i + 1);
-          return line;
-        }
-        const { value, done } = await reader.read();
-        if (done) return buf ? (buf = '', buf) : null;
-        buf += decoder.decode(value, { stream: true });
-      }
-    },
-    cancel: () => reader.cancel(),
-  };
-}
 
 async function waitStats(what, ok, ms = 20000) {
   const end = Date.now() + ms;

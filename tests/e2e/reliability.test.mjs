@@ -7,23 +7,11 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { startStack, post, ollamaLines, frameReader, parseSSE, sleep, workerPids, freePort } from './harness.mjs';
+import { startStack, post, ollamaLines, frameReader, parseSSE, sleep, workerPids, freePort, pollUntil } from './harness.mjs';
 
 const WORKERS = 3;
 
 // ---- helpers ----
-
-// Polls fn until it returns a truthy value; returns that value, or the last one when the deadline passes.
-async function pollUntil(fn, ms, step = 50) {
-  const end = Date.now() + ms;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > end) return last;
-    await sleep(step);
-  }
-}
 
 // Runs fn over items, at most n at a time, keeping the results in order.
 async function inParallel(items, n, fn) {
