@@ -126,6 +126,20 @@ static int admit(const struct key_entry *key, const struct chat_request *req, in
     return 0;
 }
 
+/* What the access log says of the request: the models it named and went to, the blocks it left out. Copied,
+ * since the log line is written after req is freed. */
+static void log_models(struct request *rq, const struct chat_request *req)
+{
+    if (!req->client_model)
+        return;
+    snprintf(rq->model, sizeof rq->model, "%s", req->client_model);
+    snprintf(rq->upstream_model, sizeof rq->upstream_model, "%s", req->ollama_model);
+    snprintf(rq->dropped, sizeof rq->dropped, "%s", req->dropped);
+    rq->log.model = rq->model;
+    rq->log.upstream_model = rq->upstream_model;
+    rq->log.dropped = rq->dropped;
+}
+
 /* The request's model is the relay's own r->req, which req points to. */
 static void use_model(struct relay *r, const char *model)
 {
@@ -496,14 +510,7 @@ void relay_serve(struct request *rq, const struct dialect_match *m)
     if (rc == 0)
         rc = pipeline_request(d, &call, rq->w->body.data ? rq->w->body.data : "", rq->w->body.len, rq->w->cfg,
                               &models, &r.req, &rq->w->out, &e);
-    if (r.req.client_model) {
-        snprintf(rq->model, sizeof rq->model, "%s", r.req.client_model);
-        snprintf(rq->upstream_model, sizeof rq->upstream_model, "%s", r.req.ollama_model);
-        rq->log.model = rq->model;
-        rq->log.upstream_model = rq->upstream_model;
-        snprintf(rq->dropped, sizeof rq->dropped, "%s", r.req.dropped);
-        rq->log.dropped = rq->dropped;
-    }
+    log_models(rq, &r.req);
     request_note_large(rq, rq->w->body.len);
     /* Past MEMORY_LIMIT, the client hears that rather than whatever else went wrong on the way. */
     if (request_over_memory(rq)) {
@@ -733,12 +740,7 @@ void relay_pass(struct request *rq, const struct dialect_match *m)
             rc = d->pass_request(&call, rq->w->body.data ? rq->w->body.data : "", rq->w->body.len, rq->w->cfg,
                                  &p.req, &rq->w->out, &e);
     }
-    if (p.req.client_model) {
-        snprintf(rq->model, sizeof rq->model, "%s", p.req.client_model);
-        snprintf(rq->upstream_model, sizeof rq->upstream_model, "%s", p.req.ollama_model);
-        rq->log.model = rq->model;
-        rq->log.upstream_model = rq->upstream_model;
-    }
+    log_models(rq, &p.req);
     request_note_large(rq, rq->w->body.len);
     if (rc == 0)
         rc = pass_admit(&p, m->route, &e);
